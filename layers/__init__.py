@@ -1,0 +1,38 @@
+"""Recurrent cells of the lecture, next to Keras' own, behind one factory.
+
+    from layers import ElmanCell, JordanCell, PeepholeLSTMCell
+    from layers import RecurrentStack, CELL_KINDS
+
+Importing this package registers every custom object with Keras, which a
+`.keras` file or a logged MLflow model that uses them needs before loading.
+"""
+
+from layers.base import CellLayer, RecurrentCell
+from layers.elman import Elman, ElmanCell
+from layers.factory import (
+    BUILTIN_KINDS,
+    CELL_KINDS,
+    CUSTOM_KINDS,
+    RecurrentStack,
+    check_kind,
+    recurrent_layer,
+)
+from layers.jordan import Jordan, JordanCell
+from layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
+
+__all__ = [
+    "BUILTIN_KINDS",
+    "CELL_KINDS",
+    "CUSTOM_KINDS",
+    "CellLayer",
+    "Elman",
+    "ElmanCell",
+    "Jordan",
+    "JordanCell",
+    "PeepholeLSTM",
+    "PeepholeLSTMCell",
+    "RecurrentCell",
+    "RecurrentStack",
+    "check_kind",
+    "recurrent_layer",
+]
