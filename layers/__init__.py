@@ -8,6 +8,7 @@ Importing this package registers every custom object with Keras, which a
 """
 
 from layers.base import CellLayer, RecurrentCell
+from layers.context import ContextWindow
 from layers.elman import Elman, ElmanCell
 from layers.factory import (
     BUILTIN_KINDS,
@@ -25,6 +26,7 @@ __all__ = [
     "CELL_KINDS",
     "CUSTOM_KINDS",
     "CellLayer",
+    "ContextWindow",
     "Elman",
     "ElmanCell",
     "Jordan",

@@ -1,0 +1,106 @@
+"""Training callbacks of the shared runner: evaluation, best-model checkpoint, MLflow logging."""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import keras
+import mlflow
+
+
+class EpochEvaluation(keras.callbacks.Callback):
+    """Adds the app's own validation metrics (e.g. slot F1) to each epoch's logs.
+
+    Put it first: the callbacks after it (checkpoint, MLflow, and Keras' History
+    and progress bar, which Keras appends last) see the metrics.
+    """
+
+    def __init__(self, evaluate, prefix="val_"):
+        super().__init__()
+        self.evaluate = evaluate
+        self.prefix = prefix
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {self.prefix + name: value for name, value in self.evaluate(self.model).items()}
+        if logs is not None:
+            logs.update(metrics)
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keeps the best epoch's weights and stops after `patience` epochs without improvement.
+
+    Unlike `keras.callbacks.EarlyStopping`, its state (best value, epoch, wait)
+    lives in `directory/best.json` beside `directory/best.weights.h5`, so a
+    resumed training picks up where the interrupted one stood.
+    """
+
+    def __init__(self, directory, monitor, mode="max", patience=5, min_delta=0.0):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.directory = Path(directory)
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = patience
+        self.min_delta = min_delta
+        self.state = {"best": None, "best_epoch": None, "wait": 0}
+
+    @property
+    def weights_path(self):
+        return self.directory / "best.weights.h5"
+
+    @property
+    def state_path(self):
+        return self.directory / "best.json"
+
+    def on_train_begin(self, logs=None):
+        if self.state_path.exists():
+            self.state = json.loads(self.state_path.read_text())
+
+    def improved(self, value):
+        best = self.state["best"]
+        if best is None:
+            return True
+        if self.mode == "max":
+            return value > best + self.min_delta
+        return value < best - self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            raise ValueError(
+                f"BestCheckpoint: the monitored metric {self.monitor!r} is missing or NaN at epoch "
+                f"{epoch + 1}; logged metrics: {sorted(logs or {})}"
+            )
+        value = float(value)
+        if self.improved(value):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            temporary = self.directory / "best.partial.weights.h5"
+            self.model.save_weights(temporary)
+            os.replace(temporary, self.weights_path)
+            self.state.update(best=value, best_epoch=epoch, wait=0)
+        else:
+            self.state["wait"] += 1
+            if self.state["wait"] >= self.patience:
+                self.model.stop_training = True
+        self.state_path.write_text(json.dumps(self.state))
+
+    def restore(self, model):
+        """Loads the best epoch's weights into `model` (no-op before any epoch)."""
+        if self.weights_path.exists():
+            model.load_weights(self.weights_path)
+
+
+class MlflowEpochLogger(keras.callbacks.Callback):
+    """Logs every numeric entry of the epoch's logs to the active MLflow run, step = epoch."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {}
+        for name, value in (logs or {}).items():
+            try:
+                metrics[name] = float(value)
+            except (TypeError, ValueError):
+                continue
+        if metrics:
+            mlflow.log_metrics(metrics, step=epoch)

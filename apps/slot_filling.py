@@ -1,0 +1,273 @@
+"""Slot filling with intent detection on ATIS / SNIPS: a slot tag per word, an intent per sentence.
+
+    python -m apps.slot_filling train --dataset atis --cell elman --context-window 7
+    python -m apps.slot_filling predict --model runs:/RUN_ID/model "i want to fly to boston"
+
+Joint model: words -> embedding -> context window -> recurrent stack; a slot
+tag per word from each step (many-to-many), the intent from the masked mean of
+the steps (many-to-one). The best epoch is chosen by validation slot F1
+(conlleval semantics, via seqeval); metrics are reported on the test split.
+"""
+
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
+from seqeval.metrics import classification_report, f1_score
+
+from apps import runner
+from layers import ContextWindow, RecurrentStack
+from pipelines.slots import (
+    SlotVocabularies,
+    load_slot_dataset,
+    normalize_words,
+    slot_dataset,
+    training_pairs,
+)
+from pipelines.text import LabelDecoder, SentenceTokenizer
+from pipelines.vocab import Vocabulary
+
+
+@dataclass
+class SlotData:
+    examples: dict  # split -> [SlotExample] (None when the split is unavailable)
+    vocabularies: SlotVocabularies
+    batch_size: int
+    seed: int
+
+    def has_split(self, split):
+        return self.examples.get(split) is not None
+
+    def batches(self, split, shuffle=False):
+        return slot_dataset(
+            self.examples[split],
+            self.vocabularies,
+            self.batch_size,
+            shuffle_seed=self.seed if shuffle else None,
+        )
+
+
+def decode_best(scores, vocabulary):
+    """Best non-special label per position: padding and OOV are never predicted."""
+    special = vocabulary.num_special
+    best = np.argmax(scores[..., special:], axis=-1) + special
+    return vocabulary.decode(best) if best.ndim else vocabulary.decode([best])[0]
+
+
+def predict_examples(model, data, split):
+    """(tags per example, intent per example) in the split's order."""
+    examples = data.examples[split]
+    tags, intents = [None] * len(examples), [None] * len(examples)
+    for batch in data.batches(split):
+        outputs = model.predict_on_batch(batch["words"])
+        slot_scores = np.asarray(outputs["slots"])
+        intent_scores = np.asarray(outputs["intent"])
+        for row, index in enumerate(batch["index"].numpy()):
+            length = len(examples[index].words)
+            tags[index] = decode_best(slot_scores[row, :length], data.vocabularies.tags)
+            intents[index] = decode_best(intent_scores[row], data.vocabularies.intents)
+    return tags, intents
+
+
+def slot_metrics(examples, tags, intents):
+    """Slot F1 (conlleval semantics), intent accuracy, sentence accuracy (all slots and intent right)."""
+    gold_tags = [list(e.tags) for e in examples]
+    intent_right = [e.intent == intent for e, intent in zip(examples, intents)]
+    sentence_right = [ok and list(p) == g for ok, p, g in zip(intent_right, tags, gold_tags)]
+    return {
+        "slot_f1": float(f1_score(gold_tags, [list(t) for t in tags], zero_division=0)),
+        "intent_accuracy": float(np.mean(intent_right)),
+        "sentence_accuracy": float(np.mean(sentence_right)),
+    }
+
+
+def intent_report(examples, intents):
+    support, correct = Counter(), Counter()
+    confused = defaultdict(Counter)
+    for example, intent in zip(examples, intents):
+        support[example.intent] += 1
+        if intent == example.intent:
+            correct[example.intent] += 1
+        else:
+            confused[example.intent][intent] += 1
+    lines = [f"{'intent':40s} {'support':>8s} {'accuracy':>9s}  most confused with"]
+    for name, count in support.most_common():
+        mistakes = ", ".join(f"{other} ({n})" for other, n in confused[name].most_common(3))
+        lines.append(f"{name:40s} {count:8d} {correct[name] / count:9.4f}  {mistakes}")
+    return "\n".join(lines) + "\n"
+
+
+class SlotFilling(runner.App):
+    name = "slot_filling"
+    description = __doc__
+    datasets = ("atis", "snips")
+    monitor = "val_slot_f1"
+    curve_metrics = ("val_intent_accuracy", "val_sentence_accuracy")
+    defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.2, "epochs": 30}
+
+    def add_arguments(self, parser):
+        parser.add_argument("--embedding-dim", type=int, default=100, help="word embedding size (default: %(default)s)")
+        parser.add_argument(
+            "--context-window",
+            type=int,
+            default=3,
+            help="odd number of words each step sees, centred on its own (Mesnil et al. 2015); 1: none (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--intent-weight", type=float, default=1.0, help="weight of the intent loss beside the slot loss (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--max-length", type=int, default=64, help="longest sentence, in words, the saved model reads (default: %(default)s)"
+        )
+
+    def add_predict_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="print one JSON object per input")
+
+    # Data --------------------------------------------------------------------------------
+    def load_data(self, args):
+        splits = load_slot_dataset(args.dataset, args.data_dir)
+        vocabularies = SlotVocabularies.build(splits["train"], args.min_word_count)
+        print(
+            f"{args.dataset}: "
+            + ", ".join(f"{s} {len(e) if e else 0}" for s, e in splits.items())
+            + f" sentences; {len(vocabularies.words.tokens)} words, "
+            f"{len(vocabularies.tags.tokens)} slot tags, {len(vocabularies.intents.tokens)} intents"
+        )
+        return SlotData(splits, vocabularies, args.batch_size, args.seed)
+
+    def fit_dataset(self, data, split):
+        return data.batches(split, shuffle=split == "train").map(training_pairs)
+
+    def save_assets(self, data, folder):
+        data.vocabularies.save(folder / "vocabularies")
+
+    # Model -------------------------------------------------------------------------------
+    def build_model(self, args, data):
+        vocab = data.vocabularies
+        words = keras.Input((None,), dtype="int32", name="words")
+        x = keras.layers.Embedding(len(vocab.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
+        x = ContextWindow(args.context_window, name="context_window")(x)
+        x = RecurrentStack(
+            args.cell,
+            args.units,
+            num_layers=args.layers,
+            bidirectional=args.bidirectional,
+            dropout=args.dropout,
+            recurrent_dropout=args.recurrent_dropout,
+            # A Jordan cell feeds back its previous output: here, a distribution over slot tags.
+            output_units=len(vocab.tags),
+            name="recurrent",
+        )(x)
+        x = keras.layers.Dropout(args.dropout, name="output_dropout")(x)
+        slots = keras.layers.Dense(len(vocab.tags), dtype="float32", name="slots")(x)
+        sentence = keras.layers.GlobalAveragePooling1D(name="sentence")(x)
+        intent = keras.layers.Dense(len(vocab.intents), dtype="float32", name="intent")(sentence)
+        return keras.Model(words, {"slots": slots, "intent": intent}, name="tagger")
+
+    def compile_arguments(self, args, data):
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return {
+            "loss": {"slots": loss, "intent": loss},
+            "loss_weights": {"slots": 1.0, "intent": args.intent_weight},
+        }
+
+    # Metrics -----------------------------------------------------------------------------
+    def evaluate(self, model, data, split):
+        tags, intents = predict_examples(model, data, split)
+        return slot_metrics(data.examples[split], tags, intents)
+
+    def reports(self, model, data, split):
+        tags, intents = predict_examples(model, data, split)
+        gold = [list(e.tags) for e in data.examples[split]]
+        return {
+            f"slot_report_{split}.txt": classification_report(
+                gold, [list(t) for t in tags], digits=4, zero_division=0
+            ),
+            f"intent_report_{split}.txt": intent_report(data.examples[split], intents),
+        }
+
+    # Serving -----------------------------------------------------------------------------
+    def serving_model(self, model, data, args):
+        """Raw sentences -> [intent, tag of word 1, ..., tag of word max_length] ("" pads)."""
+        vocab = data.vocabularies
+        text = keras.Input(shape=(), dtype="string", name="text")
+        tokens = SentenceTokenizer(args.max_length, name="tokenizer")(text)
+        ids = vocab.words.lookup_layer(name="word_ids")(tokens)
+        outputs = model(ids)
+        tags = LabelDecoder(vocab.tags.specials + vocab.tags.tokens, vocab.tags.num_special, name="slot_tags")(
+            outputs["slots"], tokens
+        )
+        intent = LabelDecoder(
+            vocab.intents.specials + vocab.intents.tokens, vocab.intents.num_special, name="intent_label"
+        )(outputs["intent"])
+        result = keras.ops.concatenate([keras.ops.expand_dims(intent, 1), tags], axis=1)
+        return keras.Model(text, result, name="slot_filling")
+
+    def signature(self, serving_model):
+        width = serving_model.get_layer("tokenizer").max_length + 1
+        return ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(object), (-1,), "text")]),
+            outputs=Schema([TensorSpec(np.dtype(object), (-1, width))]),
+        )
+
+    @staticmethod
+    def vocabularies_of(serving_model):
+        """The vocabularies a saved serving model carries."""
+        words = serving_model.get_layer("word_ids").get_vocabulary()
+        tags = serving_model.get_layer("slot_tags")
+        intents = serving_model.get_layer("intent_label")
+        return SlotVocabularies(
+            words=Vocabulary(words[2:]),
+            tags=Vocabulary(tags.labels[tags.num_special :]),
+            intents=Vocabulary(intents.labels[intents.num_special :], padding=False),
+        )
+
+    def evaluate_saved(self, serving_model, args):
+        splits = load_slot_dataset(args.dataset, args.data_dir)
+        if splits.get(args.split) is None:
+            raise runner.UserError(f"{args.dataset} has no {args.split} split here")
+        data = SlotData({args.split: splits[args.split]}, self.vocabularies_of(serving_model), 64, 0)
+        # The gold tokens go through the model's own vocabulary and tagger, not its tokenizer.
+        return self.evaluate(serving_model.get_layer("tagger"), data, args.split)
+
+    def predict(self, serving_model, inputs, args):
+        import json
+
+        tokenizer = serving_model.get_layer("tokenizer")
+        all_tokens = tokenizer.tokenize(tf.constant(inputs)).to_list()
+        outputs = serving_model(tf.constant(inputs)).numpy()
+        results = []
+        for text, tokens, row in zip(inputs, all_tokens, outputs):
+            tokens = [t.decode("utf-8") for t in tokens]
+            if len(tokens) > tokenizer.max_length:
+                print(
+                    f"warning: {len(tokens)} words, the model reads the first {tokenizer.max_length}",
+                    file=sys.stderr,
+                )
+                tokens = tokens[: tokenizer.max_length]
+            tags = [t.decode("utf-8") for t in row[1 : 1 + len(tokens)]]
+            result = {"text": text, "words": tokens, "slots": tags, "intent": row[0].decode("utf-8")}
+            results.append(result)
+            if args.json:
+                print(json.dumps(result, ensure_ascii=False))
+                continue
+            print(text)
+            width = max((len(t) for t in tokens), default=0)
+            for token, tag in zip(tokens, tags):
+                print(f"  {token:<{width}}  {tag}")
+            print(f"  intent: {result['intent']}\n")
+        return results
+
+
+APP = SlotFilling()
+
+if __name__ == "__main__":
+    sys.exit(runner.main(APP))

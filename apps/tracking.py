@@ -1,0 +1,115 @@
+"""MLflow helpers shared by every app: store, tags, parameters, figures."""
+
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+LIBRARIES = ("tensorflow", "keras", "tensorflow-text", "mlflow", "numpy", "keras-tuner")
+# What a logged model needs to be loaded and run elsewhere.
+MODEL_REQUIREMENTS = ("tensorflow", "keras", "tensorflow-text", "numpy")
+
+
+def configure(tracking_uri=None, experiment=None):
+    """Points MLflow at `tracking_uri` (default: MLflow's own, `mlflow.db` here) and the experiment."""
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    if experiment:
+        mlflow.set_experiment(experiment)
+    return mlflow.get_tracking_uri()
+
+
+def device_description():
+    """'GPU: <name>' for each visible GPU, else 'CPU (<n> cores)'."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = []
+        for gpu in gpus:
+            details = tf.config.experimental.get_device_details(gpu)
+            names.append(details.get("device_name", gpu.name))
+        return "GPU: " + ", ".join(names)
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def library_versions():
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def git_commit():
+    """The repository's commit, with '-dirty' when files differ from it; None outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPOSITORY, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPOSITORY,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def run_tags(app_name, dataset, cell):
+    tags = {"app": app_name, "dataset": dataset, "cell": cell, "device": device_description()}
+    tags.update({f"version.{name}": version for name, version in library_versions().items()})
+    commit = git_commit()
+    if commit:
+        tags["git_commit"] = commit
+    tags["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    return tags
+
+
+def model_requirements():
+    return [f"{name}=={metadata.version(name)}" for name in MODEL_REQUIREMENTS]
+
+
+def metric_history(run_id, keys):
+    """{key: [(step, value), ...]} from the store: complete even across resumed sessions."""
+    client = mlflow.tracking.MlflowClient()
+    history = {}
+    for key in keys:
+        points = client.get_metric_history(run_id, key)
+        if points:
+            history[key] = sorted((p.step, p.value) for p in points)
+    return history
+
+
+def learning_curve(history, title):
+    """A figure: losses on the left, the app's validation metrics on the right, per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, points in history.items():
+        steps, values = zip(*points)
+        epochs = [s + 1 for s in steps]
+        axis = left if key.endswith("loss") else right
+        axis.plot(epochs, values, marker="o", markersize=3, label=key)
+    left.set(title="loss", xlabel="epoch")
+    right.set(title="validation metrics", xlabel="epoch")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure

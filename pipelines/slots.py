@@ -1,0 +1,206 @@
+"""Slot-filling data: the ATIS / SNIPS format of the SlotGated-SLU repository.
+
+Each split is a folder with three files of one example per line:
+  seq.in   the words, separated by spaces
+  seq.out  one IOB slot tag per word
+  label    the intent
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines.sources import DataFormatError, RemoteDataset, locate
+from pipelines.text import bucketed_batches, normalize, ragged
+from pipelines.vocab import Vocabulary
+
+SPLITS = ("train", "valid", "test")
+FILES = ("seq.in", "seq.out", "label")
+_SOURCE = "https://raw.githubusercontent.com/MiuLab/SlotGated-SLU/master/data"
+
+SLOT_DATASETS = {
+    "atis": RemoteDataset(
+        "atis",
+        f"{_SOURCE}/atis",
+        {
+            "train/seq.in": "3a670980841b21ab39088b2595efc17d487cdc45769c075a3e5f9458bba28c7f",
+            "train/seq.out": "14c7131bd66562f797dbd7189bc7358f0cf354c6afb0785a9ab973c35b58f34c",
+            "train/label": "d0a771547665eecbdf9f96ea015ef07d1f6ee9f063e861020dafabb3c2a04377",
+            "valid/seq.in": "c7435b96e7948393608c34819628e863c5338f11ca68e8f896d2cc041d8e17f8",
+            "valid/seq.out": "83ccff3e36f83a993f8e5b5b82adf3256076f234abda4d784051381d7ac76922",
+            "valid/label": "06957cfe6fdffac84f8280bc3a1f8ca85c85631b363817aa4543aac611f8addf",
+            "test/seq.in": "4b2119fc59c37f9398c6605db435d4f467505009e6ee3e5af04fed09f39dc397",
+            "test/seq.out": "a4690d6bceadc06876d1ff99bc401744aa981cb321e598ae12a3859d7be53254",
+            "test/label": "ce4bfe6590d9498e1078f30b4137d3e8b3e94277b444b26360c0bf2e9e282761",
+        },
+    ),
+    "snips": RemoteDataset(
+        "snips",
+        f"{_SOURCE}/snips",
+        {
+            "train/seq.in": "04ad1e3f2121d83c6478f9a4b17d2dbdc21d06d6127f73cb7af835ed733f9855",
+            "train/seq.out": "fd5f2121d8055827e5d6b3d3bac30f3d7e94e82a5d437751960cbdd9e1b4f6d3",
+            "train/label": "bfd7df6cf9dd76c5da5d8b61bc85f90386197bdd3d7510c1d324c051537b962f",
+            "valid/seq.in": "64e0f6d8ad8aab3a3828164d7d53731a0993d3ca1aed437ceaca6d3d568d410e",
+            "valid/seq.out": "712e6d34feb8d52d208b820a5f8bae6e6ff990f08374507dfde22de389088319",
+            "valid/label": "9c1dd041216f647bcfca838aaf1a48eb5781e4404256d31ff07cd38a5436c52f",
+            # No copy of SNIPS' test split was at hand to take its checksums from.
+            "test/seq.in": None,
+            "test/seq.out": None,
+            "test/label": None,
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SlotExample:
+    words: tuple
+    tags: tuple
+    intent: str
+
+
+def _read_lines(path):
+    """The file's lines, decoded as UTF-8; an undecodable line is an error naming it."""
+    raw = Path(path).read_bytes()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    decoded = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            decoded.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as error:
+            raise DataFormatError(
+                f"{path}:{number}: not valid UTF-8 (byte {line[error.start]:#04x} at "
+                f"column {error.start + 1}); save the file as UTF-8."
+            ) from None
+    return decoded
+
+
+def read_split(folder):
+    """Reads one split folder into a list of `SlotExample`s, checking every line."""
+    folder = Path(folder)
+    return read_files(folder / "seq.in", folder / "seq.out", folder / "label")
+
+
+def read_files(words_path, tags_path, intents_path):
+    words_lines = _read_lines(words_path)
+    tags_lines = _read_lines(tags_path)
+    intent_lines = _read_lines(intents_path)
+    counts = {words_path: len(words_lines), tags_path: len(tags_lines), intents_path: len(intent_lines)}
+    if len(set(counts.values())) != 1:
+        detail = ", ".join(f"{path}: {count}" for path, count in counts.items())
+        raise DataFormatError(f"the files of one split must have as many lines each; got {detail}")
+    examples = []
+    for number, (words_line, tags_line, intent) in enumerate(
+        zip(words_lines, tags_lines, intent_lines), start=1
+    ):
+        words, tags, intent = words_line.split(), tags_line.split(), intent.strip()
+        for path, content in ((words_path, words), (tags_path, tags), (intents_path, intent)):
+            if not content:
+                raise DataFormatError(f"{path}:{number}: empty line")
+        if len(words) != len(tags):
+            raise DataFormatError(
+                f"{tags_path}:{number}: {len(tags)} tags for {len(words)} words "
+                f"in {words_path}:{number}"
+            )
+        for position, tag in enumerate(tags, start=1):
+            if tag != "O" and not (tag[:2] in ("B-", "I-") and len(tag) > 2):
+                raise DataFormatError(
+                    f"{tags_path}:{number}: tag {position} {tag!r} is not an IOB tag "
+                    f"('O', 'B-type' or 'I-type')"
+                )
+        examples.append(SlotExample(tuple(words), tuple(tags), intent))
+    return examples
+
+
+def load_slot_dataset(name, data_dir=None, progress=True):
+    """{split: [SlotExample]} for train, valid and test; test is None when unavailable.
+
+    Files come from the data directory, the cache, or a download (see
+    `pipelines.sources`).
+    """
+    if name not in SLOT_DATASETS:
+        raise ValueError(f"unknown slot-filling data set {name!r}: choose one of {sorted(SLOT_DATASETS)}")
+    dataset = SLOT_DATASETS[name]
+    rel_paths = [f"{split}/{file}" for split in SPLITS for file in FILES]
+    optional = [f"test/{file}" for file in FILES]
+    paths = locate(dataset, rel_paths, data_dir=data_dir, optional=optional, progress=progress)
+    splits = {}
+    for split in SPLITS:
+        files = [paths[f"{split}/{file}"] for file in FILES]
+        splits[split] = read_files(*files) if all(files) else None
+    return splits
+
+
+# Encoding and batching ---------------------------------------------------------------------
+
+
+@dataclass
+class SlotVocabularies:
+    words: Vocabulary
+    tags: Vocabulary
+    intents: Vocabulary
+
+    @classmethod
+    def build(cls, train_examples, min_word_count=1):
+        """From the training split only; valid/test words and labels not seen there are OOV."""
+        return cls(
+            words=Vocabulary.build(normalize_words(e.words for e in train_examples), min_word_count),
+            tags=Vocabulary.build(e.tags for e in train_examples),
+            intents=Vocabulary.build([[e.intent] for e in train_examples], padding=False),
+        )
+
+    def save(self, folder):
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("words", "tags", "intents"):
+            getattr(self, name).save(folder / f"{name}.json")
+
+    @classmethod
+    def load(cls, folder):
+        folder = Path(folder)
+        return cls(*(Vocabulary.load(folder / f"{name}.json") for name in ("words", "tags", "intents")))
+
+
+def normalize_words(sequences):
+    """Case-folds every word with the op the raw-sentence tokenizer uses."""
+    sequences = [list(s) for s in sequences]
+    if not sequences:
+        return []
+    folded = normalize(tf.ragged.constant(sequences, dtype=tf.string)).to_list()
+    return [[w.decode("utf-8") for w in s] for s in folded]
+
+
+def slot_dataset(examples, vocabularies, batch_size, shuffle_seed=None):
+    """Batches of {"index", "words", "tags", "intent"} ids, bucketed by sentence length.
+
+    `index` is each example's position in `examples`, so predictions can be
+    put back in order after bucketing.
+    """
+    words = normalize_words(e.words for e in examples)
+    elements = {
+        "index": np.arange(len(examples), dtype="int32"),
+        "words": ragged([vocabularies.words.encode(w) for w in words]),
+        "tags": ragged([vocabularies.tags.encode(e.tags) for e in examples]),
+        "intent": np.array([vocabularies.intents.id(e.intent) for e in examples], dtype="int32"),
+    }
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
+    return bucketed_batches(
+        dataset,
+        lengths=[len(e.words) for e in examples],
+        length_of=lambda element: tf.shape(element["words"])[0],
+        batch_size=batch_size,
+        shuffle_seed=shuffle_seed,
+    )
+
+
+def training_pairs(batch):
+    """(inputs, targets, sample weights) for `Model.fit`: padding carries no weight."""
+    weights = tf.cast(tf.not_equal(batch["words"], 0), "float32")
+    targets = {"slots": batch["tags"], "intent": batch["intent"]}
+    sample_weights = {"slots": weights, "intent": tf.ones_like(batch["intent"], "float32")}
+    return batch["words"], targets, sample_weights

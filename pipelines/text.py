@@ -1,0 +1,144 @@
+"""Text pieces shared by the text apps: raw-sentence tokenization, label decoding, batching.
+
+`SentenceTokenizer` and `LabelDecoder` are Keras layers so that a saved or
+logged model carries them and predicts from raw text after reload. Like
+Keras' own text preprocessing layers they run TensorFlow string ops
+(tensorflow-text), which only the TensorFlow backend has; the recurrent
+model layers in `layers/` are backend-independent.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from layers.base import PACKAGE
+from pipelines.vocab import PAD
+
+# What separates tokens in raw text: white space and punctuation that the data
+# sets never attach to a word. Words like "i'd", "st.", "r&b", "top-rated" stay whole.
+DELIMITERS = r"[\s,!?;()]+"
+# A final period attached to a word ("denver.") ends the sentence; "st. louis" keeps its own.
+SENTENCE_END = r"(\w)\.\s*$"
+
+
+def normalize(text):
+    """Unicode case folding (NFKC), the same for training words and raw sentences."""
+    return tf_text.case_fold_utf8(text)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SentenceTokenizer(keras.layers.Layer):
+    """Raw sentences (batch,) -> tokens (batch, max_length), padded with "".
+
+    Case-folds, drops a sentence-final period, and splits at white space and
+    at `, ! ? ; ( )` (dropped). On the ATIS and SNIPS sentences this gives back
+    exactly the data sets' own tokens. Longer sentences are cut at `max_length`
+    tokens: the fixed width keeps the logged model's output one rectangular
+    array whatever the batch.
+    """
+
+    def __init__(self, max_length=64, lowercase=True, **kwargs):
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.lowercase = lowercase
+
+    def tokenize(self, text):
+        """Ragged tokens, not cut to `max_length`."""
+        text = tf.convert_to_tensor(text, dtype=tf.string)
+        if text.shape.rank == 2:  # a (batch, 1) column, as a DataFrame gives it
+            text = tf.squeeze(text, axis=-1)
+        if self.lowercase:
+            text = normalize(text)
+        text = tf.strings.regex_replace(text, SENTENCE_END, r"\1")
+        text = tf.strings.strip(text)
+        return tf_text.regex_split(text, DELIMITERS)
+
+    def call(self, text):
+        return self.tokenize(text).to_tensor(default_value=PAD, shape=[None, self.max_length])
+
+    def get_config(self):
+        return {**super().get_config(), "max_length": self.max_length, "lowercase": self.lowercase}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LabelDecoder(keras.layers.Layer):
+    """Scores over a vocabulary's ids (..., ids) -> the best label's string (...).
+
+    The special ids (padding, OOV) are never chosen. Where `tokens` is given,
+    its padding positions ("") decode to "".
+    """
+
+    def __init__(self, labels, num_special, **kwargs):
+        super().__init__(**kwargs)
+        self.labels = list(labels)
+        self.num_special = num_special
+
+    def call(self, scores, tokens=None, mask=None):  # `tokens` marks the padding, not the mask
+        best = tf.argmax(scores[..., self.num_special :], axis=-1) + self.num_special
+        decoded = tf.gather(tf.constant(self.labels), best)
+        if tokens is not None:
+            decoded = tf.where(tf.equal(tokens, PAD), PAD, decoded)
+        return decoded
+
+    def get_config(self):
+        return {**super().get_config(), "labels": self.labels, "num_special": self.num_special}
+
+
+def bucket_edges(max_length):
+    """Padded lengths of the length buckets, the last >= `max_length`: fine for short, coarse for long.
+
+    Batches are padded to their bucket's edge, so a model sees few distinct
+    shapes (few retraces, few XLA compilations).
+    """
+    edges = [8, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 384, 512]
+    kept = [edge for edge in edges if edge < max_length]
+    return kept + [edges[len(kept)] if len(kept) < len(edges) else int(max_length)]
+
+
+def bucketed_batches(dataset, lengths, length_of, batch_size, shuffle_seed=None, cache=True):
+    """cache -> shuffle -> bucket by length (padding to the bucket's edge) -> prefetch.
+
+    For dict elements whose sequence components are padded with zeros.
+    `lengths` are the elements' sequence lengths (they fix the buckets and the
+    number of batches), `length_of(element)` computes one inside the pipeline.
+    `shuffle_seed=None` keeps the order within buckets (evaluation).
+    """
+    lengths = np.asarray(lengths)
+    edges = bucket_edges(int(lengths.max()) if lengths.size else 1)
+    dataset = dataset.map(_dense_components)
+    if cache:
+        dataset = dataset.cache()
+    if shuffle_seed is not None:
+        size = dataset.cardinality()
+        size = 10_000 if size < 0 else int(size)
+        dataset = dataset.shuffle(size, seed=shuffle_seed, reshuffle_each_iteration=True)
+    # A bucket holds lengths below its boundary and pads to boundary - 1 (the edge).
+    boundaries = [edge + 1 for edge in edges]
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=length_of,
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        pad_to_bucket_boundary=True,
+    )
+    # Each bucket gives ceil(size / batch_size) batches; knowing the total lets
+    # Keras show progress and end epochs without a "ran out of data" warning.
+    sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"))
+    batches = int(sum(-(-size // batch_size) for size in sizes))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _dense_components(element):
+    """Slices of a ragged tensor are 1-D ragged values; batching wants plain tensors."""
+    return {
+        key: value.to_tensor() if isinstance(value, tf.RaggedTensor) else tf.convert_to_tensor(value)
+        for key, value in element.items()
+    }
+
+
+def ragged(sequences, dtype="int32"):
+    """A ragged tensor from a list of lists (empty lists allowed)."""
+    lengths = [len(s) for s in sequences]
+    flat = np.concatenate([np.asarray(s, dtype=dtype) for s in sequences]) if sequences else []
+    return tf.RaggedTensor.from_row_lengths(np.asarray(flat, dtype=dtype), lengths)
