@@ -30,7 +30,12 @@ import mlflow  # noqa: E402
 from apps import tracking  # noqa: E402
 from apps.callbacks import BestCheckpoint, EpochEvaluation, MlflowEpochLogger  # noqa: E402
 from layers import CELL_KINDS, CUSTOM_KINDS  # noqa: E402
-from pipelines.sources import ChecksumError, DataFormatError, DataNotFoundError  # noqa: E402
+from pipelines.sources import (  # noqa: E402
+    DATA_ENV,
+    ChecksumError,
+    DataFormatError,
+    DataNotFoundError,
+)
 
 # Resuming a run replays its saved arguments; these may differ in the new session.
 RESUME_OVERRIDES = ("resume", "tracking_uri", "checkpoint_dir", "verbose", "data_dir")
@@ -337,6 +342,8 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
     xla = _use_xla(args)
     if not resuming:
         saved = {k: v for k, v in vars(args).items() if k != "command"}
+        # Where the data came from, so that --resume finds it from any shell.
+        saved["data_dir"] = args.data_dir or os.environ.get(DATA_ENV)
         (checkpoint / "args.json").write_text(json.dumps(saved, indent=1))
         mlflow.log_params({k: ("" if v is None else v) for k, v in saved.items()})
         mlflow.log_params({"xla_compiled": xla, "mixed_precision_policy": keras.mixed_precision.dtype_policy().name})

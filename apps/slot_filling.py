@@ -9,6 +9,7 @@ the steps (many-to-one). The best epoch is chosen by validation slot F1
 (conlleval semantics, via seqeval); metrics are reported on the test split.
 """
 
+import argparse
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from pipelines.vocab import Vocabulary
 @dataclass
 class SlotData:
     examples: dict  # split -> [SlotExample] (None when the split is unavailable)
+    tokenizer: SentenceTokenizer  # its normalization applies to training words too
     vocabularies: SlotVocabularies
     batch_size: int
     seed: int
@@ -47,6 +49,7 @@ class SlotData:
         return slot_dataset(
             self.examples[split],
             self.vocabularies,
+            self.tokenizer,
             self.batch_size,
             shuffle_seed=self.seed if shuffle else None,
         )
@@ -119,6 +122,12 @@ class SlotFilling(runner.App):
             help="odd number of words each step sees, centred on its own (Mesnil et al. 2015); 1: none (default: %(default)s)",
         )
         parser.add_argument(
+            "--fold-digits",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="write every digit as 0, so unseen numbers look like seen ones (default: %(default)s)",
+        )
+        parser.add_argument(
             "--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)"
         )
         parser.add_argument(
@@ -134,14 +143,15 @@ class SlotFilling(runner.App):
     # Data --------------------------------------------------------------------------------
     def load_data(self, args):
         splits = load_slot_dataset(args.dataset, args.data_dir)
-        vocabularies = SlotVocabularies.build(splits["train"], args.min_word_count)
+        tokenizer = SentenceTokenizer(args.max_length, fold_digits=args.fold_digits, name="tokenizer")
+        vocabularies = SlotVocabularies.build(splits["train"], tokenizer, args.min_word_count)
         print(
             f"{args.dataset}: "
             + ", ".join(f"{s} {len(e) if e else 0}" for s, e in splits.items())
             + f" sentences; {len(vocabularies.words.tokens)} words, "
             f"{len(vocabularies.tags.tokens)} slot tags, {len(vocabularies.intents.tokens)} intents"
         )
-        return SlotData(splits, vocabularies, args.batch_size, args.seed)
+        return SlotData(splits, tokenizer, vocabularies, args.batch_size, args.seed)
 
     def fit_dataset(self, data, split):
         return data.batches(split, shuffle=split == "train").map(training_pairs)
@@ -199,7 +209,7 @@ class SlotFilling(runner.App):
         """Raw sentences -> [intent, tag of word 1, ..., tag of word max_length] ("" pads)."""
         vocab = data.vocabularies
         text = keras.Input(shape=(), dtype="string", name="text")
-        tokens = SentenceTokenizer(args.max_length, name="tokenizer")(text)
+        tokens = data.tokenizer(text)
         ids = vocab.words.lookup_layer(name="word_ids")(tokens)
         outputs = model(ids)
         tags = LabelDecoder(vocab.tags.specials + vocab.tags.tokens, vocab.tags.num_special, name="slot_tags")(
@@ -234,7 +244,13 @@ class SlotFilling(runner.App):
         splits = load_slot_dataset(args.dataset, args.data_dir)
         if splits.get(args.split) is None:
             raise runner.UserError(f"{args.dataset} has no {args.split} split here")
-        data = SlotData({args.split: splits[args.split]}, self.vocabularies_of(serving_model), 64, 0)
+        data = SlotData(
+            {args.split: splits[args.split]},
+            serving_model.get_layer("tokenizer"),
+            self.vocabularies_of(serving_model),
+            batch_size=64,
+            seed=0,
+        )
         # The gold tokens go through the model's own vocabulary and tagger, not its tokenizer.
         return self.evaluate(serving_model.get_layer("tagger"), data, args.split)
 

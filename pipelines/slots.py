@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.sources import DataFormatError, RemoteDataset, locate
-from pipelines.text import bucketed_batches, normalize, ragged
+from pipelines.text import bucketed_batches, ragged
 from pipelines.vocab import Vocabulary
 
 SPLITS = ("train", "valid", "test")
@@ -51,6 +51,7 @@ SLOT_DATASETS = {
             "test/seq.out": None,
             "test/label": None,
         },
+        optional=("test/seq.in", "test/seq.out", "test/label"),
     ),
 }
 
@@ -127,8 +128,7 @@ def load_slot_dataset(name, data_dir=None, progress=True):
         raise ValueError(f"unknown slot-filling data set {name!r}: choose one of {sorted(SLOT_DATASETS)}")
     dataset = SLOT_DATASETS[name]
     rel_paths = [f"{split}/{file}" for split in SPLITS for file in FILES]
-    optional = [f"test/{file}" for file in FILES]
-    paths = locate(dataset, rel_paths, data_dir=data_dir, optional=optional, progress=progress)
+    paths = locate(dataset, rel_paths, data_dir=data_dir, progress=progress)
     splits = {}
     for split in SPLITS:
         files = [paths[f"{split}/{file}"] for file in FILES]
@@ -146,10 +146,14 @@ class SlotVocabularies:
     intents: Vocabulary
 
     @classmethod
-    def build(cls, train_examples, min_word_count=1):
-        """From the training split only; valid/test words and labels not seen there are OOV."""
+    def build(cls, train_examples, tokenizer, min_word_count=1):
+        """From the training split only; valid/test words and labels not seen there are OOV.
+
+        Words are normalized by `tokenizer` (a `SentenceTokenizer`), as raw text will be.
+        """
+        words = normalize_words((e.words for e in train_examples), tokenizer)
         return cls(
-            words=Vocabulary.build(normalize_words(e.words for e in train_examples), min_word_count),
+            words=Vocabulary.build(words, min_word_count),
             tags=Vocabulary.build(e.tags for e in train_examples),
             intents=Vocabulary.build([[e.intent] for e in train_examples], padding=False),
         )
@@ -166,22 +170,22 @@ class SlotVocabularies:
         return cls(*(Vocabulary.load(folder / f"{name}.json") for name in ("words", "tags", "intents")))
 
 
-def normalize_words(sequences):
-    """Case-folds every word with the op the raw-sentence tokenizer uses."""
+def normalize_words(sequences, tokenizer):
+    """Normalizes every word with the raw-sentence tokenizer's own ops."""
     sequences = [list(s) for s in sequences]
     if not sequences:
         return []
-    folded = normalize(tf.ragged.constant(sequences, dtype=tf.string)).to_list()
+    folded = tokenizer.normalize(tf.ragged.constant(sequences, dtype=tf.string)).to_list()
     return [[w.decode("utf-8") for w in s] for s in folded]
 
 
-def slot_dataset(examples, vocabularies, batch_size, shuffle_seed=None):
+def slot_dataset(examples, vocabularies, tokenizer, batch_size, shuffle_seed=None):
     """Batches of {"index", "words", "tags", "intent"} ids, bucketed by sentence length.
 
     `index` is each example's position in `examples`, so predictions can be
     put back in order after bucketing.
     """
-    words = normalize_words(e.words for e in examples)
+    words = normalize_words((e.words for e in examples), tokenizer)
     elements = {
         "index": np.arange(len(examples), dtype="int32"),
         "words": ragged([vocabularies.words.encode(w) for w in words]),

@@ -50,11 +50,13 @@ class RemoteDataset:
 
     `sha256[rel]` is None for a file whose checksum is not known: it is
     downloaded, reported as unverified, and its checksum recorded in the cache.
+    `optional` files may be missing: the data set is usable without them.
     """
 
     name: str
     base_url: str
     sha256: dict = field(default_factory=dict)
+    optional: tuple = ()
 
     def url(self, rel_path):
         mirror = os.environ.get(MIRROR_ENV)
@@ -146,10 +148,10 @@ def _record_checksum(root, key, value):
     path.write_text(json.dumps(recorded, indent=2, sort_keys=True))
 
 
-def locate(dataset, rel_paths, data_dir=None, optional=(), progress=True):
+def locate(dataset, rel_paths, data_dir=None, progress=True):
     """Finds (or downloads) each of `dataset`'s files; returns {rel_path: Path or None}.
 
-    Files in `optional` that cannot be had come back as None (with a warning on
+    The data set's optional files that cannot be had come back as None (with a warning on
     stderr); any other missing file raises `DataNotFoundError`, which lists
     every missing file, where it was looked for, and how to fix it.
     """
@@ -185,7 +187,7 @@ def locate(dataset, rel_paths, data_dir=None, optional=(), progress=True):
                 _record_checksum(cache_dir(), f"{dataset.name}/{rel}", actual)
             found[rel] = target / rel
 
-    hard = [rel for rel in failures if rel not in optional]
+    hard = [rel for rel in failures if rel not in dataset.optional]
     if hard:
         searched = ", ".join(str(root / dataset.name) for root in roots)
         reasons = "\n".join(f"  {dataset.name}/{rel}: {failures[rel]}" for rel in hard)

@@ -22,43 +22,60 @@ DELIMITERS = r"[\s,!?;()]+"
 SENTENCE_END = r"(\w)\.\s*$"
 
 
-def normalize(text):
-    """Unicode case folding (NFKC), the same for training words and raw sentences."""
-    return tf_text.case_fold_utf8(text)
-
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SentenceTokenizer(keras.layers.Layer):
     """Raw sentences (batch,) -> tokens (batch, max_length), padded with "".
 
-    Case-folds, drops a sentence-final period, and splits at white space and
-    at `, ! ? ; ( )` (dropped). On the ATIS and SNIPS sentences this gives back
-    exactly the data sets' own tokens. Longer sentences are cut at `max_length`
-    tokens: the fixed width keeps the logged model's output one rectangular
-    array whatever the batch.
+    Normalizes (see `normalize`), drops a sentence-final period, splits at
+    white space and at `, ! ? ; ( )` (dropped), and drops tokens made only of
+    periods. On the ATIS and SNIPS sentences this gives back exactly the data
+    sets' own tokens. Longer sentences are cut at `max_length` tokens: the
+    fixed width keeps the logged model's output one rectangular array
+    whatever the batch.
+
+    Args:
+        max_length: Tokens per sentence in the output.
+        lowercase: Unicode case folding (with NFKC normalization).
+        fold_digits: Write every digit as 0, so that unseen numbers ("flight
+            811") share the shape of seen ones ("flight 345"), as Mesnil et al.
+            (2015) did for ATIS.
     """
 
-    def __init__(self, max_length=64, lowercase=True, **kwargs):
+    def __init__(self, max_length=64, lowercase=True, fold_digits=False, **kwargs):
         super().__init__(**kwargs)
         self.max_length = max_length
         self.lowercase = lowercase
+        self.fold_digits = fold_digits
+
+    def normalize(self, text):
+        """The normalization of words and sentences alike (any shape of string tensor)."""
+        if self.lowercase:
+            text = tf_text.case_fold_utf8(text)
+        if self.fold_digits:
+            text = tf.strings.regex_replace(text, "[0-9]", "0")
+        return text
 
     def tokenize(self, text):
         """Ragged tokens, not cut to `max_length`."""
         text = tf.convert_to_tensor(text, dtype=tf.string)
         if text.shape.rank == 2:  # a (batch, 1) column, as a DataFrame gives it
             text = tf.squeeze(text, axis=-1)
-        if self.lowercase:
-            text = normalize(text)
+        text = self.normalize(text)
         text = tf.strings.regex_replace(text, SENTENCE_END, r"\1")
-        text = tf.strings.strip(text)
-        return tf_text.regex_split(text, DELIMITERS)
+        tokens = tf_text.regex_split(tf.strings.strip(text), DELIMITERS)
+        # A period on its own ("(live) .") is punctuation; no data set has it as a word.
+        return tf.ragged.boolean_mask(tokens, tf.logical_not(tf.strings.regex_full_match(tokens, r"\.+")))
 
     def call(self, text):
         return self.tokenize(text).to_tensor(default_value=PAD, shape=[None, self.max_length])
 
     def get_config(self):
-        return {**super().get_config(), "max_length": self.max_length, "lowercase": self.lowercase}
+        return {
+            **super().get_config(),
+            "max_length": self.max_length,
+            "lowercase": self.lowercase,
+            "fold_digits": self.fold_digits,
+        }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -73,8 +90,13 @@ class LabelDecoder(keras.layers.Layer):
         super().__init__(**kwargs)
         self.labels = list(labels)
         self.num_special = num_special
+        # Takes masked scores without a warning; the strings carry no mask ("" marks padding).
+        self.supports_masking = True
 
-    def call(self, scores, tokens=None, mask=None):  # `tokens` marks the padding, not the mask
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def call(self, scores, tokens=None, mask=None):
         best = tf.argmax(scores[..., self.num_special :], axis=-1) + self.num_special
         decoded = tf.gather(tf.constant(self.labels), best)
         if tokens is not None:

@@ -1,0 +1,219 @@
+"""The slot-filling app end to end: real (short) trainings on ATIS, tracked in a temporary MLflow store."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from apps import runner
+from apps.slot_filling import APP
+from pipelines.slots import read_split
+from tests.data import REPOSITORY, SHARED_DATA
+
+SMALL_MODEL = ["--units", "64", "--embedding-dim", "64", "--learning-rate", "0.005"]
+SENTENCES = [
+    "i want to leave boston and arrive in denver on november second",
+    "Show me the cheapest fare from Dallas to Baltimore.",
+]
+
+
+def new_store(folder, experiment):
+    """A SQLite tracking store in `folder`, with `experiment`'s artifacts there too.
+
+    (MLflow's default artifact root for a SQLite store is ./mlruns of the current folder.)
+    """
+    tracking_uri = f"sqlite:///{folder}/mlflow.db"
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.create_experiment(experiment, artifact_location=str(folder / "artifacts"))
+    return tracking_uri
+
+
+def single_run(tracking_uri, experiment):
+    mlflow.set_tracking_uri(tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("slot_filling")
+    tracking_uri = new_store(root, "test-slot-filling")
+    code = runner.main(
+        APP,
+        [
+            "train",
+            "--dataset", "atis",
+            "--data-dir", str(SHARED_DATA),
+            "--cell", "lstm",
+            "--epochs", "2",
+            *SMALL_MODEL,
+            "--tracking-uri", tracking_uri,
+            "--experiment", "test-slot-filling",
+            "--checkpoint-dir", str(root / "checkpoints"),
+            "--register-model", "atis-tagger",
+            "--verbose", "0",
+        ],
+    )  # fmt: skip
+    assert code == 0
+    run = single_run(tracking_uri, "test-slot-filling")
+    return {"root": root, "tracking_uri": tracking_uri, "run": run}
+
+
+def test_training_run_is_tracked_with_params_metrics_and_tags(trained):
+    run = trained["run"]
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    for name, value in {
+        "dataset": "atis", "cell": "lstm", "bidirectional": "True", "layers": "1", "units": "64",
+        "epochs": "2", "batch_size": "32", "seed": "0", "context_window": "3", "embedding_dim": "64",
+        "experiment": "test-slot-filling", "learning_rate": "0.005", "xla_compiled": "False",
+    }.items():  # fmt: skip
+        assert params[name] == value, name
+    client = MlflowClient(trained["tracking_uri"])
+    for key in ("loss", "val_loss", "val_slot_f1", "val_intent_accuracy"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1], key
+    metrics = run.data.metrics
+    for key in ("test_slot_f1", "test_intent_accuracy", "test_sentence_accuracy"):
+        assert 0.0 < metrics[key] <= 1.0, key
+    # Two epochs of a small BiLSTM already tag most slots and intents.
+    assert metrics["test_slot_f1"] > 0.7 and metrics["test_intent_accuracy"] > 0.8
+    tags = run.data.tags
+    assert tags["app"] == "slot_filling" and tags["dataset"] == "atis" and tags["cell"] == "lstm"
+    assert tags["device"].startswith(("CPU", "GPU"))
+    assert tags["version.tensorflow"] == "2.21.0" and "version.keras" in tags
+    assert len(tags["git_commit"].split("-")[0]) == 40
+
+
+def test_training_run_logs_plots_reports_vocabularies_and_model(trained):
+    run_id = trained["run"].info.run_id
+    client = MlflowClient(trained["tracking_uri"])
+
+    def listing(path=None):
+        return {a.path for a in client.list_artifacts(run_id, path)}
+
+    assert {"learning_curve.png", "reports", "assets"} <= listing()
+    assert {"reports/slot_report_test.txt", "reports/intent_report_test.txt"} <= listing("reports")
+    report = mlflow.artifacts.load_text(f"runs:/{run_id}/reports/slot_report_test.txt")
+    assert "fromloc.city_name" in report and "micro avg" in report
+    words = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/assets/vocabularies/words.json"))
+    assert "boston" in words["tokens"]
+    model_info = mlflow.models.get_model_info(f"runs:/{run_id}/model")
+    assert model_info.signature.inputs.input_names() == ["text"]
+
+
+def test_logged_model_predicts_from_raw_text_after_reload(trained):
+    run_id = trained["run"].info.run_id
+    local = keras.saving.load_model(trained["root"] / "checkpoints" / run_id / "model.keras")
+    expected = local(np.array(SENTENCES, dtype=object)).numpy()
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    predicted = pyfunc.predict(np.array(SENTENCES, dtype=object))
+    np.testing.assert_array_equal(predicted, expected)
+    assert predicted.shape == (2, 65)
+    intents = {e.intent for e in read_split(SHARED_DATA / "atis" / "train")}
+    assert predicted[0, 0].decode() in intents
+    # One tag per word, "" after the sentence's end.
+    assert all(t != b"" for t in predicted[0, 1:13]) and all(t == b"" for t in predicted[0, 13:])
+    registered = mlflow.pyfunc.load_model("models:/atis-tagger/1")
+    np.testing.assert_array_equal(registered.predict(np.array(SENTENCES, dtype=object)), expected)
+
+
+def test_evaluate_on_the_reloaded_model_gives_the_logged_test_metrics(trained, capsys):
+    run = trained["run"]
+    metrics = runner.evaluate(
+        APP,
+        runner.build_parser(APP).parse_args(
+            ["evaluate", "--model", f"runs:/{run.info.run_id}/model", "--data-dir", str(SHARED_DATA),
+             "--tracking-uri", trained["tracking_uri"]]
+        ),
+    )  # fmt: skip
+    for name, value in metrics.items():
+        assert value == pytest.approx(run.data.metrics[f"test_{name}"], abs=1e-9), name
+    assert "test_slot_f1:" in capsys.readouterr().out
+
+
+def cli(*arguments, **kwargs):
+    env = {**os.environ, "RNN_SUITE_DATA": str(SHARED_DATA), "PYTHONPATH": str(REPOSITORY)}
+    return subprocess.run(
+        [sys.executable, "-m", "apps.slot_filling", *arguments],
+        cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=300, **kwargs,
+    )  # fmt: skip
+
+
+def test_predict_in_a_fresh_process_prints_word_slot_pairs_and_intent(trained):
+    result = cli(
+        "predict", "--model", f"runs:/{trained['run'].info.run_id}/model",
+        "--tracking-uri", trained["tracking_uri"], SENTENCES[0],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == SENTENCES[0]
+    pairs = [line.split() for line in lines[1:13]]
+    assert [p[0] for p in pairs] == SENTENCES[0].split()
+    assert all(p[1] == "O" or p[1][:2] in ("B-", "I-") for p in pairs)
+    assert lines[13].strip().startswith("intent: atis_")
+
+
+def test_predict_with_a_missing_model_says_what_to_pass():
+    result = cli("predict", "--model", "no/such/model.keras", "hello")
+    assert result.returncode == 2
+    assert "--model no/such/model.keras: no such file or MLflow model" in result.stderr
+    assert "runs:/RUN_ID/model" in result.stderr
+
+
+def test_interrupted_training_resumes_where_it_stopped(tmp_path):
+    tracking_uri = new_store(tmp_path, "resume")
+    common = ["--tracking-uri", tracking_uri, "--checkpoint-dir", str(tmp_path / "checkpoints")]
+    env = {**os.environ, "RNN_SUITE_DATA": str(SHARED_DATA), "PYTHONPATH": str(REPOSITORY),
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "apps.slot_filling", "train", "--cell", "elman", "--no-bidirectional",
+         "--epochs", "3", *SMALL_MODEL, "--verbose", "2", "--experiment", "resume", *common],
+        cwd=REPOSITORY, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if line.startswith("Epoch 2/3"):  # epoch 1 is over and backed up: press Ctrl-C
+            process.send_signal(signal.SIGINT)
+            break
+    output.append(process.communicate(timeout=120)[0])
+    output = "".join(output)
+    assert process.returncode == 130, output
+    run = single_run(tracking_uri, "resume")
+    assert run.info.status == "KILLED"
+    assert f"train --resume {run.info.run_id}" in output
+
+    assert runner.main(APP, ["train", "--resume", run.info.run_id, "--verbose", "0", *common]) == 0
+    run = single_run(tracking_uri, "resume")
+    assert run.info.status == "FINISHED"
+    history = MlflowClient(tracking_uri).get_metric_history(run.info.run_id, "loss")
+    assert sorted(m.step for m in history) == [0, 1, 2]  # each epoch once: none redone or lost
+    assert "test_slot_f1" in run.data.metrics
+    # A finished run cannot be resumed again.
+    assert runner.main(APP, ["train", "--resume", run.info.run_id, *common]) == 2
+
+
+def test_bad_data_fails_the_run_with_an_error_naming_file_and_line(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(SHARED_DATA / "atis", data / "atis")
+    tags = data / "atis" / "valid" / "seq.out"
+    lines = tags.read_text().splitlines()
+    lines[2] += " O"
+    tags.write_text("\n".join(lines) + "\n")
+    tracking_uri = new_store(tmp_path, "bad-data")
+    result = cli(
+        "train", "--data-dir", str(data), "--epochs", "1", "--tracking-uri", tracking_uri,
+        "--experiment", "bad-data", "--checkpoint-dir", str(tmp_path / "checkpoints"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"error: {tags}:3:" in result.stderr and "tags for" in result.stderr
+    assert single_run(tracking_uri, "bad-data").info.status == "FAILED"

@@ -1,0 +1,172 @@
+"""The ATIS/SNIPS reader, vocabularies, the raw-sentence tokenizer and the batching pipeline."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps.slot_filling import slot_metrics
+from pipelines.slots import (
+    SlotExample,
+    SlotVocabularies,
+    normalize_words,
+    read_split,
+    slot_dataset,
+    training_pairs,
+)
+from pipelines.sources import DataFormatError
+from pipelines.text import SentenceTokenizer, bucket_edges
+from pipelines.vocab import OOV, PAD, Vocabulary
+from tests.data import SHARED_DATA
+
+ATIS = SHARED_DATA / "atis"
+
+
+@pytest.fixture(scope="module")
+def atis():
+    return {split: read_split(ATIS / split) for split in ("train", "valid", "test")}
+
+
+def test_reads_the_standard_atis_split(atis):
+    assert [len(atis[s]) for s in ("train", "valid", "test")] == [4478, 500, 893]
+    first = atis["train"][0]
+    assert first.words[:3] == ("i", "want", "to")
+    assert first.tags[5] == "B-fromloc.city_name" and first.words[5] == "baltimore"
+    assert first.intent == "atis_flight"
+    assert all(len(e.words) == len(e.tags) for split in atis.values() for e in split)
+
+
+def write_split(folder, words, tags, intents):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in (("seq.in", words), ("seq.out", tags), ("label", intents)):
+        (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    return folder
+
+
+@pytest.mark.parametrize(
+    "words, tags, intents, message",
+    [
+        ("a b\nc d e\n", "O O\nO O\n", "x\ny\n", r"seq.out:2: 2 tags for 3 words in .*seq.in:2"),
+        ("a b\n\nc\n", "O O\nO\nO\n", "x\ny\nz\n", r"seq.in:2: empty line"),
+        ("a b\nc\n", "O O\nO\n", "x\n\n", r"label:2: empty line"),
+        ("a\nb\n", "O\nO\n", "x\n", r"as many lines each.*seq.in: 2.*label: 1"),
+        ("a b\n", "O X-city\n", "x\n", r"seq.out:1: tag 2 'X-city' is not an IOB tag"),
+        (b"a b\nc \xff d\n", "O O\nO O O\n", "x\ny\n", r"seq.in:2: not valid UTF-8 \(byte 0xff at column 3\)"),
+    ],
+    ids=["count-mismatch", "empty-words", "empty-intent", "line-counts", "bad-tag", "encoding"],
+)
+def test_malformed_files_are_errors_naming_file_and_line(tmp_path, words, tags, intents, message):
+    folder = write_split(tmp_path / "split", words, tags, intents)
+    with pytest.raises(DataFormatError, match=message):
+        read_split(folder)
+
+
+def test_vocabulary_ids_match_keras_string_lookup():
+    vocab = Vocabulary.build([["b", "a", "b"], ["c", "b", "a"]])
+    assert vocab.tokens == ["b", "a", "c"]  # by frequency, ties alphabetically
+    lookup = vocab.lookup_layer()
+    words = ["a", "b", "c", "zzz", PAD]
+    assert vocab.encode(words) == [3, 2, 4, 1, 0]
+    assert lookup(tf.constant(words)).numpy().tolist() == vocab.encode(words)
+    assert vocab.decode([0, 1, 2]) == [PAD, OOV, "b"]
+    labels = Vocabulary(["x", "y"], padding=False)
+    assert labels.encode(["y", "nope"]) == [2, 0]
+    assert labels.lookup_layer()(tf.constant(["y", "nope"])).numpy().tolist() == [2, 0]
+
+
+def test_vocabulary_round_trips_through_json(tmp_path, atis):
+    vocabularies = SlotVocabularies.build(atis["train"], SentenceTokenizer())
+    vocabularies.save(tmp_path)
+    loaded = SlotVocabularies.load(tmp_path)
+    for name in ("words", "tags", "intents"):
+        assert getattr(loaded, name).tokens == getattr(vocabularies, name).tokens
+    assert loaded.intents.padding is False
+
+
+@pytest.mark.parametrize("dataset", ["atis", "snips"])
+def test_tokenizer_gives_back_the_data_sets_own_tokens(dataset):
+    """Joining a sentence's words and tokenizing the raw text returns the (case-folded) words."""
+    examples = [e for split in ("train", "valid", "test") if (SHARED_DATA / dataset / split).exists()
+                for e in read_split(SHARED_DATA / dataset / split)]
+    tokenizer = SentenceTokenizer(max_length=64)
+    tokens = tokenizer.tokenize(tf.constant([" ".join(e.words) for e in examples])).to_list()
+    expected = normalize_words((e.words for e in examples), tokenizer)
+    different = [(t, e) for t, e in zip(tokens, expected) if [w.decode() for w in t] != e]
+    # The one exception: SNIPS' "… " as a sentence's last word, which NFKC folds to "...",
+    # read as the sentence's end.
+    assert len(different) <= (1 if dataset == "snips" else 0), different[:3]
+
+
+def test_tokenizer_splits_raw_text_like_the_data():
+    tokenizer = SentenceTokenizer(max_length=6)
+    tokens = tokenizer(tf.constant(["Flights from St. Louis to Denver, please!", "I'd like R&B (live)."]))
+    assert tokens.numpy().tolist() == [
+        [b"flights", b"from", b"st.", b"louis", b"to", b"denver"],  # cut at max_length
+        [b"i'd", b"like", b"r&b", b"live", b"", b""],
+    ]
+
+
+def test_digit_folding_gives_unseen_numbers_the_shape_of_seen_ones():
+    tokenizer = SentenceTokenizer(max_length=4, fold_digits=True)
+    assert tokenizer(tf.constant(["Flight 811 at 9PM"])).numpy().tolist() == [
+        [b"flight", b"000", b"at", b"0pm"]
+    ]
+    train = [SlotExample(("flight", "345"), ("O", "B-flight_number"), "flight")]
+    vocabularies = SlotVocabularies.build(train, tokenizer)
+    assert "000" in vocabularies.words
+    assert normalize_words([("flight", "811")], tokenizer) == [["flight", "000"]]
+
+
+def test_bucket_edges_cover_the_longest_sentence():
+    assert bucket_edges(46) == [8, 12, 16, 20, 24, 32, 40, 48]
+    assert bucket_edges(8) == [8]
+    assert bucket_edges(600)[-1] == 600
+
+
+def test_batches_are_bucketed_complete_and_aligned(atis):
+    tokenizer = SentenceTokenizer()
+    vocabularies = SlotVocabularies.build(atis["train"], tokenizer)
+    examples = atis["valid"]
+    batches = list(slot_dataset(examples, vocabularies, tokenizer, batch_size=32))
+    expected_count = slot_dataset(examples, vocabularies, tokenizer, 32).cardinality().numpy()
+    assert len(batches) == expected_count
+    seen = np.concatenate([b["index"].numpy() for b in batches])
+    assert sorted(seen.tolist()) == list(range(len(examples)))
+    edges = bucket_edges(max(len(e.words) for e in examples))
+    for batch in batches:
+        width = batch["words"].shape[1]
+        assert width in edges
+        for row, index in enumerate(batch["index"].numpy()):
+            example = examples[index]
+            n = len(example.words)
+            assert batch["words"][row, :n].numpy().tolist() == vocabularies.words.encode(
+                normalize_words([example.words], tokenizer)[0]
+            )
+            assert batch["tags"][row, :n].numpy().tolist() == vocabularies.tags.encode(example.tags)
+            assert not batch["words"][row, n:].numpy().any()
+        inputs, targets, weights = training_pairs(batch)
+        np.testing.assert_array_equal(weights["slots"].numpy(), (inputs.numpy() != 0).astype("float32"))
+
+
+def test_unseen_tags_and_intents_are_oov_and_scored_as_errors():
+    train = [SlotExample(("to", "boston"), ("O", "B-city"), "flight")]
+    vocabularies = SlotVocabularies.build(train, SentenceTokenizer())
+    assert vocabularies.tags.encode(["B-airport"]) == [vocabularies.tags.oov_id]
+    assert vocabularies.intents.id("airfare") == vocabularies.intents.oov_id
+    gold = [
+        SlotExample(("to", "boston"), ("O", "B-city"), "flight"),
+        SlotExample(("at", "jfk"), ("O", "B-airport"), "airfare"),
+    ]
+    predicted_tags = [["O", "B-city"], ["O", "B-city"]]
+    metrics = slot_metrics(gold, predicted_tags, ["flight", "flight"])
+    # Gold chunks: city, airport; predicted: city, city. One right: P = R = F1 = 1/2.
+    assert metrics == {"slot_f1": 0.5, "intent_accuracy": 0.5, "sentence_accuracy": 0.5}
+
+
+def test_slot_f1_follows_conlleval_chunks():
+    """seqeval's default mode: an I- tag without B- starts a chunk; a partial chunk is wrong."""
+    gold = [SlotExample(("a", "b", "c", "d"), ("B-x", "I-x", "O", "B-y"), "i")]
+    # Chunks: gold {x: 0-1, y: 3}; predicted {x: 0, x: 1 (I- after O starts one), y: 3}.
+    metrics = slot_metrics(gold, [["B-x", "O", "I-x", "B-y"]], ["i"])
+    precision, recall = 1 / 3, 1 / 2
+    assert metrics["slot_f1"] == pytest.approx(2 * precision * recall / (precision + recall))
+    assert metrics["sentence_accuracy"] == 0.0
