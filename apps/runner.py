@@ -29,7 +29,7 @@ import mlflow  # noqa: E402
 
 from apps import tracking  # noqa: E402
 from apps.callbacks import BestCheckpoint, EpochEvaluation, MlflowEpochLogger  # noqa: E402
-from layers import CELL_KINDS, CUSTOM_KINDS  # noqa: E402
+from layers import CELL_KINDS  # noqa: E402
 from pipelines.sources import (  # noqa: E402
     DATA_ENV,
     ChecksumError,
@@ -209,10 +209,10 @@ def build_parser(app):
     fit.add_argument("--mixed-precision", action="store_true", help="compute in float16 (for GPUs with tensor cores)")
     fit.add_argument(
         "--xla",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="compile the training step with XLA; auto: on for the suite's own cells, "
-        "off for Keras' built-ins, which keep their own (cuDNN) path (default: %(default)s)",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="compile the training step with XLA: each new batch shape costs a compilation "
+        "(seconds), so it pays off only for long trainings (default: %(default)s)",
     )
     fit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras fit verbosity (default: 1 on a terminal, else 2)")
     track = train.add_argument_group("tracking")
@@ -287,12 +287,6 @@ def _restore_arguments(args):
     return restored
 
 
-def _use_xla(args):
-    if args.xla == "auto":
-        return args.cell in CUSTOM_KINDS
-    return args.xla == "on"
-
-
 def _run_name(args):
     parts = [args.dataset, ("bi" if args.bidirectional else "") + args.cell]
     if args.layers > 1:
@@ -339,14 +333,14 @@ def train(app, args):
 
 def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
     checkpoint.mkdir(parents=True, exist_ok=True)
-    xla = _use_xla(args)
+    xla = bool(args.xla)
     if not resuming:
         saved = {k: v for k, v in vars(args).items() if k != "command"}
         # Where the data came from, so that --resume finds it from any shell.
         saved["data_dir"] = args.data_dir or os.environ.get(DATA_ENV)
         (checkpoint / "args.json").write_text(json.dumps(saved, indent=1))
         mlflow.log_params({k: ("" if v is None else v) for k, v in saved.items()})
-        mlflow.log_params({"xla_compiled": xla, "mixed_precision_policy": keras.mixed_precision.dtype_policy().name})
+        mlflow.log_params({"dtype_policy": keras.mixed_precision.dtype_policy().name})
         mlflow.set_tags(tracking.run_tags(app.name, args.dataset, args.cell))
 
     started = time.perf_counter()

@@ -5,7 +5,9 @@
 
 Joint model: words -> embedding -> context window -> recurrent stack; a slot
 tag per word from each step (many-to-many), the intent from the masked mean of
-the steps (many-to-one). The best epoch is chosen by validation slot F1
+the steps (many-to-one). A forward Jordan network outputs the slot
+distribution itself, as in Mesnil et al. (2015), and reads the intent from
+the word windows. The best epoch is chosen by validation slot F1
 (conlleval semantics, via seqeval); metrics are reported on the test split.
 """
 
@@ -160,32 +162,46 @@ class SlotFilling(runner.App):
         data.vocabularies.save(folder / "vocabularies")
 
     # Model -------------------------------------------------------------------------------
+    @staticmethod
+    def jordan_tags_directly(args):
+        """Mesnil et al.'s Jordan tagger: the cell's softmax output y_t is the slot distribution."""
+        return args.cell == "jordan" and not args.bidirectional
+
     def build_model(self, args, data):
         vocab = data.vocabularies
         words = keras.Input((None,), dtype="int32", name="words")
         x = keras.layers.Embedding(len(vocab.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
-        x = ContextWindow(args.context_window, name="context_window")(x)
-        x = RecurrentStack(
+        windows = ContextWindow(args.context_window, name="context_window")(x)
+        features = RecurrentStack(
             args.cell,
             args.units,
             num_layers=args.layers,
             bidirectional=args.bidirectional,
             dropout=args.dropout,
             recurrent_dropout=args.recurrent_dropout,
-            # A Jordan cell feeds back its previous output: here, a distribution over slot tags.
+            # A Jordan cell feeds back its previous output: a distribution over slot tags.
             output_units=len(vocab.tags),
             name="recurrent",
-        )(x)
-        x = keras.layers.Dropout(args.dropout, name="output_dropout")(x)
-        slots = keras.layers.Dense(len(vocab.tags), dtype="float32", name="slots")(x)
-        sentence = keras.layers.GlobalAveragePooling1D(name="sentence")(x)
+        )(windows)
+        if self.jordan_tags_directly(args):
+            # The fed-back output is the prediction itself; the intent reads the words.
+            slots = keras.layers.Activation("linear", dtype="float32", name="slots")(features)
+            sentence_features = windows
+        else:
+            features = keras.layers.Dropout(args.dropout, name="output_dropout")(features)
+            slots = keras.layers.Dense(len(vocab.tags), dtype="float32", name="slots")(features)
+            sentence_features = features
+        sentence = keras.layers.GlobalAveragePooling1D(name="sentence")(sentence_features)
         intent = keras.layers.Dense(len(vocab.intents), dtype="float32", name="intent")(sentence)
         return keras.Model(words, {"slots": slots, "intent": intent}, name="tagger")
 
     def compile_arguments(self, args, data):
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        intent_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        slot_loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=not self.jordan_tags_directly(args)
+        )
         return {
-            "loss": {"slots": loss, "intent": loss},
+            "loss": {"slots": slot_loss, "intent": intent_loss},
             "loss_weights": {"slots": 1.0, "intent": args.intent_weight},
         }
 
@@ -219,7 +235,8 @@ class SlotFilling(runner.App):
             vocab.intents.specials + vocab.intents.tokens, vocab.intents.num_special, name="intent_label"
         )(outputs["intent"])
         result = keras.ops.concatenate([keras.ops.expand_dims(intent, 1), tags], axis=1)
-        return keras.Model(text, result, name="slot_filling")
+        # Inputs as a dict: MLflow's pyfunc feeds {"text": ...} by the signature's name.
+        return keras.Model({"text": text}, result, name="slot_filling")
 
     def signature(self, serving_model):
         width = serving_model.get_layer("tokenizer").max_length + 1
@@ -259,7 +276,7 @@ class SlotFilling(runner.App):
 
         tokenizer = serving_model.get_layer("tokenizer")
         all_tokens = tokenizer.tokenize(tf.constant(inputs)).to_list()
-        outputs = serving_model(tf.constant(inputs)).numpy()
+        outputs = serving_model({"text": tf.constant(inputs)}).numpy()
         results = []
         for text, tokens, row in zip(inputs, all_tokens, outputs):
             tokens = [t.decode("utf-8") for t in tokens]

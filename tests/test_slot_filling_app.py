@@ -10,6 +10,7 @@ import sys
 import keras
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -75,7 +76,7 @@ def test_training_run_is_tracked_with_params_metrics_and_tags(trained):
     for name, value in {
         "dataset": "atis", "cell": "lstm", "bidirectional": "True", "layers": "1", "units": "64",
         "epochs": "2", "batch_size": "32", "seed": "0", "context_window": "3", "embedding_dim": "64",
-        "experiment": "test-slot-filling", "learning_rate": "0.005", "xla_compiled": "False",
+        "experiment": "test-slot-filling", "learning_rate": "0.005", "xla": "False", "dtype_policy": "float32",
     }.items():  # fmt: skip
         assert params[name] == value, name
     client = MlflowClient(trained["tracking_uri"])
@@ -113,10 +114,12 @@ def test_training_run_logs_plots_reports_vocabularies_and_model(trained):
 def test_logged_model_predicts_from_raw_text_after_reload(trained):
     run_id = trained["run"].info.run_id
     local = keras.saving.load_model(trained["root"] / "checkpoints" / run_id / "model.keras")
-    expected = local(np.array(SENTENCES, dtype=object)).numpy()
+    expected = local({"text": np.array(SENTENCES, dtype=object)}).numpy()
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     predicted = pyfunc.predict(np.array(SENTENCES, dtype=object))
     np.testing.assert_array_equal(predicted, expected)
+    from_frame = pyfunc.predict(pd.DataFrame({"text": SENTENCES}))
+    np.testing.assert_array_equal(np.asarray(from_frame), expected)
     assert predicted.shape == (2, 65)
     intents = {e.intent for e in read_split(SHARED_DATA / "atis" / "train")}
     assert predicted[0, 0].decode() in intents
@@ -217,3 +220,23 @@ def test_bad_data_fails_the_run_with_an_error_naming_file_and_line(tmp_path):
     assert result.returncode == 2
     assert f"error: {tags}:3:" in result.stderr and "tags for" in result.stderr
     assert single_run(tracking_uri, "bad-data").info.status == "FAILED"
+
+
+def test_mixed_precision_computes_in_float16_with_float32_outputs():
+    args = runner.build_parser(APP).parse_args(
+        ["train", "--data-dir", str(SHARED_DATA), "--mixed-precision", "--units", "16",
+         "--embedding-dim", "16", "--cell", "peephole_lstm"]
+    )  # fmt: skip
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        data = APP.load_data(args)
+        model = APP.build_model(args, data)
+        model.compile(optimizer="adam", **APP.compile_arguments(args, data))
+        inputs, targets, weights = next(iter(APP.fit_dataset(data, "train")))
+        logs = model.train_on_batch(inputs, targets, weights, return_dict=True)
+        assert np.isfinite(logs["loss"])
+        assert model.get_layer("recurrent").compute_dtype == "float16"
+        outputs = model(inputs)
+        assert outputs["slots"].dtype == "float32" and outputs["intent"].dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -1,0 +1,41 @@
+# RNN Suite: set-up, demo, tests and the MLflow UI. Every target creates .venv first.
+#
+#   make demo   train the default slot-filling model on ATIS, tracked in MLflow
+#   make test   run the test suite
+#   make ui     open the MLflow UI over ./mlflow.db on http://127.0.0.1:5000
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Data sets: a local copy if one sits beside the checkout, else the user cache
+# (files missing there are downloaded). Override: make demo RNN_SUITE_DATA=/path
+RNN_SUITE_DATA ?= $(abspath $(wildcard ../shared/data))
+export RNN_SUITE_DATA
+UI_PORT ?= 5000
+
+.PHONY: setup demo test ui lecture clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+demo: setup
+	$(BIN)/python -m apps.slot_filling train --dataset atis
+	@echo
+	@echo "Open the runs in the MLflow UI:  make ui   (then http://127.0.0.1:$(UI_PORT))"
+
+test: setup
+	$(BIN)/python -m pytest
+
+ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+
+lecture: setup
+	$(BIN)/python -m apps.lecture
+
+clean:
+	rm -rf $(VENV) .pytest_cache
