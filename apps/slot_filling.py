@@ -27,6 +27,7 @@ from apps import runner
 from layers import ContextWindow, RecurrentStack
 from pipelines.slots import (
     SlotVocabularies,
+    drop_words,
     load_slot_dataset,
     normalize_words,
     slot_dataset,
@@ -43,6 +44,7 @@ class SlotData:
     vocabularies: SlotVocabularies
     batch_size: int
     seed: int
+    word_dropout: float = 0.0
 
     def has_split(self, split):
         return self.examples.get(split) is not None
@@ -133,6 +135,12 @@ class SlotFilling(runner.App):
             "--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)"
         )
         parser.add_argument(
+            "--word-dropout",
+            type=float,
+            default=0.0,
+            help="replace each training word by OOV with this probability (default: %(default)s)",
+        )
+        parser.add_argument(
             "--intent-weight", type=float, default=1.0, help="weight of the intent loss beside the slot loss (default: %(default)s)"
         )
         parser.add_argument(
@@ -153,10 +161,13 @@ class SlotFilling(runner.App):
             + f" sentences; {len(vocabularies.words.tokens)} words, "
             f"{len(vocabularies.tags.tokens)} slot tags, {len(vocabularies.intents.tokens)} intents"
         )
-        return SlotData(splits, tokenizer, vocabularies, args.batch_size, args.seed)
+        return SlotData(splits, tokenizer, vocabularies, args.batch_size, args.seed, args.word_dropout)
 
     def fit_dataset(self, data, split):
-        return data.batches(split, shuffle=split == "train").map(training_pairs)
+        batches = data.batches(split, shuffle=split == "train")
+        if split == "train" and data.word_dropout > 0:
+            batches = batches.map(drop_words(data.word_dropout, data.vocabularies.words.oov_id, data.seed))
+        return batches.map(training_pairs)
 
     def save_assets(self, data, folder):
         data.vocabularies.save(folder / "vocabularies")

@@ -208,3 +208,19 @@ def training_pairs(batch):
     targets = {"slots": batch["tags"], "intent": batch["intent"]}
     sample_weights = {"slots": weights, "intent": tf.ones_like(batch["intent"], "float32")}
     return batch["words"], targets, sample_weights
+
+
+def drop_words(rate, oov_id, seed=None):
+    """A map that replaces each real word by the OOV id with probability `rate` (training only).
+
+    Word dropout: the model learns to tag from context, as it must for words
+    it never saw.
+    """
+
+    def apply(batch):
+        words = batch["words"]
+        dropped = tf.random.uniform(tf.shape(words), seed=seed) < rate
+        dropped = tf.logical_and(dropped, tf.not_equal(words, 0))
+        return {**batch, "words": tf.where(dropped, tf.cast(oov_id, words.dtype), words)}
+
+    return apply

@@ -163,34 +163,22 @@ def test_peephole_lstm_cell_matches_numpy_equations():
     np.testing.assert_allclose(c, expected_c, atol=1e-5)
 
 
-def copy_weights(source, target):
-    for s, t in zip(source.weights, target.weights):
-        t.assign(s)
-
-
-def test_elman_equals_keras_simple_rnn_given_the_same_weights():
-    ours = Elman(UNITS, return_sequences=True)
-    theirs = keras.layers.SimpleRNN(UNITS, return_sequences=True)
+@pytest.mark.parametrize(
+    "ours_class, keras_class",
+    [(Elman, keras.layers.SimpleRNN), (PeepholeLSTM, keras.layers.LSTM)],
+    ids=["elman=simple_rnn", "peephole_lstm=lstm"],
+)
+def test_cell_equals_its_keras_sibling_given_the_same_weights(ours_class, keras_class):
+    """Elman is SimpleRNN; the peephole LSTM with zero peepholes is Keras' LSTM."""
+    ours = ours_class(UNITS, return_sequences=True)
+    theirs = keras_class(UNITS, return_sequences=True)
     ours.build(X.shape)
     theirs.build(X.shape)
     randomize(theirs)
-    copy_weights(theirs, ours)
-    np.testing.assert_allclose(
-        ops.convert_to_numpy(ours(X, mask=MASK))[MASK],
-        ops.convert_to_numpy(theirs(X, mask=MASK))[MASK],
-        atol=1e-6,
-    )
-
-
-def test_peephole_lstm_with_zero_peepholes_equals_keras_lstm():
-    ours = PeepholeLSTM(UNITS, return_sequences=True)
-    theirs = keras.layers.LSTM(UNITS, return_sequences=True)
-    ours.build(X.shape)
-    theirs.build(X.shape)
-    randomize(theirs)
-    for s, t in zip(theirs.weights, ours.weights[:3]):
-        t.assign(s)
-    for peephole in ours.weights[3:]:
+    shared = len(theirs.weights)
+    for source, target in zip(theirs.weights, ours.weights[:shared]):
+        target.assign(source)
+    for peephole in ours.weights[shared:]:
         peephole.assign(np.zeros(peephole.shape, dtype="float32"))
     np.testing.assert_allclose(
         ops.convert_to_numpy(ours(X, mask=MASK))[MASK],

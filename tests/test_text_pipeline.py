@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from apps.slot_filling import slot_metrics
 from pipelines.slots import (
+    drop_words,
     SlotExample,
     SlotVocabularies,
     normalize_words,
@@ -170,3 +171,15 @@ def test_slot_f1_follows_conlleval_chunks():
     precision, recall = 1 / 3, 1 / 2
     assert metrics["slot_f1"] == pytest.approx(2 * precision * recall / (precision + recall))
     assert metrics["sentence_accuracy"] == 0.0
+
+
+def test_word_dropout_replaces_words_by_oov_at_the_rate_and_never_padding():
+    words = tf.constant(np.tile(np.r_[np.arange(2, 52), np.zeros(50)], (200, 1)).astype("int32"))
+    batch = {"words": words, "tags": words}
+    dropped = drop_words(0.25, oov_id=1, seed=3)(batch)["words"].numpy()
+    real = words.numpy() != 0
+    changed = dropped != words.numpy()
+    assert not changed[~real].any()  # padding stays padding
+    assert (dropped[changed] == 1).all()
+    assert changed[real].mean() == pytest.approx(0.25, abs=0.02)
+    assert drop_words(0.0, oov_id=1)(batch)["words"].numpy().tolist() == words.numpy().tolist()

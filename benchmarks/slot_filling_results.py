@@ -1,0 +1,124 @@
+"""The README's ATIS table: every cell kind, trained with several seeds, tracked in MLflow.
+
+    python -m benchmarks.slot_filling_results                # train what is missing, print the table
+    python -m benchmarks.slot_filling_results --table-only   # print the table from the store
+
+Each (configuration, seed) is one `python -m apps.slot_filling train` run in
+the experiment `--experiment` (default `slot_filling_results`), named
+`CONFIG-sSEED`. Runs already FINISHED there are not trained again, so an
+interrupted sweep continues where it stopped. The table gives the mean and
+standard deviation of the test metrics over the seeds, next to the published
+numbers on the same split.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+# Forward (unidirectional) cells get Mesnil et al.'s 7-word context window, as in
+# the papers they are compared with; the bidirectional LSTM sees both sides itself.
+FORWARD = ["--no-bidirectional", "--context-window", "7"]
+CONFIGURATIONS = {
+    "elman": ["--cell", "elman", *FORWARD],
+    "jordan": ["--cell", "jordan", *FORWARD],
+    "peephole_lstm": ["--cell", "peephole_lstm", *FORWARD],
+    "simple_rnn": ["--cell", "simple_rnn", *FORWARD],
+    "lstm": ["--cell", "lstm", *FORWARD],
+    "gru": ["--cell", "gru", *FORWARD],
+    "bilstm": ["--cell", "lstm", "--bidirectional"],
+}
+PUBLISHED = {
+    "elman": "94.98 (Mesnil et al. 2015, Elman RNN)",
+    "jordan": "94.29 (Mesnil et al. 2015, Jordan RNN)",
+    "lstm": "94.85 (Yao et al. 2014, LSTM)",
+    "bilstm": "95.66 (Kurata et al. 2016, encoder-labeler deep LSTM)",
+}
+GOALS = {"elman": 94.5, "jordan": 94.0, "bilstm": 95.7}
+
+
+def finished_runs(experiment):
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    return {r.info.run_name: r for r in runs if r.info.status == "FINISHED"}
+
+
+def train(name, arguments, seed, options):
+    command = [
+        sys.executable, "-m", "apps.slot_filling", "train", "--dataset", "atis",
+        *arguments, *options.extra, "--seed", str(seed), "--experiment", options.experiment,
+        "--run-name", f"{name}-s{seed}", "--verbose", "2",
+    ]  # fmt: skip
+    if options.tracking_uri:
+        command += ["--tracking-uri", options.tracking_uri]
+    print(f"$ {' '.join(command[1:])}", flush=True)
+    started = time.time()
+    result = subprocess.run(command, cwd=REPOSITORY)
+    print(f"  {name} seed {seed}: exit {result.returncode} after {time.time() - started:.0f} s", flush=True)
+
+
+def table(experiment, configurations, seeds):
+    runs = finished_runs(experiment)
+    rows = [
+        "| model | runs | test slot F1 (%) | test intent acc. (%) | test sentence acc. (%) | epochs | published slot F1 | goal |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def spread(values):
+        mean = 100 * statistics.mean(values)
+        std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{mean:.2f} ± {std:.2f}"
+
+    for name in configurations:
+        found = [runs[f"{name}-s{s}"] for s in seeds if f"{name}-s{s}" in runs]
+        if not found:
+            rows.append(f"| {name} | 0 | | | | | {PUBLISHED.get(name, '')} | |")
+            continue
+        metric = lambda key: [r.data.metrics[key] for r in found]  # noqa: E731
+        slot_f1 = metric("test_slot_f1")
+        goal = GOALS.get(name)
+        verdict = ""
+        if goal is not None:
+            verdict = f"≥ {goal}: {'met' if 100 * statistics.mean(slot_f1) >= goal else 'missed'}"
+        rows.append(
+            f"| {name} | {len(found)} | {spread(slot_f1)} | {spread(metric('test_intent_accuracy'))} "
+            f"| {spread(metric('test_sentence_accuracy'))} | "
+            f"{statistics.mean(metric('best_epoch')):.0f} | {PUBLISHED.get(name, '')} | {verdict} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="slot_filling_results")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: MLflow's, ./mlflow.db)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGURATIONS), help="these configurations only")
+    parser.add_argument("--table-only", action="store_true", help="train nothing, print the table")
+    parser.add_argument("extra", nargs="*", help="further train flags for every run, after --")
+    options = parser.parse_args(argv)
+
+    import mlflow
+
+    if options.tracking_uri:
+        mlflow.set_tracking_uri(options.tracking_uri)
+        os.environ["MLFLOW_TRACKING_URI"] = options.tracking_uri
+    configurations = {k: v for k, v in CONFIGURATIONS.items() if not options.only or k in options.only}
+    if not options.table_only:
+        mlflow.set_experiment(options.experiment)
+        for seed in options.seeds:
+            for name, arguments in configurations.items():
+                if f"{name}-s{seed}" in finished_runs(options.experiment):
+                    continue
+                train(name, arguments, seed, options)
+    print(table(options.experiment, configurations, options.seeds))
+
+
+if __name__ == "__main__":
+    main()
