@@ -19,7 +19,7 @@ from apps.slot_filling import APP
 from pipelines.slots import read_split
 from tests.data import REPOSITORY, SHARED_DATA
 
-SMALL_MODEL = ["--units", "64", "--embedding-dim", "64", "--learning-rate", "0.005"]
+SMALL_MODEL = ["--units", "64", "--embedding-dim", "64", "--learning-rate", "0.005", "--dropout", "0.2"]
 SENTENCES = [
     "i want to leave boston and arrive in denver on november second",
     "Show me the cheapest fare from Dallas to Baltimore.",
@@ -76,6 +76,7 @@ def test_training_run_is_tracked_with_params_metrics_and_tags(trained):
     for name, value in {
         "dataset": "atis", "cell": "lstm", "bidirectional": "True", "layers": "1", "units": "64",
         "epochs": "2", "batch_size": "32", "seed": "0", "context_window": "3", "embedding_dim": "64",
+        "dropout": "0.2",
         "experiment": "test-slot-filling", "learning_rate": "0.005", "xla": "False", "dtype_policy": "float32",
     }.items():  # fmt: skip
         assert params[name] == value, name
