@@ -16,6 +16,7 @@ continues with `train --resume RUN_ID`.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
 
 from apps import tracking  # noqa: E402
 from apps.callbacks import BestCheckpoint, EpochEvaluation, MlflowEpochLogger  # noqa: E402
@@ -59,6 +61,7 @@ class App:
     monitor = None
     monitor_mode = "max"
     defaults = {}
+    supports_cv = False  # whether `train --cv K` (K-fold cross-validation) applies
 
     def add_arguments(self, parser):
         """Adds the app's own `train` flags (model and data options)."""
@@ -84,8 +87,12 @@ class App:
         raise NotImplementedError
 
     def reports(self, model, data, split):
-        """{file name: text} artifacts describing the model on `split` (e.g. per-class scores)."""
+        """{file name: text or matplotlib figure}: artifacts describing the model on `split`."""
         return {}
+
+    def model_metadata(self, serving_model):
+        """Metadata stored with the logged model (e.g. the class names of its outputs)."""
+        return None
 
     def save_assets(self, data, folder):
         """Writes what reproduces the preprocessing (vocabularies, ...) into `folder`."""
@@ -109,6 +116,9 @@ class App:
     def add_predict_arguments(self, parser):
         """Adds the app's own `predict` flags."""
 
+    def add_evaluate_arguments(self, parser):
+        """Adds the app's own `evaluate` flags."""
+
 
 # Command line ------------------------------------------------------------------------------
 
@@ -117,6 +127,13 @@ def _positive_int(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _at_least_two(text):
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {text}")
     return value
 
 
@@ -206,6 +223,14 @@ def build_parser(app):
         "--patience", type=_positive_int, default=d["patience"], help=f"stop after this many epochs without a better {app.monitor} (default: %(default)s)"
     )
     fit.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    if app.supports_cv:
+        fit.add_argument(
+            "--cv",
+            type=_at_least_two,
+            metavar="K",
+            help="K-fold cross-validation: K models, each tested on one fold; one MLflow parent "
+            "run logging cv_<metric> and cv_<metric>_std, a child run per fold",
+        )
     fit.add_argument("--mixed-precision", action="store_true", help="compute in float16 (for GPUs with tensor cores)")
     fit.add_argument(
         "--xla",
@@ -234,6 +259,7 @@ def build_parser(app):
     add_data_arguments(evaluate, app)
     evaluate.add_argument("--split", choices=("train", "valid", "test"), default="test", help="(default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    app.add_evaluate_arguments(evaluate)
     add_store_arguments(evaluate)
 
     predict = commands.add_parser(
@@ -296,6 +322,7 @@ def _run_name(args):
 
 
 def train(app, args):
+    """Trains one model (one MLflow run) or, with --cv K, K models (a parent run, K child runs)."""
     resuming = bool(args.resume)
     if resuming:
         args = _restore_arguments(args)
@@ -308,40 +335,106 @@ def train(app, args):
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy("mixed_float16" if args.mixed_precision else "float32")
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-
+    if getattr(args, "cv", None):
+        return _cross_validate(app, args, resuming, verbose)
+    args.fold = None
     run_name = args.run_name or _run_name(args)
-    with mlflow.start_run(run_id=args.resume, run_name=None if resuming else run_name) as run:
+    with _tracked_run(app, args, args.resume, run_name) as (run_id, checkpoint):
+        _train_in_run(app, args, run_id, checkpoint, resuming, verbose)
+    return run_id
+
+
+@contextlib.contextmanager
+def _tracked_run(app, args, run_id, run_name, nested=False, resume_id=None):
+    """An MLflow run that ends FAILED (KILLED on Ctrl-C) on an exception, saying how to resume.
+
+    Yields (run id, checkpoint folder). `resume_id` is the run to name in the
+    resume hint (the parent of a cross-validation).
+    """
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested) as run:
         run_id = run.info.run_id
         checkpoint = Path(args.checkpoint_dir) / run_id
         print(f"MLflow run {run_id} ({run_name}) in {mlflow.get_tracking_uri()}", flush=True)
         try:
-            _train_in_run(app, args, run_id, checkpoint, resuming, verbose)
+            yield run_id, checkpoint
         except BaseException as error:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             mlflow.end_run(status=status)
-            print(
-                f"\ntraining stopped ({type(error).__name__}); run {run_id} is marked {status}.\n"
-                f"Its checkpoint is in {checkpoint}. Continue it with:\n"
-                f"  python -m apps.{app.name} train --resume {run_id}"
-                + (f" --checkpoint-dir {args.checkpoint_dir}" if args.checkpoint_dir != "checkpoints" else "")
-                + (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""),
-                file=sys.stderr,
-            )
+            if not nested:
+                print(
+                    f"\ntraining stopped ({type(error).__name__}); run {run_id} is marked {status}.\n"
+                    f"Its checkpoints are in {Path(args.checkpoint_dir)}. Continue it with:\n"
+                    f"  python -m apps.{app.name} train --resume {resume_id or run_id}"
+                    + (f" --checkpoint-dir {args.checkpoint_dir}" if args.checkpoint_dir != "checkpoints" else "")
+                    + (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""),
+                    file=sys.stderr,
+                )
             raise
-    return run_id
+
+
+def _cross_validate(app, args, resuming, verbose):
+    """K folds, each a child run; the parent logs cv_<metric> (mean) and cv_<metric>_std."""
+    run_name = args.run_name or f"{_run_name(args)}-cv{args.cv}"
+    with _tracked_run(app, args, args.resume, run_name) as (parent_id, checkpoint):
+        if not resuming:
+            _log_run_start(app, args, checkpoint, extra_tags={"cv_folds": args.cv})
+        children = {}
+        for child in mlflow.search_runs(
+            experiment_ids=[mlflow.get_run(parent_id).info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+            output_format="list",
+        ):
+            children[int(child.data.tags["cv_fold"])] = child
+        results = []
+        for fold in range(args.cv):
+            child = children.get(fold)
+            if child is not None and child.info.status == "FINISHED":
+                print(f"fold {fold + 1}/{args.cv}: finished earlier, run {child.info.run_id}")
+                results.append(child.data.metrics)
+                continue
+            fold_args = argparse.Namespace(**{**vars(args), "fold": fold, "cv": args.cv})
+            keras.utils.set_random_seed(args.seed + fold)
+            print(f"\nfold {fold + 1}/{args.cv}", flush=True)
+            child_id = child.info.run_id if child is not None else None
+            with _tracked_run(
+                app, fold_args, child_id, f"{run_name}-fold{fold}", nested=True, resume_id=parent_id
+            ) as (run_id, fold_checkpoint):
+                if child_id is None:
+                    mlflow.set_tag("cv_fold", fold)
+                results.append(
+                    _train_in_run(app, fold_args, run_id, fold_checkpoint, child_id is not None, verbose)
+                )
+        summary = {}
+        for key in sorted(results[0]):
+            if key.startswith("test_"):
+                values = [r[key] for r in results]
+                summary[f"cv_{key[5:]}"] = float(np.mean(values))
+                summary[f"cv_{key[5:]}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        mlflow.log_metrics(summary)
+        print(f"\n{args.cv}-fold cross-validation, run {parent_id}: " + "  ".join(
+            f"{k} {v:.4f}" for k, v in summary.items()
+        ))
+    return parent_id
+
+
+def _log_run_start(app, args, checkpoint, extra_tags=None):
+    """Params, tags and the saved arguments (for --resume) of a new run."""
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    saved = {k: v for k, v in vars(args).items() if k != "command"}
+    # Where the data came from, so that --resume finds it from any shell.
+    saved["data_dir"] = args.data_dir or os.environ.get(DATA_ENV)
+    (checkpoint / "args.json").write_text(json.dumps(saved, indent=1))
+    mlflow.log_params({k: ("" if v is None else v) for k, v in saved.items()})
+    mlflow.log_params({"dtype_policy": keras.mixed_precision.dtype_policy().name})
+    mlflow.set_tags({**tracking.run_tags(app.name, args.dataset, args.cell), **(extra_tags or {})})
 
 
 def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
+    """Trains, evaluates and logs one model in the active run; returns its final metrics."""
     checkpoint.mkdir(parents=True, exist_ok=True)
     xla = bool(args.xla)
     if not resuming:
-        saved = {k: v for k, v in vars(args).items() if k != "command"}
-        # Where the data came from, so that --resume finds it from any shell.
-        saved["data_dir"] = args.data_dir or os.environ.get(DATA_ENV)
-        (checkpoint / "args.json").write_text(json.dumps(saved, indent=1))
-        mlflow.log_params({k: ("" if v is None else v) for k, v in saved.items()})
-        mlflow.log_params({"dtype_policy": keras.mixed_precision.dtype_policy().name})
-        mlflow.set_tags(tracking.run_tags(app.name, args.dataset, args.cell))
+        _log_run_start(app, args, checkpoint)
 
     started = time.perf_counter()
     data = app.load_data(args)
@@ -383,9 +476,9 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
 
     history = tracking.metric_history(run_id, _curve_keys(model, app))
     figure = tracking.learning_curve(history, f"{app.name}: {args.dataset}, {_run_name(args)}")
-    mlflow.log_figure(figure, "learning_curve.png")
-    for name, text in app.reports(model, data, report_split).items():
-        mlflow.log_text(text, f"reports/{name}")
+    tracking.log_report("learning_curve.png", figure)
+    for name, report in app.reports(model, data, report_split).items():
+        tracking.log_report(f"reports/{name}", report)
     assets = checkpoint / "assets"
     app.save_assets(data, assets)
     if assets.exists():
@@ -400,11 +493,13 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
         signature=app.signature(serving),
         pip_requirements=tracking.model_requirements(),
         registered_model_name=args.register_model,
+        metadata=app.model_metadata(serving),
     )
     summary = "  ".join(f"{k} {v:.4f}" for k, v in final.items() if isinstance(v, float))
     print(f"\nrun {run_id} finished: {summary}")
     print(f"model: {local_model}  (MLflow: runs:/{run_id}/model, {info.model_uri})")
     print(f"MLflow UI: mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}  -> http://127.0.0.1:5000")
+    return final
 
 
 def _curve_keys(model, app):

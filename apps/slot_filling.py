@@ -33,7 +33,7 @@ from pipelines.slots import (
     slot_dataset,
     training_pairs,
 )
-from pipelines.text import LabelDecoder, SentenceTokenizer
+from pipelines.text import LabelDecoder, SentenceTokenizer, predictions_in_order
 from pipelines.vocab import Vocabulary
 
 
@@ -69,15 +69,12 @@ def decode_best(scores, vocabulary):
 def predict_examples(model, data, split):
     """(tags per example, intent per example) in the split's order."""
     examples = data.examples[split]
-    tags, intents = [None] * len(examples), [None] * len(examples)
-    for batch in data.batches(split):
-        outputs = model.predict_on_batch(batch["words"])
-        slot_scores = np.asarray(outputs["slots"])
-        intent_scores = np.asarray(outputs["intent"])
-        for row, index in enumerate(batch["index"].numpy()):
-            length = len(examples[index].words)
-            tags[index] = decode_best(slot_scores[row, :length], data.vocabularies.tags)
-            intents[index] = decode_best(intent_scores[row], data.vocabularies.intents)
+    rows = predictions_in_order(model, data.batches(split), len(examples))
+    tags = [
+        decode_best(row["slots"][: len(example.words)], data.vocabularies.tags)
+        for row, example in zip(rows, examples)
+    ]
+    intents = [decode_best(row["intent"], data.vocabularies.intents) for row in rows]
     return tags, intents
 
 

@@ -91,6 +91,17 @@ def metric_history(run_id, keys):
     return history
 
 
+def log_report(path, report):
+    """Logs a text or a matplotlib figure (then closed) as the artifact `path`."""
+    if isinstance(report, str):
+        mlflow.log_text(report, path)
+        return
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(report, path)
+    plt.close(report)
+
+
 def learning_curve(history, title):
     """A figure: losses on the left, the app's validation metrics on the right, per epoch."""
     import matplotlib

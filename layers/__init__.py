@@ -20,8 +20,11 @@ from layers.factory import (
 )
 from layers.jordan import Jordan, JordanCell
 from layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
+from layers.pooling import POOLING_MODES, AttentionPooling
 
 __all__ = [
+    "AttentionPooling",
+    "POOLING_MODES",
     "BUILTIN_KINDS",
     "CELL_KINDS",
     "CUSTOM_KINDS",

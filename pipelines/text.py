@@ -15,37 +15,56 @@ import tensorflow_text as tf_text
 from layers.base import PACKAGE
 from pipelines.vocab import PAD
 
-# What separates tokens in raw text: white space and punctuation that the data
-# sets never attach to a word. Words like "i'd", "st.", "r&b", "top-rated" stay whole.
+# punctuation="drop": white space and punctuation that the slot-filling data sets never
+# attach to a word separate tokens and vanish. "i'd", "st.", "r&b", "top-rated" stay whole.
 DELIMITERS = r"[\s,!?;()]+"
 # A final period attached to a word ("denver.") ends the sentence; "st. louis" keeps its own.
 SENTENCE_END = r"(\w)\.\s*$"
+# punctuation="split": each mark is a token of its own, as in the NLTK review corpora
+# ("witty , seductive ."); apostrophes and hyphens stay inside words ("it's", "mid-'70s").
+MARKS = r"\.\.\.|--|[.,!?;:\"()\[\]]"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SentenceTokenizer(keras.layers.Layer):
     """Raw sentences (batch,) -> tokens (batch, max_length), padded with "".
 
-    Normalizes (see `normalize`), drops a sentence-final period, splits at
-    white space and at `, ! ? ; ( )` (dropped), and drops tokens made only of
-    periods. On the ATIS and SNIPS sentences this gives back exactly the data
-    sets' own tokens. Longer sentences are cut at `max_length` tokens: the
-    fixed width keeps the logged model's output one rectangular array
-    whatever the batch.
+    Normalizes (see `normalize`), then splits at white space, and at
+    punctuation as `punctuation` says:
+
+    - "drop": drops a sentence-final period, splits at `, ! ? ; ( )` (dropped)
+      and drops tokens made only of periods. On the ATIS and SNIPS sentences
+      this gives back exactly the data sets' own tokens.
+    - "split": every mark of `. , ! ? ; : " ( ) [ ] -- ...` becomes a token of its
+      own, as in the NLTK review corpora.
+
+    Longer texts are cut to `max_length` tokens, keeping the first or the
+    last ones (`keep`): the fixed width keeps a logged model's output one
+    rectangular array whatever the batch.
 
     Args:
-        max_length: Tokens per sentence in the output.
+        max_length: Tokens per text in the output.
         lowercase: Unicode case folding (with NFKC normalization).
         fold_digits: Write every digit as 0, so that unseen numbers ("flight
             811") share the shape of seen ones ("flight 345"), as Mesnil et al.
             (2015) did for ATIS.
+        punctuation: "drop" or "split", as above.
+        keep: "first" or "last": which tokens of a longer text remain.
     """
 
-    def __init__(self, max_length=64, lowercase=True, fold_digits=False, **kwargs):
+    def __init__(
+        self, max_length=64, lowercase=True, fold_digits=False, punctuation="drop", keep="first", **kwargs
+    ):
         super().__init__(**kwargs)
+        if punctuation not in ("drop", "split"):
+            raise ValueError(f"punctuation must be 'drop' or 'split', got {punctuation!r}")
+        if keep not in ("first", "last"):
+            raise ValueError(f"keep must be 'first' or 'last', got {keep!r}")
+        self.keep = keep
         self.max_length = max_length
         self.lowercase = lowercase
         self.fold_digits = fold_digits
+        self.punctuation = punctuation
 
     def normalize(self, text):
         """The normalization of words and sentences alike (any shape of string tensor)."""
@@ -61,13 +80,19 @@ class SentenceTokenizer(keras.layers.Layer):
         if text.shape.rank == 2:  # a (batch, 1) column, as a DataFrame gives it
             text = tf.squeeze(text, axis=-1)
         text = self.normalize(text)
+        if self.punctuation == "split":
+            return tf_text.regex_split(text, rf"\s+|{MARKS}", keep_delim_regex_pattern=MARKS)
         text = tf.strings.regex_replace(text, SENTENCE_END, r"\1")
         tokens = tf_text.regex_split(tf.strings.strip(text), DELIMITERS)
         # A period on its own ("(live) .") is punctuation; no data set has it as a word.
         return tf.ragged.boolean_mask(tokens, tf.logical_not(tf.strings.regex_full_match(tokens, r"\.+")))
 
+    def cut(self, tokens):
+        """Ragged tokens cut to `max_length`, keeping the first or last ones."""
+        return tokens[:, : self.max_length] if self.keep == "first" else tokens[:, -self.max_length :]
+
     def call(self, text):
-        return self.tokenize(text).to_tensor(default_value=PAD, shape=[None, self.max_length])
+        return self.cut(self.tokenize(text)).to_tensor(default_value=PAD, shape=[None, self.max_length])
 
     def get_config(self):
         return {
@@ -75,6 +100,8 @@ class SentenceTokenizer(keras.layers.Layer):
             "max_length": self.max_length,
             "lowercase": self.lowercase,
             "fold_digits": self.fold_digits,
+            "punctuation": self.punctuation,
+            "keep": self.keep,
         }
 
 
@@ -164,3 +191,38 @@ def ragged(sequences, dtype="int32"):
     lengths = [len(s) for s in sequences]
     flat = np.concatenate([np.asarray(s, dtype=dtype) for s in sequences]) if sequences else []
     return tf.RaggedTensor.from_row_lengths(np.asarray(flat, dtype=dtype), lengths)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ClassProbabilities(keras.layers.Layer):
+    """Softmax over class scores, carrying the class names (`labels`) in its config.
+
+    The names travel with a saved model, so a prediction can say which class
+    each probability is for.
+    """
+
+    def __init__(self, labels, **kwargs):
+        super().__init__(**kwargs)
+        self.labels = list(labels)
+
+    def call(self, scores):
+        return keras.ops.softmax(scores, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "labels": self.labels}
+
+
+def predictions_in_order(model, batches, count, input_key="words"):
+    """Each example's outputs ({name: array}) in the order of the examples.
+
+    `batches` carry each example's position as "index" (bucketing reorders them).
+    """
+    rows = [None] * count
+    for batch in batches:
+        outputs = model.predict_on_batch(batch[input_key])
+        if not isinstance(outputs, dict):
+            outputs = {"output": outputs}
+        outputs = {name: np.asarray(value) for name, value in outputs.items()}
+        for row, index in enumerate(batch["index"].numpy()):
+            rows[index] = {name: value[row] for name, value in outputs.items()}
+    return rows

@@ -1,0 +1,307 @@
+"""Sentiment classification (many-to-one): a sequence of words in, one label out.
+
+    python -m apps.sentiment train --dataset mr --cv 10
+    python -m apps.sentiment train --dataset polarity --pooling attention
+    python -m apps.sentiment predict --model runs:/RUN_ID/model --explain "a gorgeous, witty, seductive movie"
+
+Words -> embedding -> recurrent stack -> pooling of the steps (the last state,
+the masked mean, or attention, whose weights `predict --explain` shows) ->
+class probabilities. Data: `mr` (Pang & Lee sentence polarity), `polarity`
+(Pang & Lee 2004 movie reviews), `nltk:NAME`, `csv:PATH` (columns text,label),
+`folder:PATH` (one file per class, one example a line). Without --cv a fixed,
+seeded, stratified 80/10/10 split; with --cv K, K folds.
+"""
+
+import json
+import sys
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
+
+from apps import runner
+from layers import POOLING_MODES, AttentionPooling, RecurrentStack
+from pipelines.classification import (
+    classification_dataset,
+    load_text_dataset,
+    split_indices,
+    tokenize_texts,
+)
+from pipelines.text import ClassProbabilities, SentenceTokenizer, predictions_in_order
+from pipelines.vocab import Vocabulary
+
+# Tokens kept per text: MR sentences are short; full reviews average ~790 tokens.
+MAX_LENGTH = {"mr": 80, "polarity": 800}
+DEFAULT_MAX_LENGTH = 400
+
+
+@dataclass
+class TextData:
+    splits: dict  # split -> [TextExample]
+    tokenizer: SentenceTokenizer
+    words: Vocabulary
+    labels: Vocabulary
+    batch_size: int
+    seed: int
+
+    def __post_init__(self):
+        self._ids = {}
+
+    def has_split(self, split):
+        return bool(self.splits.get(split))
+
+    def encoded(self, split):
+        if split not in self._ids:
+            examples = self.splits[split]
+            tokens = tokenize_texts([e.text for e in examples], self.tokenizer)
+            self._ids[split] = (
+                [self.words.encode(t) for t in tokens],
+                [self.labels.id(e.label) for e in examples],
+            )
+        return self._ids[split]
+
+    def batches(self, split, shuffle=False):
+        token_ids, label_ids = self.encoded(split)
+        return classification_dataset(
+            token_ids, label_ids, self.batch_size, shuffle_seed=self.seed if shuffle else None
+        )
+
+
+def classification_metrics(gold, predicted, labels):
+    """Accuracy and macro-averaged F1 (the mean over classes of each class's F1)."""
+    gold, predicted = np.asarray(gold), np.asarray(predicted)
+    f1s = []
+    for label in labels:
+        true_positive = np.sum((predicted == label) & (gold == label))
+        predicted_count, gold_count = np.sum(predicted == label), np.sum(gold == label)
+        precision = true_positive / predicted_count if predicted_count else 0.0
+        recall = true_positive / gold_count if gold_count else 0.0
+        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return {"accuracy": float(np.mean(gold == predicted)), "macro_f1": float(np.mean(f1s))}
+
+
+def confusion_matrix(gold, predicted, labels):
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for g, p in zip(gold, predicted):
+        matrix[index[g], index[p]] += 1
+    return matrix
+
+
+def confusion_figure(matrix, labels, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(4, 0.6 * len(labels) + 2)
+    figure, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(matrix, cmap="Blues")
+    axis.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels)
+    axis.set(xlabel="predicted", ylabel="true", title=title)
+    plt.setp(axis.get_xticklabels(), rotation=45, ha="right")
+    for (i, j), count in np.ndenumerate(matrix):
+        color = "white" if count > matrix.max() / 2 else "black"
+        axis.text(j, i, str(count), ha="center", va="center", color=color)
+    figure.tight_layout()
+    return figure
+
+
+class Sentiment(runner.App):
+    name = "sentiment"
+    description = __doc__
+    datasets = ("mr", "polarity")
+    monitor = "val_accuracy"
+    curve_metrics = ("val_macro_f1",)
+    supports_cv = True
+    defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 15, "patience": 4}
+
+    def add_arguments(self, parser):
+        parser.add_argument("--embedding-dim", type=int, default=300, help="word embedding size (default: %(default)s)")
+        parser.add_argument(
+            "--pooling", choices=POOLING_MODES, default="attention",
+            help="from the steps to one vector: last state, masked mean, or attention (default: %(default)s)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--max-length", type=int,
+            help=f"tokens read per text (default: {MAX_LENGTH} by data set, else {DEFAULT_MAX_LENGTH})",
+        )  # fmt: skip
+        parser.add_argument(
+            "--keep", choices=("first", "last"), default="last",
+            help="which tokens of a longer text are read; reviews end with their verdict (default: %(default)s)",
+        )  # fmt: skip
+        parser.add_argument("--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)")
+
+    def add_predict_arguments(self, parser):
+        parser.add_argument("--explain", action="store_true", help="show how much each word counted (attention models)")
+        parser.add_argument("--json", action="store_true", help="print one JSON object per input")
+
+    # Data --------------------------------------------------------------------------------
+    def load_data(self, args):
+        dataset = load_text_dataset(args.dataset, args.data_dir)
+        print(dataset.summary())
+        if dataset.skipped:
+            import mlflow
+
+            mlflow.log_metrics({f"skipped_{k.replace(' ', '_')}": v for k, v in dataset.skipped.items()})
+        parts = split_indices([e.label for e in dataset.examples], args.seed, args.fold, args.cv or 10)
+        splits = {name: [dataset.examples[i] for i in index] for name, index in parts.items()}
+        max_length = args.max_length or MAX_LENGTH.get(args.dataset, DEFAULT_MAX_LENGTH)
+        tokenizer = SentenceTokenizer(max_length, punctuation="split", keep=args.keep, name="tokenizer")
+        train_tokens = tokenize_texts([e.text for e in splits["train"]], tokenizer)
+        words = Vocabulary.build(train_tokens, args.min_word_count)
+        labels = Vocabulary(dataset.labels, padding=False)
+        print(
+            "split: " + ", ".join(f"{name} {len(examples)}" for name, examples in splits.items())
+            + f"; {len(words.tokens)} words; reading {max_length} tokens per text"
+        )  # fmt: skip
+        return TextData(splits, tokenizer, words, labels, args.batch_size, args.seed)
+
+    def fit_dataset(self, data, split):
+        def pairs(batch):
+            return batch["words"], batch["label"]
+
+        return data.batches(split, shuffle=split == "train").map(pairs)
+
+    def save_assets(self, data, folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        data.words.save(folder / "words.json")
+        data.labels.save(folder / "labels.json")
+
+    # Model -------------------------------------------------------------------------------
+    def build_model(self, args, data):
+        words = keras.Input((None,), dtype="int32", name="words")
+        x = keras.layers.Embedding(len(data.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
+        x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
+        recurrent = RecurrentStack(
+            args.cell,
+            args.units,
+            num_layers=args.layers,
+            bidirectional=args.bidirectional,
+            dropout=0.0,
+            recurrent_dropout=args.recurrent_dropout,
+            return_sequences=args.pooling != "last",
+            name="recurrent",
+        )(x)
+        if args.pooling == "last":
+            sentence = recurrent
+        elif args.pooling == "mean":
+            sentence = keras.layers.GlobalAveragePooling1D(name="mean")(recurrent)
+        else:
+            sentence, _ = AttentionPooling(name="attention")(recurrent)
+        sentence = keras.layers.Dropout(args.dropout, name="sentence_dropout")(sentence)
+        scores = keras.layers.Dense(len(data.labels), dtype="float32", name="label")(sentence)
+        return keras.Model(words, scores, name="classifier")
+
+    def compile_arguments(self, args, data):
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+
+    # Metrics -----------------------------------------------------------------------------
+    def predicted_labels(self, model, data, split):
+        rows = predictions_in_order(model, data.batches(split), len(data.splits[split]))
+        special = data.labels.num_special
+        return [data.labels.decode([int(np.argmax(r["output"][special:])) + special])[0] for r in rows]
+
+    def evaluate(self, model, data, split):
+        gold = [e.label for e in data.splits[split]]
+        return classification_metrics(gold, self.predicted_labels(model, data, split), data.labels.tokens)
+
+    def reports(self, model, data, split):
+        gold = [e.label for e in data.splits[split]]
+        predicted = self.predicted_labels(model, data, split)
+        labels = data.labels.tokens
+        matrix = confusion_matrix(gold, predicted, labels)
+        lines = [f"{'label':20s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>8s}"]
+        for i, label in enumerate(labels):
+            precision = matrix[i, i] / matrix[:, i].sum() if matrix[:, i].sum() else 0.0
+            recall = matrix[i, i] / matrix[i].sum() if matrix[i].sum() else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            lines.append(f"{label:20s} {precision:9.4f} {recall:9.4f} {f1:9.4f} {matrix[i].sum():8d}")
+        return {
+            f"classification_report_{split}.txt": "\n".join(lines) + "\n",
+            f"confusion_matrix_{split}.png": confusion_figure(matrix, labels, f"confusion matrix ({split})"),
+        }
+
+    # Serving -----------------------------------------------------------------------------
+    def serving_model(self, model, data, args):
+        """Raw texts -> class probabilities, in the order of `labels` (the output layer's config)."""
+        text = keras.Input(shape=(), dtype="string", name="text")
+        ids = data.words.lookup_layer(name="word_ids")(data.tokenizer(text))
+        probabilities = ClassProbabilities(data.labels.tokens, name="probabilities")(
+            model(ids)[..., data.labels.num_special :]
+        )
+        return keras.Model({"text": text}, probabilities, name="sentiment")
+
+    def signature(self, serving_model):
+        classes = len(serving_model.get_layer("probabilities").labels)
+        return ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(object), (-1,), "text")]),
+            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, classes))]),
+        )
+
+    def model_metadata(self, serving_model):
+        return {"labels": [str(label) for label in serving_model.get_layer("probabilities").labels]}
+
+    def evaluate_saved(self, serving_model, args):
+        if args.split not in ("train", "valid", "test"):
+            raise runner.UserError(f"unknown split {args.split}")
+        dataset = load_text_dataset(args.dataset, args.data_dir)
+        parts = split_indices([e.label for e in dataset.examples], args.seed, None)
+        examples = [dataset.examples[i] for i in parts[args.split]]
+        labels = serving_model.get_layer("probabilities").labels
+        probabilities = serving_model.predict({"text": np.array([e.text for e in examples], dtype=object)}, verbose=0)
+        predicted = [labels[i] for i in np.argmax(probabilities, axis=-1)]
+        return classification_metrics([e.label for e in examples], predicted, labels)
+
+    def add_evaluate_arguments(self, parser):
+        parser.add_argument("--seed", type=int, default=0, help="the seed of the training's split (default: %(default)s)")
+
+    def predict(self, serving_model, inputs, args):
+        labels = serving_model.get_layer("probabilities").labels
+        probabilities = serving_model({"text": tf.constant(inputs)}).numpy()
+        weights = self.attention_weights(serving_model, inputs) if args.explain else None
+        results = []
+        for row, text in enumerate(inputs):
+            best = int(np.argmax(probabilities[row]))
+            result = {
+                "text": text,
+                "label": labels[best],
+                "probability": float(probabilities[row, best]),
+                "probabilities": {label: float(p) for label, p in zip(labels, probabilities[row])},
+            }
+            if weights is not None:
+                result["attention"] = weights[row]
+            results.append(result)
+            if args.json:
+                print(json.dumps(result, ensure_ascii=False))
+                continue
+            print(f"{result['label']}  {result['probability']:.3f}  {text}")
+            if weights is not None:
+                for token, weight in sorted(weights[row], key=lambda pair: -pair[1])[:10]:
+                    print(f"    {weight:6.3f}  {'#' * int(round(40 * weight)):40s}  {token}")
+        return results
+
+    @staticmethod
+    def attention_weights(serving_model, inputs):
+        """[(token, weight), ...] per input, from the model's attention pooling."""
+        classifier = serving_model.get_layer("classifier")
+        try:
+            attention = classifier.get_layer("attention")
+        except ValueError:
+            raise runner.UserError("--explain needs a model trained with --pooling attention") from None
+        explainer = keras.Model(classifier.inputs, attention.output[1])
+        tokens = serving_model.get_layer("tokenizer")(tf.constant(inputs))
+        weights = explainer(serving_model.get_layer("word_ids")(tokens)).numpy()
+        return [
+            [(t.decode("utf-8"), float(w)) for t, w in zip(row_tokens, row_weights) if t]
+            for row_tokens, row_weights in zip(tokens.numpy(), weights)
+        ]
+
+
+APP = Sentiment()
+
+if __name__ == "__main__":
+    sys.exit(runner.main(APP))

@@ -1,0 +1,257 @@
+"""Text classification data: NLTK categorized corpora, CSV files, one file per class.
+
+Every source yields `TextExample(text, label)` with raw text, which the
+app's tokenizer splits exactly as it will split the text of a prediction.
+
+Sources (`--dataset`):
+  mr            Pang & Lee 2005 sentence polarity (NLTK `sentence_polarity`)
+  polarity      Pang & Lee 2004 polarity v2.0, 2000 full reviews (NLTK `movie_reviews`)
+  nltk:NAME     any NLTK categorized corpus; labels are its categories. Examples are
+                its files, or its sentences when it has one file per category
+                (as `sentence_polarity` does)
+  csv:PATH      a CSV file with columns `text` and `label`
+  folder:PATH   a folder of text files, one per class (the label is the file's
+                name without extension), one example per line
+"""
+
+import csv
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.sources import DATA_ENV, DataFormatError, DataNotFoundError, cache_dir
+
+NAMED_CORPORA = {"mr": "sentence_polarity", "polarity": "movie_reviews"}
+
+
+@dataclass(frozen=True)
+class TextExample:
+    text: str
+    label: str
+
+
+@dataclass
+class TextDataset:
+    name: str
+    examples: list
+    skipped: dict = field(default_factory=dict)  # reason -> count
+
+    @property
+    def labels(self):
+        return sorted({e.label for e in self.examples})
+
+    def summary(self):
+        counts = Counter(e.label for e in self.examples)
+        text = f"{self.name}: {len(self.examples)} examples, " + ", ".join(
+            f"{label} {counts[label]}" for label in self.labels
+        )
+        if self.skipped:
+            text += "; skipped " + ", ".join(f"{n} ({reason})" for reason, n in self.skipped.items())
+        return text
+
+
+def load_text_dataset(spec, data_dir=None):
+    """The examples of `spec` (see the module's docstring)."""
+    kind, _, argument = spec.partition(":")
+    if spec in NAMED_CORPORA:
+        return load_nltk(NAMED_CORPORA[spec], data_dir, name=spec)
+    if kind == "nltk" and argument:
+        return load_nltk(argument, data_dir)
+    if kind == "csv" and argument:
+        return load_csv(Path(argument))
+    if kind == "folder" and argument:
+        return load_folder(Path(argument))
+    raise ValueError(
+        f"--dataset {spec!r}: use one of {', '.join(NAMED_CORPORA)}, nltk:NAME, csv:PATH, folder:PATH"
+    )
+
+
+# NLTK ---------------------------------------------------------------------------------------
+
+
+def nltk_data_dirs(data_dir=None):
+    """Where NLTK corpora are looked for: DATA/nltk_data, then the cache, then NLTK's own path."""
+    folders = []
+    explicit = data_dir or os.environ.get(DATA_ENV)
+    if explicit:
+        folders.append(Path(explicit).expanduser() / "nltk_data")
+    folders.append(cache_dir() / "nltk_data")
+    return folders
+
+
+def _nltk_corpus(corpus, data_dir):
+    import nltk
+
+    for folder in reversed(nltk_data_dirs(data_dir)):
+        if str(folder) not in nltk.data.path:
+            nltk.data.path.insert(0, str(folder))
+    reader = getattr(nltk.corpus, corpus, None)
+    if reader is None:
+        raise DataNotFoundError(f"NLTK has no corpus named {corpus!r}")
+    try:
+        reader.ensure_loaded()
+    except LookupError:
+        target = nltk_data_dirs(data_dir)[-1]
+        print(f"NLTK corpus {corpus!r} not found; downloading it to {target}", file=sys.stderr)
+        if not nltk.download(corpus, download_dir=str(target), quiet=True, raise_on_error=False):
+            searched = ", ".join(str(f) for f in nltk_data_dirs(data_dir))
+            raise DataNotFoundError(
+                f"NLTK corpus {corpus!r} is neither on disk (looked in {searched} and NLTK's own "
+                f"path) nor downloadable. If you have a copy, point {DATA_ENV} (or --data-dir) at "
+                f"the folder holding nltk_data/corpora/{corpus}.zip, e.g. {DATA_ENV}=../shared/data."
+            ) from None
+        reader = getattr(nltk.corpus, corpus)
+        reader.ensure_loaded()
+    return reader
+
+
+def load_nltk(corpus, data_dir=None, name=None):
+    reader = _nltk_corpus(corpus, data_dir)
+    if not hasattr(reader, "categories"):
+        raise DataFormatError(f"NLTK corpus {corpus!r} is not categorized: it has no labels")
+    categories = reader.categories()
+    one_file_per_category = len(reader.fileids()) <= len(categories)
+    examples = []
+    for label in categories:
+        if one_file_per_category:
+            units = (" ".join(sentence) for sentence in reader.sents(categories=label))
+        else:
+            units = (" ".join(reader.words(fileid)) for fileid in reader.fileids(categories=label))
+        examples.extend(TextExample(text, label) for text in units)
+    return _checked(TextDataset(name or f"nltk:{corpus}", examples), f"NLTK corpus {corpus!r}")
+
+
+# Files --------------------------------------------------------------------------------------
+
+
+def load_csv(path):
+    if not path.is_file():
+        raise DataNotFoundError(f"csv:{path}: no such file")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        missing = [c for c in ("text", "label") if c not in columns]
+        if missing:
+            raise DataFormatError(
+                f"{path}: the CSV needs columns 'text' and 'label' (header line); "
+                f"missing {', '.join(missing)}, found {columns or 'no header'}"
+            )
+        examples, skipped = [], Counter()
+        try:
+            for row in reader:
+                text, label = (row["text"] or "").strip(), (row["label"] or "").strip()
+                if not text:
+                    skipped["empty text"] += 1
+                elif not label:
+                    skipped["empty label"] += 1
+                else:
+                    examples.append(TextExample(text, label))
+        except UnicodeDecodeError as error:
+            raise DataFormatError(f"{path}:{reader.line_num + 1}: not valid UTF-8 ({error.reason})") from None
+    return _checked(TextDataset(f"csv:{path}", examples, dict(skipped)), str(path))
+
+
+def load_folder(path):
+    if not path.is_dir():
+        raise DataNotFoundError(f"folder:{path}: no such folder")
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DataFormatError(f"{path}: no class files; put one text file per class, one example a line")
+    examples, skipped = [], Counter()
+    for file in files:
+        label, count = file.stem, 0
+        for number, raw in enumerate(file.read_bytes().split(b"\n"), start=1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as error:
+                raise DataFormatError(f"{file}:{number}: not valid UTF-8 (byte {raw[error.start]:#04x})") from None
+            if line:
+                examples.append(TextExample(line, label))
+                count += 1
+        if count == 0:
+            raise DataFormatError(f"{file}: class {label!r} has no examples (the file is empty)")
+    return _checked(TextDataset(f"folder:{path}", examples, dict(skipped)), str(path))
+
+
+def _checked(dataset, where):
+    labels = dataset.labels
+    if len(labels) < 2:
+        raise DataFormatError(f"{where}: a classifier needs at least two labels, found {labels}")
+    return dataset
+
+
+# Splits -------------------------------------------------------------------------------------
+
+
+def stratified_folds(labels, k, seed):
+    """Fold number (0..k-1) of each example: each label spread evenly, in a seeded order."""
+    labels = np.asarray(labels)
+    folds = np.empty(len(labels), dtype=int)
+    rng = np.random.default_rng(seed)
+    offset = 0
+    for label in sorted(set(labels.tolist())):
+        members = np.flatnonzero(labels == label)
+        rng.shuffle(members)
+        folds[members] = (np.arange(len(members)) + offset) % k
+        offset += len(members)
+    return folds
+
+
+def split_indices(labels, seed, fold=None, folds=10):
+    """{"train", "valid", "test"} index arrays, stratified by label.
+
+    Without `fold`: a fixed 80/10/10 split (folds 0-7 / 8 / 9 of 10).
+    With `fold` k of `folds`: fold k is the test set, the next fold the
+    validation set (for early stopping), the rest the training set.
+    """
+    assignment = stratified_folds(labels, folds if fold is not None else 10, seed)
+    if fold is None:
+        test, valid = 9, 8
+    else:
+        if not 0 <= fold < folds:
+            raise ValueError(f"fold {fold} is not in 0..{folds - 1}")
+        test, valid = fold, (fold + 1) % folds
+    return {
+        "train": np.flatnonzero((assignment != test) & (assignment != valid)),
+        "valid": np.flatnonzero(assignment == valid),
+        "test": np.flatnonzero(assignment == test),
+    }
+
+
+# Encoding and batching ---------------------------------------------------------------------
+
+
+def tokenize_texts(texts, tokenizer, chunk=2048):
+    """Each text's tokens (strings), as `tokenizer` splits and cuts raw text."""
+    import tensorflow as tf
+
+    tokens = []
+    for start in range(0, len(texts), chunk):
+        ragged = tokenizer.cut(tokenizer.tokenize(tf.constant(texts[start : start + chunk])))
+        tokens.extend([[t.decode("utf-8") for t in row] for row in ragged.to_list()])
+    return tokens
+
+
+def classification_dataset(token_ids, label_ids, batch_size, shuffle_seed=None):
+    """Batches of {"index", "words", "label"}, bucketed by length (empty texts keep one pad)."""
+    import tensorflow as tf
+
+    from pipelines.text import bucketed_batches, ragged
+
+    token_ids = [ids if ids else [0] for ids in token_ids]
+    elements = {
+        "index": np.arange(len(token_ids), dtype="int32"),
+        "words": ragged(token_ids),
+        "label": np.asarray(label_ids, dtype="int32"),
+    }
+    return bucketed_batches(
+        tf.data.Dataset.from_tensor_slices(elements),
+        lengths=[len(ids) for ids in token_ids],
+        length_of=lambda element: tf.shape(element["words"])[0],
+        batch_size=batch_size,
+        shuffle_seed=shuffle_seed,
+    )
