@@ -62,6 +62,8 @@ class App:
     monitor_mode = "max"
     defaults = {}
     supports_cv = False  # whether `train --cv K` (K-fold cross-validation) applies
+    # Set when --dataset also takes open-ended specs (csv:PATH, ...): its help text.
+    dataset_help = None
 
     def add_arguments(self, parser):
         """Adds the app's own `train` flags (model and data options)."""
@@ -85,6 +87,10 @@ class App:
     def evaluate(self, model, data, split):
         """The app's metrics (fractions 0..1) of the training model on `split`."""
         raise NotImplementedError
+
+    def baseline_metrics(self, data, split):
+        """Metrics of a baseline method on `split`, logged beside the model's (e.g. tfidf_f1_at_10)."""
+        return {}
 
     def reports(self, model, data, split):
         """{file name: text or matplotlib figure}: artifacts describing the model on `split`."""
@@ -153,9 +159,14 @@ def add_store_arguments(parser):
 
 
 def add_data_arguments(parser, app):
-    parser.add_argument(
-        "--dataset", choices=app.datasets, default=app.datasets[0], help="data set (default: %(default)s)"
-    )
+    if app.dataset_help:
+        parser.add_argument(
+            "--dataset", default=app.datasets[0], help=f"{app.dataset_help} (default: %(default)s)"
+        )
+    else:
+        parser.add_argument(
+            "--dataset", choices=app.datasets, default=app.datasets[0], help="data set (default: %(default)s)"
+        )
     parser.add_argument(
         "--data-dir",
         help="folder holding the data sets (default: $RNN_SUITE_DATA, else the user cache, "
@@ -470,6 +481,7 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
     report_split = "test" if has_test else "valid"
     if has_test:
         final.update({f"test_{k}": v for k, v in app.evaluate(model, data, "test").items()})
+        final.update({f"test_{k}": v for k, v in app.baseline_metrics(data, "test").items()})
     else:
         print(f"warning: {args.dataset} has no test split here; reports describe the validation split")
     mlflow.log_metrics(final)

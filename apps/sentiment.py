@@ -114,6 +114,10 @@ class Sentiment(runner.App):
     name = "sentiment"
     description = __doc__
     datasets = ("mr", "polarity")
+    dataset_help = (
+        "mr (sentence polarity), polarity (movie reviews), nltk:NAME (an NLTK categorized corpus), "
+        "csv:PATH (columns text,label), folder:PATH (one file per class, one example a line)"
+    )
     monitor = "val_accuracy"
     curve_metrics = ("val_macro_f1",)
     supports_cv = True

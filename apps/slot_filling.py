@@ -29,7 +29,6 @@ from pipelines.slots import (
     SlotVocabularies,
     drop_words,
     load_slot_dataset,
-    normalize_words,
     slot_dataset,
     training_pairs,
 )

@@ -237,21 +237,7 @@ def tokenize_texts(texts, tokenizer, chunk=2048):
 
 
 def classification_dataset(token_ids, label_ids, batch_size, shuffle_seed=None):
-    """Batches of {"index", "words", "label"}, bucketed by length (empty texts keep one pad)."""
-    import tensorflow as tf
+    """Batches of {"index", "words", "label"}, bucketed by length."""
+    from pipelines.text import example_batches
 
-    from pipelines.text import bucketed_batches, ragged
-
-    token_ids = [ids if ids else [0] for ids in token_ids]
-    elements = {
-        "index": np.arange(len(token_ids), dtype="int32"),
-        "words": ragged(token_ids),
-        "label": np.asarray(label_ids, dtype="int32"),
-    }
-    return bucketed_batches(
-        tf.data.Dataset.from_tensor_slices(elements),
-        lengths=[len(ids) for ids in token_ids],
-        length_of=lambda element: tf.shape(element["words"])[0],
-        batch_size=batch_size,
-        shuffle_seed=shuffle_seed,
-    )
+    return example_batches({"words": token_ids, "label": label_ids}, batch_size, shuffle_seed)

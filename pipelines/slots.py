@@ -9,11 +9,10 @@ Each split is a folder with three files of one example per line:
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from pipelines.sources import DataFormatError, RemoteDataset, locate
-from pipelines.text import bucketed_batches, ragged
+from pipelines.text import example_batches
 from pipelines.vocab import Vocabulary
 
 SPLITS = ("train", "valid", "test")
@@ -180,26 +179,14 @@ def normalize_words(sequences, tokenizer):
 
 
 def slot_dataset(examples, vocabularies, tokenizer, batch_size, shuffle_seed=None):
-    """Batches of {"index", "words", "tags", "intent"} ids, bucketed by sentence length.
-
-    `index` is each example's position in `examples`, so predictions can be
-    put back in order after bucketing.
-    """
+    """Batches of {"index", "words", "tags", "intent"} ids, bucketed by sentence length."""
     words = normalize_words((e.words for e in examples), tokenizer)
-    elements = {
-        "index": np.arange(len(examples), dtype="int32"),
-        "words": ragged([vocabularies.words.encode(w) for w in words]),
-        "tags": ragged([vocabularies.tags.encode(e.tags) for e in examples]),
-        "intent": np.array([vocabularies.intents.id(e.intent) for e in examples], dtype="int32"),
+    columns = {
+        "words": [vocabularies.words.encode(w) for w in words],
+        "tags": [vocabularies.tags.encode(e.tags) for e in examples],
+        "intent": [vocabularies.intents.id(e.intent) for e in examples],
     }
-    dataset = tf.data.Dataset.from_tensor_slices(elements)
-    return bucketed_batches(
-        dataset,
-        lengths=[len(e.words) for e in examples],
-        length_of=lambda element: tf.shape(element["words"])[0],
-        batch_size=batch_size,
-        shuffle_seed=shuffle_seed,
-    )
+    return example_batches(columns, batch_size, shuffle_seed=shuffle_seed)
 
 
 def training_pairs(batch):

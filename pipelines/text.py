@@ -178,6 +178,30 @@ def bucketed_batches(dataset, lengths, length_of, batch_size, shuffle_seed=None,
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def example_batches(columns, batch_size, shuffle_seed=None, length_key="words"):
+    """Batches of examples given as columns, bucketed by the length of `length_key`.
+
+    `columns` maps a name to one value per example: a list of ids (a
+    sequence, padded with 0 in a batch) or an id (a label). Each batch also
+    holds "index", every example's position, so predictions can be put back
+    in order after bucketing. An empty sequence is read as one padding step.
+    """
+    count = len(columns[length_key])
+    elements = {"index": np.arange(count, dtype="int32")}
+    for name, values in columns.items():
+        if count and isinstance(values[0], (list, tuple)):
+            elements[name] = ragged([list(v) if len(v) else [0] for v in values])
+        else:
+            elements[name] = np.asarray(values, dtype="int32")
+    return bucketed_batches(
+        tf.data.Dataset.from_tensor_slices(elements),
+        lengths=[max(len(v), 1) for v in columns[length_key]],
+        length_of=lambda element: tf.shape(element[length_key])[0],
+        batch_size=batch_size,
+        shuffle_seed=shuffle_seed,
+    )
+
+
 def _dense_components(element):
     """Slices of a ragged tensor are 1-D ragged values; batching wants plain tensors."""
     return {

@@ -1,0 +1,246 @@
+"""Key term extraction: a recurrent tagger marks keyphrases in scientific abstracts.
+
+    python -m apps.keywords train --dataset inspec
+    python -m apps.keywords predict --model runs:/RUN_ID/model paper.txt
+    python -m apps.keywords predict --model runs:/RUN_ID/model "Cooperative three-player quantum games ..."
+
+The document is a word sequence; a (bidirectional) recurrent tagger gives
+each word B, I or O (Begin, Inside, Outside a keyphrase), trained on the gold
+keyphrases' occurrences. The candidates are the tagged spans, ranked by the
+model's confidence and de-duplicated on their stemmed form. Evaluation as in
+the keyphrase literature: the top k against all gold keyphrases, Porter-
+stemmed, exact match (F1@5, F1@10, P@10, R@10), beside a TF-IDF baseline
+scored on the same documents. Split: a seeded 50/25/25 shuffle (1000/500/500
+documents for Inspec).
+"""
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
+
+from apps import runner
+from layers import ContextWindow, RecurrentStack
+from pipelines.classification import tokenize_texts
+from pipelines.keyphrases import (
+    TAGS,
+    TfIdfBaseline,
+    bio_tags,
+    keyphrase_metrics,
+    load_keyphrase_dataset,
+    ranked_keyphrases,
+    split_documents,
+)
+from pipelines.text import ClassProbabilities, SentenceTokenizer, example_batches, predictions_in_order
+from pipelines.vocab import Vocabulary
+
+
+@dataclass
+class KeyphraseData:
+    splits: dict  # split -> [KeyphraseDocument]
+    tokens: dict  # split -> [[token, ...] per document]
+    gold: dict  # split -> [[keyphrase tokens, ...] per document]
+    tokenizer: SentenceTokenizer
+    words: Vocabulary
+    tags: Vocabulary
+    tfidf: TfIdfBaseline
+    batch_size: int
+    seed: int
+    skipped: dict = field(default_factory=dict)
+
+    def has_split(self, split):
+        return bool(self.splits.get(split))
+
+    def batches(self, split, shuffle=False, labelled_only=False):
+        """Batches of {"index", "words", "tags"}; `labelled_only` leaves out documents in which no
+        gold keyphrase occurs (nothing to learn from)."""
+        columns = {"words": [], "tags": []}
+        for tokens, gold in zip(self.tokens[split], self.gold[split]):
+            tags, found = bio_tags(tokens, gold)
+            if labelled_only and not found:
+                continue
+            columns["words"].append(self.words.encode(tokens))
+            columns["tags"].append(self.tags.encode(tags))
+        return example_batches(columns, self.batch_size, shuffle_seed=self.seed if shuffle else None)
+
+
+class Keywords(runner.App):
+    name = "keywords"
+    description = __doc__
+    datasets = ("inspec",)
+    dataset_help = "inspec, or liaad:PATH.zip for any data set in the LIAAD layout (NAME/docsutf8, NAME/keys)"
+    monitor = "val_f1_at_10"
+    curve_metrics = ("val_f1_at_5", "val_precision_at_10", "val_recall_at_10")
+    defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5}
+
+    def add_arguments(self, parser):
+        parser.add_argument("--embedding-dim", type=int, default=200, help="word embedding size (default: %(default)s)")
+        parser.add_argument("--context-window", type=int, default=3, help="odd number of words each step sees (default: %(default)s)")
+        parser.add_argument("--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)")
+        parser.add_argument("--max-length", type=int, default=512, help="words read per document (default: %(default)s)")
+
+    def add_predict_arguments(self, parser):
+        parser.add_argument("--top-k", type=int, default=10, help="key terms to print per document (default: %(default)s)")
+        parser.add_argument("--json", action="store_true", help="print one JSON object per input")
+
+    # Data --------------------------------------------------------------------------------
+    def load_data(self, args):
+        dataset = load_keyphrase_dataset(args.dataset, args.data_dir)
+        splits = split_documents(dataset.documents, seed=0)
+        tokenizer = SentenceTokenizer(args.max_length, punctuation="split", name="tokenizer")
+        tokens = {s: tokenize_texts([d.text for d in docs], tokenizer) for s, docs in splits.items()}
+        gold = {
+            s: [tokenize_texts(list(d.keyphrases), tokenizer) for d in docs] for s, docs in splits.items()
+        }
+        skipped = dict(dataset.skipped)
+        unlabelled = sum(not bio_tags(t, g)[1] for t, g in zip(tokens["train"], gold["train"]))
+        if unlabelled:
+            skipped["training documents where no gold keyphrase occurs"] = unlabelled
+        # TF-IDF's document frequencies come from every document's text (no labels).
+        all_tokens = tokenize_texts([d.text for d in dataset.documents], tokenizer)
+        data = KeyphraseData(
+            splits, tokens, gold, tokenizer,
+            words=Vocabulary.build(tokens["train"], args.min_word_count),
+            tags=Vocabulary(TAGS),
+            tfidf=TfIdfBaseline(all_tokens),
+            batch_size=args.batch_size, seed=args.seed, skipped=skipped,
+        )  # fmt: skip
+        print(
+            f"{dataset.name}: " + ", ".join(f"{s} {len(d)}" for s, d in splits.items()) + " documents; "
+            f"{len(data.words.tokens)} words; "
+            f"{np.mean([len(g) for g in gold['train']]):.1f} gold keyphrases per document"
+        )
+        if skipped:
+            import mlflow
+
+            print("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))
+            mlflow.log_metrics({"skipped_" + "_".join(r.split()[:3]): n for r, n in skipped.items()})
+        return data
+
+    def fit_dataset(self, data, split):
+        def pairs(batch):
+            weights = tf.cast(tf.not_equal(batch["words"], 0), "float32")
+            return batch["words"], batch["tags"], weights
+
+        return data.batches(split, shuffle=split == "train", labelled_only=split == "train").map(pairs)
+
+    def save_assets(self, data, folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        data.words.save(folder / "words.json")
+        (folder / "split.json").write_text(
+            json.dumps({s: [d.doc_id for d in docs] for s, docs in data.splits.items()})
+        )
+
+    # Model -------------------------------------------------------------------------------
+    def build_model(self, args, data):
+        words = keras.Input((None,), dtype="int32", name="words")
+        x = keras.layers.Embedding(len(data.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
+        x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
+        x = ContextWindow(args.context_window, name="context_window")(x)
+        x = RecurrentStack(
+            args.cell, args.units, num_layers=args.layers, bidirectional=args.bidirectional,
+            recurrent_dropout=args.recurrent_dropout, name="recurrent",
+        )(x)  # fmt: skip
+        x = keras.layers.Dropout(args.dropout, name="output_dropout")(x)
+        scores = keras.layers.Dense(len(data.tags), dtype="float32", name="tags")(x)
+        return keras.Model(words, scores, name="tagger")
+
+    def compile_arguments(self, args, data):
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+
+    # Metrics -----------------------------------------------------------------------------
+    def rankings(self, model, data, split):
+        """Each document's candidates, best first: [(phrase, score), ...]."""
+        rows = predictions_in_order(model, data.batches(split), len(data.tokens[split]))
+        special = data.tags.num_special
+        rankings = []
+        for row, tokens in zip(rows, data.tokens[split]):
+            scores = row["output"][: len(tokens), special:]
+            probabilities = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            probabilities /= probabilities.sum(axis=-1, keepdims=True)
+            rankings.append(ranked_keyphrases(tokens, probabilities))
+        return rankings
+
+    def evaluate(self, model, data, split):
+        rankings = self.rankings(model, data, split)
+        return keyphrase_metrics([[p for p, _ in r] for r in rankings], data.gold[split])
+
+    def baseline_metrics(self, data, split):
+        rankings = [[p for p, _ in data.tfidf.rank(tokens)] for tokens in data.tokens[split]]
+        return {f"tfidf_{k}": v for k, v in keyphrase_metrics(rankings, data.gold[split]).items()}
+
+    def reports(self, model, data, split):
+        rankings = self.rankings(model, data, split)
+        lines = []
+        for document, ranking, gold in list(zip(data.splits[split], rankings, data.gold[split]))[:50]:
+            lines.append(f"document {document.doc_id}")
+            lines.append("  predicted: " + "; ".join(f"{p} ({s:.2f})" for p, s in ranking[:10]))
+            lines.append("  gold:      " + "; ".join(" ".join(g) for g in gold))
+        return {f"keyphrases_{split}.txt": "\n".join(lines) + "\n"}
+
+    # Serving -----------------------------------------------------------------------------
+    def serving_model(self, model, data, args):
+        """Raw documents -> per word (P(B), P(I), P(O)); rows past the text's words are padding."""
+        text = keras.Input(shape=(), dtype="string", name="text")
+        ids = data.words.lookup_layer(name="word_ids")(data.tokenizer(text))
+        scores = model(ids)[..., data.tags.num_special :]
+        probabilities = ClassProbabilities(list(TAGS), name="probabilities")(scores)
+        return keras.Model({"text": text}, probabilities, name="keywords")
+
+    def signature(self, serving_model):
+        length = serving_model.get_layer("tokenizer").max_length
+        return ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(object), (-1,), "text")]),
+            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, length, len(TAGS)))]),
+        )
+
+    def model_metadata(self, serving_model):
+        return {"tags": list(TAGS), "output": "per word of the tokenized text: P(B), P(I), P(O)"}
+
+    def evaluate_saved(self, serving_model, args):
+        dataset = load_keyphrase_dataset(args.dataset, args.data_dir)
+        documents = split_documents(dataset.documents, seed=0)[args.split]
+        rankings = self.rank_texts(serving_model, [d.text for d in documents])
+        tokenizer = serving_model.get_layer("tokenizer")
+        gold = [tokenize_texts(list(d.keyphrases), tokenizer) for d in documents]
+        return keyphrase_metrics([[p for p, _ in r] for r in rankings], gold)
+
+    @staticmethod
+    def rank_texts(serving_model, texts, batch_size=32):
+        tokenizer = serving_model.get_layer("tokenizer")
+        rankings = []
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            probabilities = serving_model({"text": tf.constant(chunk)}).numpy()
+            for tokens, row in zip(tokenize_texts(chunk, tokenizer), probabilities):
+                rankings.append(ranked_keyphrases(tokens, row[: len(tokens)]))
+        return rankings
+
+    def predict(self, serving_model, inputs, args):
+        texts = []
+        for item in inputs:
+            path = Path(item)
+            texts.append(path.read_text(encoding="utf-8") if path.is_file() else item)
+        results = []
+        for item, ranking in zip(inputs, self.rank_texts(serving_model, texts)):
+            top = ranking[: args.top_k]
+            results.append({"input": item, "keyphrases": [{"phrase": p, "score": s} for p, s in top]})
+            if args.json:
+                print(json.dumps(results[-1], ensure_ascii=False))
+                continue
+            print(item if len(item) < 80 else item[:77] + "...")
+            for phrase, score in top:
+                print(f"  {score:.3f}  {phrase}")
+        return results
+
+
+APP = Keywords()
+
+if __name__ == "__main__":
+    sys.exit(runner.main(APP))

@@ -1,0 +1,264 @@
+"""Keyphrase data (Hulth's Inspec, LIAAD layout), BIO labels, candidate ranking, metrics, TF-IDF.
+
+A data set is a zip holding NAME/docsutf8/ID.txt (a document) and
+NAME/keys/ID.key (its gold keyphrases, one a line), as the LIAAD
+KeywordExtractor-Datasets collection ships them.
+
+Matching follows the keyphrase literature (pke's benchmarks): a predicted
+and a gold keyphrase match when their Porter-stemmed, lower-cased tokens are
+the same. P@k = matches in the top k / number predicted (at most k),
+R@k = matches / number of gold keyphrases, F@k from those, each averaged over
+documents.
+"""
+
+import math
+import re
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.sources import DataFormatError, DataNotFoundError, RemoteDataset, locate
+
+INSPEC = RemoteDataset(
+    "keyphrase",
+    "https://github.com/LIAAD/KeywordExtractor-Datasets/raw/master/datasets",
+    {"Inspec.zip": "0868ca0753b69bcea9132def9f2a65c087bca39fc0360d82905e3debb0bf4de2"},
+)
+TAGS = ("B", "I", "O")
+
+# A common English stop list (function words), for the TF-IDF baseline's candidates.
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each
+    either few for from further had has have having he her here hers herself him himself
+    his how however i if in into is it its itself just may me might more most must my
+    myself no nor not now of off on once only or other ought our ours ourselves out over
+    own same shall she should so some such than that the their theirs them themselves then
+    there these they this those through thus to too under until up upon us very via was we
+    were what when where whether which while who whom whose why will with within without
+    would yet you your yours yourself yourselves""".split()
+)
+_WORD = re.compile(r"\w")
+
+
+@dataclass(frozen=True)
+class KeyphraseDocument:
+    doc_id: str
+    text: str
+    keyphrases: tuple
+
+
+@dataclass
+class KeyphraseDataset:
+    name: str
+    documents: list
+    skipped: dict = field(default_factory=dict)  # reason -> count
+
+
+def load_keyphrase_dataset(spec, data_dir=None, progress=True):
+    """`inspec` (from the data directory, the cache or a download) or `liaad:PATH.zip`."""
+    if spec == "inspec":
+        path = locate(INSPEC, ["Inspec.zip"], data_dir=data_dir, progress=progress)["Inspec.zip"]
+    elif spec.startswith("liaad:"):
+        path = Path(spec[len("liaad:") :])
+        if not path.is_file():
+            raise DataNotFoundError(f"--dataset {spec}: no such file")
+    else:
+        raise ValueError(f"--dataset {spec!r}: use inspec or liaad:PATH.zip")
+    return read_liaad_zip(path)
+
+
+def read_liaad_zip(path):
+    """Documents with their keys; documents without keys are skipped and counted."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise DataFormatError(f"{path}: not a zip file") from None
+    with archive:
+        names = archive.namelist()
+        documents_by_id = {
+            m.group(1): name for name in names if (m := re.search(r"docsutf8/([^/]+)\.txt$", name))
+        }
+        keys_by_id = {m.group(1): name for name in names if (m := re.search(r"keys/([^/]+)\.key$", name))}
+        if not documents_by_id:
+            raise DataFormatError(f"{path}: no NAME/docsutf8/*.txt documents (LIAAD layout expected)")
+        documents, skipped = [], Counter()
+        for doc_id in sorted(documents_by_id, key=_natural):
+            if doc_id not in keys_by_id:
+                skipped["no key file"] += 1
+                continue
+            text = _decode(archive.read(documents_by_id[doc_id]), f"{path}:{documents_by_id[doc_id]}")
+            keys = _decode(archive.read(keys_by_id[doc_id]), f"{path}:{keys_by_id[doc_id]}")
+            keyphrases = tuple(dict.fromkeys(k.strip() for k in keys.splitlines() if k.strip()))
+            if not keyphrases:
+                skipped["key file without keys"] += 1
+                continue
+            if not text.strip():
+                skipped["empty document"] += 1
+                continue
+            documents.append(KeyphraseDocument(doc_id, text, keyphrases))
+    if not documents:
+        raise DataFormatError(f"{path}: no document has both text and keys")
+    return KeyphraseDataset(Path(path).stem, documents, dict(skipped))
+
+
+def _decode(data, where):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataFormatError(f"{where}: not valid UTF-8 at byte {error.start}") from None
+
+
+def _natural(doc_id):
+    return (0, int(doc_id)) if doc_id.isdigit() else (1, doc_id)
+
+
+def split_documents(documents, seed=0):
+    """{"train", "valid", "test"}: a seeded shuffle of the documents in id order, cut 50/25/25.
+
+    For Inspec's 2000 abstracts that is 1000/500/500, the sizes of Hulth's
+    split (whose document lists this copy does not record).
+    """
+    order = np.random.default_rng(seed).permutation(len(documents))
+    n_train, n_valid = len(documents) // 2, len(documents) // 4
+    parts = {
+        "train": order[:n_train],
+        "valid": order[n_train : n_train + n_valid],
+        "test": order[n_train + n_valid :],
+    }
+    return {name: [documents[i] for i in sorted(index)] for name, index in parts.items()}
+
+
+# Stemming, labels, candidates --------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _stemmer():
+    from nltk.stem import PorterStemmer
+
+    return PorterStemmer()
+
+
+@lru_cache(maxsize=200_000)
+def stem(word):
+    return _stemmer().stem(word.lower())
+
+
+def stemmed(tokens):
+    return " ".join(stem(t) for t in tokens)
+
+
+def bio_tags(tokens, keyphrase_tokens):
+    """BIO tags marking every occurrence of the keyphrases in `tokens` (stemmed, exact).
+
+    Longer keyphrases win where occurrences overlap. Returns (tags, number of
+    keyphrases that occur).
+    """
+    stems = [stem(t) for t in tokens]
+    tags = ["O"] * len(tokens)
+    found = 0
+    for phrase in sorted({tuple(stem(t) for t in p) for p in keyphrase_tokens if p}, key=len, reverse=True):
+        n, hit = len(phrase), False
+        for start in range(len(stems) - n + 1):
+            if tuple(stems[start : start + n]) == phrase and all(t == "O" for t in tags[start : start + n]):
+                tags[start] = "B"
+                tags[start + 1 : start + n] = ["I"] * (n - 1)
+                hit = True
+        found += hit
+    return tags, found
+
+
+def ranked_keyphrases(tokens, probabilities):
+    """Candidates from per-token (P(B), P(I), P(O)), best first: [(phrase, score), ...].
+
+    The spans of the most likely tags (an I after an O starts a span) are the
+    candidates; a span's score is its tokens' mean probability of being
+    inside a keyphrase. Candidates with the same stemmed form count once,
+    at their best score.
+    """
+    best = np.argmax(probabilities, axis=-1)
+    inside = 1.0 - probabilities[:, 2]
+    spans, start = [], None
+    for i, tag in enumerate(list(best) + [2]):
+        if start is not None and tag != 1:
+            spans.append((start, i))
+            start = None
+        if tag == 0 or (tag == 1 and start is None):
+            start = i
+    scored = {}
+    for begin, end in spans:
+        words = tokens[begin:end]
+        if not any(_WORD.search(w) for w in words):
+            continue
+        key = stemmed(words)
+        score = float(np.mean(inside[begin:end]))
+        if key not in scored or score > scored[key][1]:
+            scored[key] = (" ".join(words), score)
+    return sorted(scored.values(), key=lambda item: -item[1])
+
+
+def prf_at_k(predicted, gold, k):
+    """P@k, R@k, F@k of one document: `predicted` ranked phrases, `gold` phrases (token lists or strings)."""
+    gold_keys = {stemmed(g.split() if isinstance(g, str) else g) for g in gold}
+    top = [stemmed(p.split() if isinstance(p, str) else p) for p in predicted[:k]]
+    matches = len(set(top) & gold_keys)
+    precision = matches / len(top) if top else 0.0
+    recall = matches / len(gold_keys) if gold_keys else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def keyphrase_metrics(rankings, gold_lists, ks=(5, 10)):
+    """Macro averages over documents: f1_at_K for each K, and precision/recall at the largest K."""
+    metrics = {}
+    for k in ks:
+        scores = np.array([prf_at_k(r, g, k) for r, g in zip(rankings, gold_lists)])
+        metrics[f"f1_at_{k}"] = float(scores[:, 2].mean())
+        if k == max(ks):
+            metrics[f"precision_at_{k}"] = float(scores[:, 0].mean())
+            metrics[f"recall_at_{k}"] = float(scores[:, 1].mean())
+    return metrics
+
+
+# TF-IDF baseline ---------------------------------------------------------------------------
+
+
+_CANDIDATE_WORD = re.compile(r"[^\W_][\w-]*[^\W_]")  # alphanumeric (hyphens inside), 2+ characters
+
+
+def ngram_candidates(tokens, max_n=3):
+    """Word n-grams (n <= 3) as pke selects them: no stop word, no punctuation, no bare number."""
+    candidates = []
+    for n in range(1, max_n + 1):
+        for start in range(len(tokens) - n + 1):
+            words = tokens[start : start + n]
+            if any(w in STOPWORDS or not _CANDIDATE_WORD.fullmatch(w) for w in words):
+                continue
+            if all(w.replace("-", "").isdigit() for w in words):
+                continue
+            candidates.append(tuple(words))
+    return candidates
+
+
+class TfIdfBaseline:
+    """pke-style TF-IDF: a candidate's count in the document times log(N / df) over a corpus."""
+
+    def __init__(self, corpus_tokens):
+        self.documents = len(corpus_tokens)
+        self.df = Counter()
+        for tokens in corpus_tokens:
+            self.df.update({stemmed(c) for c in ngram_candidates(tokens)})
+
+    def rank(self, tokens):
+        counts = Counter(stemmed(c) for c in ngram_candidates(tokens))
+        surface = {}
+        for candidate in ngram_candidates(tokens):
+            surface.setdefault(stemmed(candidate), " ".join(candidate))
+        scores = {
+            key: count * math.log((self.documents + 1) / (self.df[key] + 1)) for key, count in counts.items()
+        }
+        return [(surface[key], score) for key, score in sorted(scores.items(), key=lambda item: -item[1])]
