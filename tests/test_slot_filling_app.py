@@ -17,31 +17,13 @@ from mlflow.tracking import MlflowClient
 from apps import runner
 from apps.slot_filling import APP
 from pipelines.slots import read_split
-from tests.data import REPOSITORY, SHARED_DATA
+from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, single_run
 
 SMALL_MODEL = ["--units", "64", "--embedding-dim", "64", "--learning-rate", "0.005", "--dropout", "0.2"]
 SENTENCES = [
     "i want to leave boston and arrive in denver on november second",
     "Show me the cheapest fare from Dallas to Baltimore.",
 ]
-
-
-def new_store(folder, experiment):
-    """A SQLite tracking store in `folder`, with `experiment`'s artifacts there too.
-
-    (MLflow's default artifact root for a SQLite store is ./mlruns of the current folder.)
-    """
-    tracking_uri = f"sqlite:///{folder}/mlflow.db"
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.create_experiment(experiment, artifact_location=str(folder / "artifacts"))
-    return tracking_uri
-
-
-def single_run(tracking_uri, experiment):
-    mlflow.set_tracking_uri(tracking_uri)
-    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 @pytest.fixture(scope="module")
@@ -144,17 +126,9 @@ def test_evaluate_on_the_reloaded_model_gives_the_logged_test_metrics(trained, c
     assert "test_slot_f1:" in capsys.readouterr().out
 
 
-def cli(*arguments, **kwargs):
-    env = {**os.environ, "RNN_SUITE_DATA": str(SHARED_DATA), "PYTHONPATH": str(REPOSITORY)}
-    return subprocess.run(
-        [sys.executable, "-m", "apps.slot_filling", *arguments],
-        cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=300, **kwargs,
-    )  # fmt: skip
-
-
 def test_predict_in_a_fresh_process_prints_word_slot_pairs_and_intent(trained):
     result = cli(
-        "predict", "--model", f"runs:/{trained['run'].info.run_id}/model",
+        "slot_filling", "predict", "--model", f"runs:/{trained['run'].info.run_id}/model",
         "--tracking-uri", trained["tracking_uri"], SENTENCES[0],
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -167,7 +141,7 @@ def test_predict_in_a_fresh_process_prints_word_slot_pairs_and_intent(trained):
 
 
 def test_predict_with_a_missing_model_says_what_to_pass():
-    result = cli("predict", "--model", "no/such/model.keras", "hello")
+    result = cli("slot_filling", "predict", "--model", "no/such/model.keras", "hello")
     assert result.returncode == 2
     assert "--model no/such/model.keras: no such file or MLflow model" in result.stderr
     assert "runs:/RUN_ID/model" in result.stderr
@@ -215,7 +189,7 @@ def test_bad_data_fails_the_run_with_an_error_naming_file_and_line(tmp_path):
     tags.write_text("\n".join(lines) + "\n")
     tracking_uri = new_store(tmp_path, "bad-data")
     result = cli(
-        "train", "--data-dir", str(data), "--epochs", "1", "--tracking-uri", tracking_uri,
+        "slot_filling", "train", "--data-dir", str(data), "--epochs", "1", "--tracking-uri", tracking_uri,
         "--experiment", "bad-data", "--checkpoint-dir", str(tmp_path / "checkpoints"),
     )  # fmt: skip
     assert result.returncode == 2

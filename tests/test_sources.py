@@ -11,7 +11,7 @@ import pytest
 from pipelines import sources
 from pipelines.slots import SLOT_DATASETS, load_slot_dataset
 from pipelines.sources import ChecksumError, DataNotFoundError, RemoteDataset, download, locate
-from tests.data import SHARED_DATA
+from tests.support import SHARED_DATA
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

@@ -17,7 +17,7 @@ from pipelines.slots import (
 from pipelines.sources import DataFormatError
 from pipelines.text import SentenceTokenizer, bucket_edges
 from pipelines.vocab import OOV, PAD, Vocabulary
-from tests.data import SHARED_DATA
+from tests.support import SHARED_DATA
 
 ATIS = SHARED_DATA / "atis"
 

@@ -1,0 +1,51 @@
+"""Where the tests find the shared local copies of the data sets."""
+
+import os
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("RNN_SUITE_DATA") or REPOSITORY.parent / "shared" / "data").resolve()
+
+if not (SHARED_DATA / "atis" / "train" / "seq.in").is_file():
+    raise RuntimeError(
+        f"The tests read the data sets from {SHARED_DATA}, which does not hold them. "
+        f"Set RNN_SUITE_DATA to the folder with atis/, snips/, fsdd/, ... (e.g. ../shared/data)."
+    )
+
+
+def new_store(folder, experiment):
+    """A SQLite MLflow store in `folder`, with `experiment`'s artifacts there too.
+
+    (MLflow's default artifact root for a SQLite store is ./mlruns of the current folder.)
+    """
+    import mlflow
+
+    tracking_uri = f"sqlite:///{folder}/mlflow.db"
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.create_experiment(experiment, artifact_location=str(folder / "artifacts"))
+    return tracking_uri
+
+
+def runs_of(tracking_uri, experiment):
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.search_runs(experiment_names=[experiment], output_format="list")
+
+
+def single_run(tracking_uri, experiment):
+    runs = runs_of(tracking_uri, experiment)
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def cli(app, *arguments, **kwargs):
+    """Runs `python -m apps.APP ARGUMENTS` in a fresh process, as a user would."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RNN_SUITE_DATA": str(SHARED_DATA), "PYTHONPATH": str(REPOSITORY)}
+    return subprocess.run(
+        [sys.executable, "-m", f"apps.{app}", *arguments],
+        cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=300, **kwargs,
+    )  # fmt: skip

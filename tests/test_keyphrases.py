@@ -1,0 +1,132 @@
+"""Keyphrase data, labels, candidate ranking, metrics and the TF-IDF baseline."""
+
+import math
+import zipfile
+
+import numpy as np
+import pytest
+
+from pipelines.keyphrases import (
+    TfIdfBaseline,
+    bio_tags,
+    keyphrase_metrics,
+    load_keyphrase_dataset,
+    ngram_candidates,
+    prf_at_k,
+    ranked_keyphrases,
+    read_liaad_zip,
+    split_documents,
+)
+from pipelines.sources import DataFormatError
+from tests.support import SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def inspec():
+    return load_keyphrase_dataset("inspec", SHARED_DATA)
+
+
+def test_inspec_has_2000_documents_split_1000_500_500(inspec):
+    assert len(inspec.documents) == 2000 and inspec.skipped == {}
+    document = next(d for d in inspec.documents if d.doc_id == "114")
+    assert document.text.startswith("Cooperative three- and four-player quantum games")
+    assert "quantum entanglement" in document.keyphrases and "game theory" in document.keyphrases
+    splits = split_documents(inspec.documents)
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [1000, 500, 500]
+    ids = [d.doc_id for s in splits.values() for d in s]
+    assert len(set(ids)) == 2000
+    assert [d.doc_id for d in split_documents(inspec.documents)["test"]] == [d.doc_id for d in splits["test"]]
+
+
+def write_zip(path, files):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return path
+
+
+def test_documents_without_keys_are_skipped_and_counted(tmp_path):
+    path = write_zip(
+        tmp_path / "Mini.zip",
+        {
+            "Mini/docsutf8/1.txt": "neural networks learn",
+            "Mini/keys/1.key": "neural networks\n",
+            "Mini/docsutf8/2.txt": "no keys here",
+            "Mini/keys/2.key": "\n  \n",
+            "Mini/docsutf8/3.txt": "no key file",
+        },
+    )
+    dataset = read_liaad_zip(path)
+    assert [d.doc_id for d in dataset.documents] == ["1"]
+    assert dataset.skipped == {"key file without keys": 1, "no key file": 1}
+
+
+def test_malformed_archives_are_errors_naming_the_file(tmp_path):
+    with pytest.raises(DataFormatError, match="no NAME/docsutf8"):
+        read_liaad_zip(write_zip(tmp_path / "empty.zip", {"x/readme.txt": "hi"}))
+    bad = write_zip(tmp_path / "bad.zip", {"B/docsutf8/1.txt": b"caf\xe9", "B/keys/1.key": "cafe"})
+    with pytest.raises(DataFormatError, match=r"bad.zip:B/docsutf8/1.txt: not valid UTF-8 at byte 3"):
+        read_liaad_zip(bad)
+    (tmp_path / "text.zip").write_text("not a zip")
+    with pytest.raises(DataFormatError, match="not a zip file"):
+        read_liaad_zip(tmp_path / "text.zip")
+
+
+def test_bio_tags_mark_stemmed_occurrences_longest_first():
+    tokens = "quantum games are played ; a quantum game of quantum entanglement".split()
+    keys = [["quantum", "game"], ["quantum", "entanglement"], ["game"], ["absent", "phrase"]]
+    tags, found = bio_tags(tokens, keys)
+    assert tags == ["B", "I", "O", "O", "O", "O", "B", "I", "O", "B", "I"]
+    assert found == 2  # "game" only occurs inside the longer "quantum game(s)"; one key is absent
+
+
+def test_candidates_are_tagged_spans_ranked_by_confidence_and_deduplicated():
+    tokens = ["neural", "networks", "and", "networks", "of", "neural", "network"]
+    #                 B     I     O
+    probabilities = np.array([
+        [0.8, 0.1, 0.1],  # neural      B
+        [0.1, 0.7, 0.2],  # networks    I
+        [0.1, 0.1, 0.8],  # and         O
+        [0.2, 0.5, 0.3],  # networks    I after O: starts a span
+        [0.1, 0.1, 0.8],  # of          O
+        [0.9, 0.05, 0.05],  # neural    B
+        [0.05, 0.9, 0.05],  # network   I  (same stem as "neural networks")
+    ])  # fmt: skip
+    ranked = ranked_keyphrases(tokens, probabilities)
+    assert [phrase for phrase, _ in ranked] == ["neural network", "networks"]
+    assert ranked[0][1] == pytest.approx(0.95)  # mean of 1 - P(O) over the better occurrence
+    assert ranked[1][1] == pytest.approx(0.7)
+
+
+def test_precision_recall_f1_at_k_by_hand():
+    gold = [["neural", "networks"], ["deep", "learning"], ["back", "propagation"], ["gradients"]]
+    predicted = ["neural network", "learning", "gradient", "deep learning"]
+    # Top 3: "neural network" (matches, stemmed), "learning" (no), "gradient" (matches "gradients").
+    precision, recall, f1 = prf_at_k(predicted, gold, 3)
+    assert (precision, recall) == (2 / 3, 2 / 4)
+    assert f1 == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
+    # Fewer predictions than k: precision is over the predictions made.
+    assert prf_at_k(["neural networks"], gold, 10)[0] == 1.0
+    assert prf_at_k([], gold, 10) == (0.0, 0.0, 0.0)
+    metrics = keyphrase_metrics([predicted, []], [gold, gold], ks=(3,))
+    assert metrics["f1_at_3"] == pytest.approx(f1 / 2)
+    assert metrics["precision_at_3"] == pytest.approx(1 / 3)
+
+
+def test_ngram_candidates_skip_stop_words_punctuation_and_numbers():
+    tokens = "the neural network , trained in 2019 , learns fast-moving targets".split()
+    candidates = {" ".join(c) for c in ngram_candidates(tokens)}
+    assert {"neural network", "neural", "trained", "fast-moving targets", "learns fast-moving targets"} <= candidates
+    assert not {c for c in candidates if "the" in c.split() or "," in c or c == "2019" or "in" in c.split()}
+
+
+def test_tfidf_weights_count_times_inverse_document_frequency():
+    corpus = [["quantum", "games"], ["quantum", "theory"], ["game", "theory"], ["quantum", "quantum", "dots"]]
+    baseline = TfIdfBaseline(corpus)
+    ranking = dict(baseline.rank(corpus[3]))
+    n = len(corpus)
+    # "quantum" is in 3 documents, "dots" in 1, "quantum dots" in 1.
+    assert ranking["quantum"] == pytest.approx(2 * math.log((n + 1) / (3 + 1)))
+    assert ranking["dots"] == pytest.approx(math.log((n + 1) / (1 + 1)))
+    assert ranking["quantum dots"] == ranking["dots"]
+    assert ranking["quantum quantum dots"] == pytest.approx(math.log((n + 1) / 2))

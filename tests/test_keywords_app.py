@@ -1,0 +1,74 @@
+"""The key term extraction app end to end: a short real training on Inspec, tracked in MLflow."""
+
+import mlflow
+import numpy as np
+import pytest
+
+from apps import runner
+from apps.keywords import APP
+from pipelines.classification import tokenize_texts
+from pipelines.keyphrases import TfIdfBaseline, keyphrase_metrics, load_keyphrase_dataset, split_documents
+from pipelines.text import SentenceTokenizer
+from tests.support import SHARED_DATA, cli, new_store, single_run
+
+ABSTRACT = (
+    "Cooperative three- and four-player quantum games. A cooperative multi-player quantum game "
+    "played by 3 and 4 players has been studied. A quantum superposed operator is introduced."
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("keywords")
+    tracking_uri = new_store(root, "test-keywords")
+    code = runner.main(APP, [
+        "train", "--data-dir", str(SHARED_DATA), "--epochs", "4", "--units", "48", "--embedding-dim", "48",
+        "--learning-rate", "0.005", "--max-length", "256", "--tracking-uri", tracking_uri,
+        "--experiment", "test-keywords", "--checkpoint-dir", str(root / "checkpoints"), "--verbose", "0",
+    ])  # fmt: skip
+    assert code == 0
+    return {"root": root, "tracking_uri": tracking_uri, "run": single_run(tracking_uri, "test-keywords")}
+
+
+def test_training_logs_keyphrase_metrics_beside_the_tfidf_baseline(trained):
+    metrics = trained["run"].data.metrics
+    for name in ("f1_at_5", "f1_at_10", "precision_at_10", "recall_at_10"):
+        assert 0.0 <= metrics[f"test_{name}"] <= 1.0
+    assert metrics["test_f1_at_10"] > 0.05  # four epochs of a small tagger find some keyphrases
+    # The baseline as computed independently here, on the same 500 test documents.
+    documents = load_keyphrase_dataset("inspec", SHARED_DATA).documents
+    tokenizer = SentenceTokenizer(256, punctuation="split")
+    baseline = TfIdfBaseline(tokenize_texts([d.text for d in documents], tokenizer))
+    test = split_documents(documents)["test"]
+    rankings = [[p for p, _ in baseline.rank(t)] for t in tokenize_texts([d.text for d in test], tokenizer)]
+    gold = [tokenize_texts(list(d.keyphrases), tokenizer) for d in test]
+    assert metrics["test_tfidf_f1_at_10"] == pytest.approx(keyphrase_metrics(rankings, gold)["f1_at_10"])
+
+
+def test_reloaded_model_scores_words_and_reproduces_the_test_metrics(trained):
+    run = trained["run"]
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    probabilities = model.predict(np.array([ABSTRACT], dtype=object))
+    assert probabilities.shape == (1, 256, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+    args = runner.build_parser(APP).parse_args([
+        "evaluate", "--model", f"runs:/{run.info.run_id}/model", "--data-dir", str(SHARED_DATA),
+        "--tracking-uri", trained["tracking_uri"],
+    ])  # fmt: skip
+    for name, value in runner.evaluate(APP, args).items():
+        assert value == pytest.approx(run.data.metrics[f"test_{name}"], abs=1e-9), name
+
+
+def test_predict_reads_a_file_or_a_string_and_prints_ranked_terms(trained, tmp_path):
+    paper = tmp_path / "paper.txt"
+    paper.write_text(ABSTRACT)
+    result = cli(
+        "keywords", "predict", "--model", f"runs:/{trained['run'].info.run_id}/model", "--top-k", "5",
+        "--tracking-uri", trained["tracking_uri"], str(paper), ABSTRACT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    blocks = result.stdout.strip().split("\n" + ABSTRACT[:77])
+    assert len(blocks) == 2 and blocks[0].startswith(str(paper))
+    for block in blocks:
+        scores = [float(line.split()[0]) for line in block.splitlines()[1:]]
+        assert 0 < len(scores) <= 5 and scores == sorted(scores, reverse=True)

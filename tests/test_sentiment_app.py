@@ -1,0 +1,111 @@
+"""The sentiment app end to end: short real trainings, tracked in a temporary MLflow store."""
+
+import csv
+
+import mlflow
+import numpy as np
+import pytest
+
+from apps import runner
+from apps.sentiment import APP
+from pipelines.classification import load_text_dataset
+from tests.support import SHARED_DATA, cli, new_store, runs_of, single_run
+
+SMALL = ["--units", "32", "--embedding-dim", "32", "--batch-size", "64", "--learning-rate", "0.003"]
+REVIEWS = ["a gorgeous, witty, seductive movie", "a dull, lifeless and predictable mess."]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sentiment")
+    tracking_uri = new_store(root, "test-sentiment")
+    code = runner.main(APP, [
+        "train", "--dataset", "mr", "--data-dir", str(SHARED_DATA), "--epochs", "2", "--max-length", "40",
+        *SMALL, "--tracking-uri", tracking_uri, "--experiment", "test-sentiment",
+        "--checkpoint-dir", str(root / "checkpoints"), "--verbose", "0",
+    ])  # fmt: skip
+    assert code == 0
+    return {"root": root, "tracking_uri": tracking_uri, "run": single_run(tracking_uri, "test-sentiment")}
+
+
+def test_training_logs_accuracy_macro_f1_and_a_confusion_matrix(trained):
+    run = trained["run"]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["pooling"] == "attention" and run.data.tags["app"] == "sentiment"
+    metrics = run.data.metrics
+    assert 0.65 < metrics["test_accuracy"] <= 1.0 and 0.6 < metrics["test_macro_f1"] <= 1.0
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "reports")}
+    assert {"reports/confusion_matrix_test.png", "reports/classification_report_test.txt"} <= artifacts
+
+
+def test_logged_model_takes_strings_and_gives_label_probabilities(trained):
+    run_id = trained["run"].info.run_id
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    probabilities = model.predict(np.array(REVIEWS, dtype=object))
+    assert probabilities.shape == (2, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.metadata.metadata["labels"] == ["neg", "pos"]
+    local = runner.load_model(str(trained["root"] / "checkpoints" / run_id / "model.keras"))
+    np.testing.assert_allclose(local({"text": np.array(REVIEWS, dtype=object)}).numpy(), probabilities, rtol=1e-6)
+
+
+def test_evaluate_reproduces_the_logged_test_metrics(trained):
+    run = trained["run"]
+    args = runner.build_parser(APP).parse_args([
+        "evaluate", "--model", f"runs:/{run.info.run_id}/model", "--dataset", "mr",
+        "--data-dir", str(SHARED_DATA), "--tracking-uri", trained["tracking_uri"],
+    ])  # fmt: skip
+    metrics = runner.evaluate(APP, args)
+    for name, value in metrics.items():
+        assert value == pytest.approx(run.data.metrics[f"test_{name}"], abs=1e-9), name
+
+
+def test_predict_prints_label_probability_and_explains_with_attention(trained):
+    result = cli(
+        "sentiment", "predict", "--model", f"runs:/{trained['run'].info.run_id}/model", "--explain",
+        "--tracking-uri", trained["tracking_uri"], REVIEWS[0],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    first, *weights = result.stdout.splitlines()
+    label, probability, text = first.split(maxsplit=2)
+    assert label in ("neg", "pos") and 0.5 <= float(probability) <= 1.0 and text == REVIEWS[0]
+    shown = [line.split() for line in weights]
+    assert {row[-1] for row in shown} <= {"a", "gorgeous", ",", "witty", "seductive", "movie"}
+    assert sum(float(row[0]) for row in shown) == pytest.approx(1.0, abs=0.01)  # all 7 tokens shown
+
+
+def test_cross_validation_is_a_parent_run_with_a_child_per_fold(tmp_path):
+    examples = load_text_dataset("mr", SHARED_DATA).examples
+    path = tmp_path / "mr-small.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for example in examples[:150] + examples[-150:]:
+            writer.writerow([example.text, example.label])
+    tracking_uri = new_store(tmp_path, "cv")
+    code = runner.main(APP, [
+        "train", "--dataset", f"csv:{path}", "--cv", "3", "--epochs", "1", *SMALL,
+        "--tracking-uri", tracking_uri, "--experiment", "cv", "--checkpoint-dir", str(tmp_path / "ck"),
+        "--verbose", "0",
+    ])  # fmt: skip
+    assert code == 0
+    runs = runs_of(tracking_uri, "cv")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 3
+    parent = parents[0]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert sorted(c.data.tags["cv_fold"] for c in children) == ["0", "1", "2"]
+    accuracies = [c.data.metrics["test_accuracy"] for c in children]
+    assert parent.data.metrics["cv_accuracy"] == pytest.approx(np.mean(accuracies))
+    assert parent.data.metrics["cv_accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1))
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_bad_csv_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("review,stars\nok,5\n")
+    result = cli("sentiment", "train", "--dataset", f"csv:{path}", "--tracking-uri",
+                 new_store(tmp_path, "bad"), "--experiment", "bad", "--checkpoint-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 2
+    assert "bad.csv: the CSV needs columns 'text' and 'label'" in result.stderr
