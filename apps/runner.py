@@ -505,7 +505,8 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
         signature=app.signature(serving),
         pip_requirements=tracking.model_requirements(),
         registered_model_name=args.register_model,
-        metadata=app.model_metadata(serving),
+        # Plain JSON types: layer attributes are Keras-tracked lists and dicts.
+        metadata=json.loads(json.dumps(app.model_metadata(serving))),
     )
     summary = "  ".join(f"{k} {v:.4f}" for k, v in final.items() if isinstance(v, float))
     print(f"\nrun {run_id} finished: {summary}")

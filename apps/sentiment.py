@@ -247,7 +247,7 @@ class Sentiment(runner.App):
         )
 
     def model_metadata(self, serving_model):
-        return {"labels": [str(label) for label in serving_model.get_layer("probabilities").labels]}
+        return {"labels": list(serving_model.get_layer("probabilities").labels)}
 
     def evaluate_saved(self, serving_model, args):
         if args.split not in ("train", "valid", "test"):

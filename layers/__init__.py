@@ -9,6 +9,7 @@ Importing this package registers every custom object with Keras, which a
 
 from layers.base import CellLayer, RecurrentCell
 from layers.context import ContextWindow
+from layers.ctc import CTCLoss
 from layers.elman import Elman, ElmanCell
 from layers.factory import (
     BUILTIN_KINDS,
@@ -19,6 +20,7 @@ from layers.factory import (
     recurrent_layer,
 )
 from layers.jordan import Jordan, JordanCell
+from layers.metadata import Metadata
 from layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from layers.pooling import POOLING_MODES, AttentionPooling
 
@@ -28,12 +30,14 @@ __all__ = [
     "BUILTIN_KINDS",
     "CELL_KINDS",
     "CUSTOM_KINDS",
+    "CTCLoss",
     "CellLayer",
     "ContextWindow",
     "Elman",
     "ElmanCell",
     "Jordan",
     "JordanCell",
+    "Metadata",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "RecurrentCell",

@@ -172,32 +172,29 @@ def bio_tags(tokens, keyphrase_tokens):
     return tags, found
 
 
-def ranked_keyphrases(tokens, probabilities):
-    """Candidates from per-token (P(B), P(I), P(O)), best first: [(phrase, score), ...].
+def ranked_keyphrases(tokens, probabilities, max_words=5):
+    """Candidate spans from per-token (P(B), P(I), P(O)), best first: [(phrase, score), ...].
 
-    The spans of the most likely tags (an I after an O starts a span) are the
-    candidates; a span's score is its tokens' mean probability of being
-    inside a keyphrase. Candidates with the same stemmed form count once,
-    at their best score.
+    A span's score is the probability that the tagger marks exactly it:
+    P(B) at its first word, P(I) at each further word, and not P(I) at the
+    word after it (tokens taken as independent, as the tagger predicts them).
+    Every span of up to `max_words` words without punctuation is a candidate;
+    candidates with the same stemmed form count once, at their best score.
     """
-    best = np.argmax(probabilities, axis=-1)
-    inside = 1.0 - probabilities[:, 2]
-    spans, start = [], None
-    for i, tag in enumerate(list(best) + [2]):
-        if start is not None and tag != 1:
-            spans.append((start, i))
-            start = None
-        if tag == 0 or (tag == 1 and start is None):
-            start = i
+    begin, inside = probabilities[:, 0], probabilities[:, 1]
     scored = {}
-    for begin, end in spans:
-        words = tokens[begin:end]
-        if not any(_WORD.search(w) for w in words):
-            continue
-        key = stemmed(words)
-        score = float(np.mean(inside[begin:end]))
-        if key not in scored or score > scored[key][1]:
-            scored[key] = (" ".join(words), score)
+    for start in range(len(tokens)):
+        probability = begin[start]
+        for end in range(start, min(start + max_words, len(tokens))):
+            if not _WORD.search(tokens[end]):
+                break
+            if end > start:
+                probability *= inside[end]
+            closed = probability * (1.0 - (inside[end + 1] if end + 1 < len(tokens) else 0.0))
+            words = tokens[start : end + 1]
+            key = stemmed(words)
+            if key not in scored or closed > scored[key][1]:
+                scored[key] = (" ".join(words), float(closed))
     return sorted(scored.values(), key=lambda item: -item[1])
 
 

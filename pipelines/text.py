@@ -145,13 +145,16 @@ def bucket_edges(max_length):
     return kept + [edges[len(kept)] if len(kept) < len(edges) else int(max_length)]
 
 
-def bucketed_batches(dataset, lengths, length_of, batch_size, shuffle_seed=None, cache=True):
+def bucketed_batches(dataset, lengths, length_of, batch_size, shuffle_seed=None, cache=True, padded_shapes=None):
     """cache -> shuffle -> bucket by length (padding to the bucket's edge) -> prefetch.
 
     For dict elements whose sequence components are padded with zeros.
     `lengths` are the elements' sequence lengths (they fix the buckets and the
     number of batches), `length_of(element)` computes one inside the pipeline.
     `shuffle_seed=None` keeps the order within buckets (evaluation).
+    `padded_shapes` fixes the padded shape of some components (as
+    `Dataset.bucket_by_sequence_length` takes it); the others' unknown
+    dimensions are padded to the bucket's edge.
     """
     lengths = np.asarray(lengths)
     edges = bucket_edges(int(lengths.max()) if lengths.size else 1)
@@ -168,6 +171,7 @@ def bucketed_batches(dataset, lengths, length_of, batch_size, shuffle_seed=None,
         element_length_func=length_of,
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padded_shapes=padded_shapes,
         pad_to_bucket_boundary=True,
     )
     # Each bucket gives ceil(size / batch_size) batches; knowing the total lets
@@ -182,23 +186,39 @@ def example_batches(columns, batch_size, shuffle_seed=None, length_key="words"):
     """Batches of examples given as columns, bucketed by the length of `length_key`.
 
     `columns` maps a name to one value per example: a list of ids (a
-    sequence, padded with 0 in a batch) or an id (a label). Each batch also
+    sequence, padded with 0 in a batch), a float array (steps, features)
+    (padded with 0.0), or an id (a label). Each batch also
     holds "index", every example's position, so predictions can be put back
     in order after bucketing. An empty sequence is read as one padding step.
+    Sequences as long as the `length_key` sequence (e.g. a tag per word) are
+    padded like it, to the bucket's edge; others (e.g. an utterance's few
+    digits) to their own longest, so they carry no bucket-sized padding.
     """
     count = len(columns[length_key])
     elements = {"index": np.arange(count, dtype="int32")}
+    key_lengths = [max(len(v), 1) for v in columns[length_key]]
+    padded_shapes = {"index": []}
     for name, values in columns.items():
-        if count and isinstance(values[0], (list, tuple)):
+        if count and isinstance(values[0], np.ndarray) and values[0].ndim == 2:
+            elements[name] = tf.RaggedTensor.from_row_lengths(
+                np.concatenate(values).astype("float32"), [len(v) for v in values]
+            )
+        elif count and isinstance(values[0], (list, tuple)):
             elements[name] = ragged([list(v) if len(v) else [0] for v in values])
         else:
             elements[name] = np.asarray(values, dtype="int32")
+        shape = list(elements[name].shape[1:])
+        if shape and shape[0] is None:
+            aligned = all(max(len(v), 1) == n for v, n in zip(values, key_lengths))
+            shape[0] = None if aligned else max(max(len(v), 1) for v in values)
+        padded_shapes[name] = shape
     return bucketed_batches(
         tf.data.Dataset.from_tensor_slices(elements),
-        lengths=[max(len(v), 1) for v in columns[length_key]],
+        lengths=key_lengths,
         length_of=lambda element: tf.shape(element[length_key])[0],
         batch_size=batch_size,
         shuffle_seed=shuffle_seed,
+        padded_shapes=padded_shapes,
     )
 
 

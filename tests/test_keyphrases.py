@@ -80,22 +80,23 @@ def test_bio_tags_mark_stemmed_occurrences_longest_first():
     assert found == 2  # "game" only occurs inside the longer "quantum game(s)"; one key is absent
 
 
-def test_candidates_are_tagged_spans_ranked_by_confidence_and_deduplicated():
-    tokens = ["neural", "networks", "and", "networks", "of", "neural", "network"]
+def test_candidates_are_spans_ranked_by_their_tagging_probability_and_deduplicated():
+    tokens = ["neural", "networks", ",", "neural", "network"]
     #                 B     I     O
     probabilities = np.array([
-        [0.8, 0.1, 0.1],  # neural      B
-        [0.1, 0.7, 0.2],  # networks    I
-        [0.1, 0.1, 0.8],  # and         O
-        [0.2, 0.5, 0.3],  # networks    I after O: starts a span
-        [0.1, 0.1, 0.8],  # of          O
-        [0.9, 0.05, 0.05],  # neural    B
-        [0.05, 0.9, 0.05],  # network   I  (same stem as "neural networks")
+        [0.8, 0.1, 0.1],  # neural
+        [0.1, 0.7, 0.2],  # networks
+        [0.0, 0.0, 1.0],  # ,         punctuation ends every span
+        [0.6, 0.2, 0.2],  # neural
+        [0.1, 0.9, 0.0],  # network   (same stem as "neural networks")
     ])  # fmt: skip
-    ranked = ranked_keyphrases(tokens, probabilities)
-    assert [phrase for phrase, _ in ranked] == ["neural network", "networks"]
-    assert ranked[0][1] == pytest.approx(0.95)  # mean of 1 - P(O) over the better occurrence
-    assert ranked[1][1] == pytest.approx(0.7)
+    ranked = dict(ranked_keyphrases(tokens, probabilities))
+    # "neural networks" at 0-1: 0.8 * 0.7 * (1 - 0.0);  at 3-4: 0.6 * 0.9 (end of text)
+    assert ranked["neural networks"] == pytest.approx(0.8 * 0.7)
+    assert ranked["neural"] == pytest.approx(0.8 * (1 - 0.7))  # the better of its two places
+    assert ranked["networks"] == pytest.approx(0.1 * 1.0)
+    assert "networks , neural" not in ranked and len(ranked) == 3
+    assert list(ranked)[0] == "neural networks"
 
 
 def test_precision_recall_f1_at_k_by_hand():

@@ -1,0 +1,359 @@
+"""Connected-digit speech recognition with CTC on the Free Spoken Digit Dataset.
+
+    python -m apps.speech_ctc train
+    python -m apps.speech_ctc train --test-speakers theo      # speaker-independent test
+    python -m apps.speech_ctc train --cv 5                     # leave one speaker out, each in turn
+    python -m apps.speech_ctc predict --model runs:/RUN_ID/model recording.wav
+
+Utterances of 1 to 7 digits are built from one speaker's FSDD recordings with
+random gaps (see `pipelines.audio`). Features: librosa log-mel (or MFCC) with
+deltas, normalized per utterance, computed once and cached. Model: a strided
+convolution (optional), a stack of recurrent layers (bidirectional by
+default), and per frame a distribution over the 10 digits and the CTC blank.
+Loss: CTC with each utterance's own frame count and label length. Decoding:
+greedy (best path) or beam search (`--beam-width`). Metrics: digit error rate
+(edit distance / reference length) and sequence accuracy.
+
+Splits by take: FSDD's test takes 0-4 -> test, 5-9 -> valid, 10-49 -> train.
+`--test-speakers a,b` tests on those speakers' recordings instead and trains
+and validates on the others'; `--cv K` holds out each of K speakers in turn.
+"""
+
+import json
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
+
+from apps import runner
+from layers import Metadata, RecurrentStack
+from layers.ctc import BLANK, CTCLoss, DropMask, FrameMask, beam_decode, edit_distance, greedy_decode, pack_targets
+from pipelines.audio import (
+    TAKE_SPLITS,
+    FeatureCache,
+    FeatureConfig,
+    build_utterances,
+    features,
+    fsdd_recordings,
+    load_audio,
+)
+from pipelines.text import example_batches
+
+CLASSES = 11  # blank + the digits 0-9 (digit d is class d + 1)
+SPLIT_SEEDS = {"train": 1, "valid": 2, "test": 3}  # utterance sets differ per split, fixed per --data-seed
+
+
+@dataclass
+class SpeechData:
+    utterances: dict  # split -> [Utterance]
+    features: dict  # split -> [array (frames, dims)]
+    config: FeatureConfig
+    stride: int
+    batch_size: int
+    seed: int
+    beam_width: int = 0
+    skipped: dict = field(default_factory=dict)
+
+    def has_split(self, split):
+        return bool(self.utterances.get(split))
+
+    def labels(self, split):
+        return [[d + 1 for d in u.digits] for u in self.utterances[split]]
+
+    def batches(self, split, shuffle=False):
+        columns = {
+            "features": self.features[split],
+            "frames": [len(f) for f in self.features[split]],
+            "labels": self.labels(split),
+        }
+        return example_batches(
+            columns, self.batch_size, shuffle_seed=self.seed if shuffle else None, length_key="features"
+        )
+
+    def output_frames(self, frames):
+        return -(-np.asarray(frames) // self.stride)
+
+
+def ctc_frames_needed(labels):
+    """Frames CTC needs for a label sequence: one per label, plus a blank between repeats."""
+    return len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
+
+
+def speech_metrics(references, hypotheses):
+    """Digit error rate (total edits / total reference digits) and sequence accuracy."""
+    edits = sum(edit_distance(r, h) for r, h in zip(references, hypotheses))
+    digits = sum(len(r) for r in references)
+    return {
+        "digit_error_rate": edits / digits,
+        "sequence_accuracy": float(np.mean([list(r) == list(h) for r, h in zip(references, hypotheses)])),
+    }
+
+
+def posteriorgram_figure(examples):
+    """Per utterance: blank and digit probabilities over time (the lecture's picture of CTC)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(examples), 1, figsize=(11, 2.6 * len(examples)), squeeze=False)
+    colors = plt.cm.tab10(np.arange(10))
+    for axis, (probabilities, reference, hypothesis) in zip(axes[:, 0], examples):
+        frames = np.arange(len(probabilities))
+        axis.fill_between(frames, probabilities[:, BLANK], color="0.85", label="blank")
+        for digit in range(10):
+            axis.plot(frames, probabilities[:, digit + 1], color=colors[digit], label=str(digit))
+        axis.set(ylim=(0, 1.02), ylabel="probability")
+        axis.set_title(f"reference {' '.join(map(str, reference))}   decoded {' '.join(map(str, hypothesis))}")
+    axes[-1, 0].set_xlabel("output frame")
+    axes[0, 0].legend(ncol=11, fontsize=7, loc="upper right")
+    figure.tight_layout()
+    return figure
+
+
+class SpeechCTC(runner.App):
+    name = "speech_ctc"
+    description = __doc__
+    datasets = ("fsdd",)
+    monitor = "val_digit_error_rate"
+    monitor_mode = "min"
+    curve_metrics = ("val_sequence_accuracy",)
+    supports_cv = True
+    defaults = {"cell": "gru", "bidirectional": True, "layers": 2, "units": 128, "dropout": 0.1,
+                "epochs": 40, "patience": 6, "batch_size": 32, "learning_rate": 2e-3}  # fmt: skip
+
+    def add_arguments(self, parser):
+        parser.add_argument("--features", choices=("logmel", "mfcc"), default="logmel", help="(default: %(default)s)")
+        parser.add_argument("--n-mels", type=int, default=40, help="mel bands (default: %(default)s)")
+        parser.add_argument("--conv-filters", type=int, default=128, help="filters of the strided convolution; 0: none (default: %(default)s)")
+        parser.add_argument("--stride", type=int, default=2, help="frames per output frame (default: %(default)s)")
+        parser.add_argument("--train-utterances", type=int, default=4000, help="(default: %(default)s)")
+        parser.add_argument("--valid-utterances", type=int, default=500, help="(default: %(default)s)")
+        parser.add_argument("--test-utterances", type=int, default=1000, help="(default: %(default)s)")
+        parser.add_argument("--max-digits", type=int, default=7, help="digits per utterance, at most (default: %(default)s)")
+        parser.add_argument("--data-seed", type=int, default=0, help="seed of the utterance sets (default: %(default)s)")
+        parser.add_argument("--test-speakers", help="comma-separated speakers to test on (speaker-independent split)")
+        parser.add_argument("--beam-width", type=int, default=0, help="beam search width; 0: greedy decoding (default: %(default)s)")
+
+    def add_predict_arguments(self, parser):
+        parser.add_argument("--beam-width", type=int, default=0, help="beam search width; 0: greedy (default: %(default)s)")
+        parser.add_argument("--json", action="store_true", help="print one JSON object per file")
+
+    # Data --------------------------------------------------------------------------------
+    def split_recordings(self, recordings, args):
+        speakers = sorted({r.speaker for r in recordings})
+        held_out = None
+        if args.fold is not None:
+            if args.cv != len(speakers):
+                raise runner.UserError(f"--cv holds out one speaker per fold: use --cv {len(speakers)} ({', '.join(speakers)})")
+            held_out = {speakers[args.fold]}
+        elif args.test_speakers:
+            held_out = set(args.test_speakers.split(","))
+            unknown = held_out - set(speakers)
+            if unknown:
+                raise runner.UserError(f"--test-speakers: unknown {sorted(unknown)}; the speakers are {', '.join(speakers)}")
+        if held_out is None:
+            return {s: [r for r in recordings if r.take in takes] for s, takes in TAKE_SPLITS.items()}
+        others = [r for r in recordings if r.speaker not in held_out]
+        return {
+            "train": [r for r in others if r.take >= 10],
+            "valid": [r for r in others if r.take < 10],
+            "test": [r for r in recordings if r.speaker in held_out],
+        }
+
+    def prepare_split(self, recordings, split, count, config, args, skipped):
+        """The split's utterances and features; unusable utterances are counted in `skipped`."""
+        built = build_utterances(
+            recordings, count, seed=args.data_seed * 100 + SPLIT_SEEDS[split], max_digits=args.max_digits
+        )
+        values, errors = FeatureCache().load(built, config, label=f"{split} features")
+        for error in dict.fromkeys(errors):
+            print(f"skipped: {error}", file=sys.stderr)
+        kept_utterances, kept_values = [], []
+        for utterance, value in zip(built, values):
+            if value is None:
+                skipped["utterances with unreadable audio"] += 1
+            elif -(-len(value) // args.stride) < ctc_frames_needed(utterance.digits):
+                skipped["utterances too short for their labels under CTC"] += 1
+            else:
+                kept_utterances.append(utterance)
+                kept_values.append(value)
+        return kept_utterances, kept_values
+
+    def load_data(self, args):
+        config = FeatureConfig(kind=args.features, n_mels=args.n_mels)
+        recordings = self.split_recordings(fsdd_recordings(args.data_dir), args)
+        counts = {"train": args.train_utterances, "valid": args.valid_utterances, "test": args.test_utterances}
+        utterances, arrays, skipped = {}, {}, Counter()
+        for split, count in counts.items():
+            utterances[split], arrays[split] = self.prepare_split(recordings[split], split, count, config, args, skipped)
+        print(
+            "utterances: " + ", ".join(f"{s} {len(u)}" for s, u in utterances.items())
+            + f" ({len(recordings['train'])} training recordings); features {config.kind} x{config.dims}"
+        )  # fmt: skip
+        if skipped:
+            import mlflow
+
+            print("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))
+            mlflow.log_metrics({"skipped_" + "_".join(r.split()[:2]): n for r, n in skipped.items()})
+        return SpeechData(
+            utterances, arrays, config, args.stride, args.batch_size, args.seed, args.beam_width, dict(skipped)
+        )
+
+    def fit_dataset(self, data, split):
+        stride = data.stride
+
+        def pairs(batch):
+            frames = batch["frames"]
+            label_lengths = tf.reduce_sum(tf.cast(batch["labels"] != 0, "int32"), axis=1)
+            inputs = {"features": batch["features"], "frames": frames}
+            return inputs, pack_targets((frames + stride - 1) // stride, batch["labels"], label_lengths)
+
+        return data.batches(split, shuffle=split == "train").map(pairs)
+
+    def save_assets(self, data, folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "features.json").write_text(json.dumps(asdict(data.config), indent=1))
+        (folder / "test_utterances.txt").write_text(
+            "\n".join(
+                " ".join(f"{r.digit}_{r.speaker}_{r.take}" for r in u.recordings) + f"\tgaps {list(u.gaps)}"
+                for u in data.utterances.get("test", [])
+            )
+            + "\n"
+        )
+
+    # Model -------------------------------------------------------------------------------
+    def build_model(self, args, data):
+        config = data.config
+        features_in = keras.Input((None, config.dims), name="features")
+        frames_in = keras.Input((), dtype="int32", name="frames")
+        x = Metadata({"features": asdict(config), "stride": args.stride}, name="settings")(features_in)
+        if args.conv_filters:
+            x = keras.layers.Conv1D(args.conv_filters, 5, strides=args.stride, padding="same", activation="relu", name="conv")(x)
+            x = keras.layers.LayerNormalization(name="conv_norm")(x)
+        elif args.stride > 1:
+            x = keras.layers.AveragePooling1D(args.stride, padding="same", name="downsample")(x)
+        mask = FrameMask(args.stride, name="frame_mask")(x, frames_in)
+        x = keras.layers.Dropout(args.dropout, name="input_dropout")(x)
+        x = RecurrentStack(
+            args.cell, args.units, num_layers=args.layers, bidirectional=args.bidirectional,
+            recurrent_dropout=args.recurrent_dropout, name="recurrent",
+        )(x, mask=mask)  # fmt: skip
+        x = keras.layers.Dropout(args.dropout, name="output_dropout")(x)
+        x = keras.layers.Dense(CLASSES, dtype="float32", name="frame_logits")(x)
+        logits = DropMask(name="logits")(x)
+        return keras.Model({"features": features_in, "frames": frames_in}, logits, name="recognizer")
+
+    def compile_arguments(self, args, data):
+        return {"loss": CTCLoss()}
+
+    # Metrics -----------------------------------------------------------------------------
+    def decode(self, model, data, split, beam_width=0):
+        """(logits per utterance cut to its output frames, decoded digit lists)."""
+        utterances = data.utterances[split]
+        rows, decoded = [None] * len(utterances), [None] * len(utterances)
+        for batch in data.batches(split):
+            frames = batch["frames"].numpy()
+            logits = model.predict_on_batch({"features": batch["features"], "frames": frames})
+            lengths = data.output_frames(frames)
+            labels = (
+                beam_decode(logits, lengths, beam_width)
+                if beam_width
+                else [greedy_decode(row, n) for row, n in zip(logits, lengths)]
+            )
+            for row, index in enumerate(batch["index"].numpy()):
+                rows[index] = np.asarray(logits[row, : lengths[row]])
+                decoded[index] = [label - 1 for label in labels[row]]
+        return rows, decoded
+
+    def evaluate(self, model, data, split):
+        _, decoded = self.decode(model, data, split, beam_width=data.beam_width)
+        return speech_metrics([u.digits for u in data.utterances[split]], decoded)
+
+    def reports(self, model, data, split):
+        logits, decoded = self.decode(model, data, split, beam_width=data.beam_width)
+        references = [u.digits for u in data.utterances[split]]
+        lines = [f"{'reference':16s} {'decoded':16s} speaker"]
+        for reference, hypothesis, utterance in list(zip(references, decoded, data.utterances[split]))[:100]:
+            mark = "" if list(reference) == hypothesis else "  <- error"
+            lines.append(f"{''.join(map(str, reference)):16s} {''.join(map(str, hypothesis)):16s} {utterance.speaker}{mark}")
+        probabilities = [np.exp(r - r.max(-1, keepdims=True)) / np.exp(r - r.max(-1, keepdims=True)).sum(-1, keepdims=True) for r in logits[:4]]
+        figure = posteriorgram_figure(list(zip(probabilities, references[:4], decoded[:4])))
+        return {f"decoded_{split}.txt": "\n".join(lines) + "\n", f"posteriorgram_{split}.png": figure}
+
+    # Serving -----------------------------------------------------------------------------
+    def serving_model(self, model, data, args):
+        """Features and frame counts -> per output frame, log-probabilities of blank and digits."""
+        log_probabilities = keras.layers.Activation("log_softmax", name="log_probabilities")(model.output)
+        return keras.Model(model.inputs, log_probabilities, name="speech_ctc")
+
+    def signature(self, serving_model):
+        dims = serving_model.get_layer("settings").values["features"]
+        dims = FeatureConfig(**dims).dims
+        return ModelSignature(
+            inputs=Schema([
+                TensorSpec(np.dtype("float32"), (-1, -1, dims), "features"),
+                TensorSpec(np.dtype("int32"), (-1,), "frames"),
+            ]),
+            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, -1, CLASSES))]),
+        )  # fmt: skip
+
+    def model_metadata(self, serving_model):
+        settings = serving_model.get_layer("settings").values
+        return {**settings, "classes": ["blank"] + [str(d) for d in range(10)]}
+
+    def transcribe(self, serving_model, paths, beam_width=0):
+        """Digits of each audio file (any sample rate or channel count)."""
+        settings = serving_model.get_layer("settings").values
+        config, stride = FeatureConfig(**settings["features"]), settings["stride"]
+        values = [features(load_audio(path, config.sample_rate), config) for path in paths]
+        frames = np.array([len(v) for v in values])
+        padded = np.zeros((len(values), frames.max(), config.dims), dtype="float32")
+        for i, v in enumerate(values):
+            padded[i, : len(v)] = v
+        log_probabilities = serving_model({"features": padded, "frames": frames}).numpy()
+        lengths = -(-frames // stride)
+        if beam_width:
+            labels = beam_decode(log_probabilities, lengths, beam_width)
+        else:
+            labels = [greedy_decode(row, n) for row, n in zip(log_probabilities, lengths)]
+        return [[label - 1 for label in row] for row in labels]
+
+    def predict(self, serving_model, inputs, args):
+        results = []
+        for path, digits in zip(inputs, self.transcribe(serving_model, inputs, args.beam_width)):
+            results.append({"file": path, "digits": digits})
+            if args.json:
+                print(json.dumps(results[-1]))
+            else:
+                print(f"{path}: {' '.join(map(str, digits)) or '(no digits)'}")
+        return results
+
+    def evaluate_saved(self, serving_model, args):
+        settings = serving_model.get_layer("settings").values
+        config, args.stride = FeatureConfig(**settings["features"]), settings["stride"]
+        args.fold = None
+        recordings = self.split_recordings(fsdd_recordings(args.data_dir), args)[args.split]
+        skipped = Counter()
+        count = {"train": 4000, "valid": 500, "test": 1000}[args.split] if args.utterances is None else args.utterances
+        utterances, values = self.prepare_split(recordings, args.split, count, config, args, skipped)
+        data = SpeechData({args.split: utterances}, {args.split: values}, config, args.stride, 32, 0, args.beam_width)
+        return self.evaluate(serving_model, data, args.split)
+
+    def add_evaluate_arguments(self, parser):
+        parser.add_argument("--beam-width", type=int, default=0, help="beam search width; 0: greedy (default: %(default)s)")
+        parser.add_argument("--utterances", type=int, help="utterances of the split, as in train (default: as train's default)")
+        parser.add_argument("--max-digits", type=int, default=7, help="as in train (default: %(default)s)")
+        parser.add_argument("--data-seed", type=int, default=0, help="as in train (default: %(default)s)")
+        parser.add_argument("--test-speakers", help="as in train")
+
+
+APP = SpeechCTC()
+
+if __name__ == "__main__":
+    sys.exit(runner.main(APP))

@@ -1,0 +1,231 @@
+"""Audio for CTC speech recognition: FSDD recordings, connected-digit utterances, librosa features.
+
+The Free Spoken Digit Dataset has `{digit}_{speaker}_{take}.wav` recordings,
+mono 8 kHz. Connected-digit utterances are built from them: each concatenates
+1 to 7 recordings of one speaker, with a random silence (50 to 300 ms) before,
+between and after them, drawn by a seeded generator, so an utterance set is
+the same for a given seed. Labels are the digit sequences; repeats ("1 1 2")
+happen. Features (log-mel or MFCC, optional deltas, per-utterance mean and
+variance normalization) are computed once per utterance set and cached.
+"""
+
+import hashlib
+import json
+import re
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.sources import DataFormatError, RemoteDataset, cache_dir, locate
+
+SAMPLE_RATE = 8000
+MANIFEST = Path(__file__).resolve().parent / "manifests" / "fsdd.sha256"
+_RECORDING = re.compile(r"(\d)_([a-z]+)_(\d+)\.wav$")
+
+
+def _manifest():
+    sha256 = {}
+    for line in MANIFEST.read_text().splitlines():
+        digest, rel = line.split(maxsplit=1)
+        sha256[rel] = digest
+    return sha256
+
+
+FSDD = RemoteDataset(
+    "fsdd", "https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/master", _manifest()
+)
+# FSDD's own split uses takes 0-4 for testing; 5-9 validate here, 10-49 train.
+TAKE_SPLITS = {"test": range(0, 5), "valid": range(5, 10), "train": range(10, 50)}
+
+
+class AudioError(DataFormatError):
+    """An audio file that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: str
+    digit: int
+    speaker: str
+    take: int
+
+
+def fsdd_recordings(data_dir=None, progress=True):
+    """Every recording of the manifest, from the data directory, the cache or a download."""
+    paths = locate(FSDD, sorted(FSDD.sha256), data_dir=data_dir, progress=progress)
+    recordings = []
+    for rel, path in paths.items():
+        digit, speaker, take = _RECORDING.search(rel).groups()
+        recordings.append(Recording(str(path), int(digit), speaker, int(take)))
+    return recordings
+
+
+def load_audio(path, sample_rate=SAMPLE_RATE):
+    """Mono float32 samples at `sample_rate`, whatever the file's rate and channels."""
+    import librosa
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # librosa's fallback notice for non-soundfile formats
+            samples, _ = librosa.load(path, sr=sample_rate, mono=True)
+    except Exception as error:  # soundfile and audioread raise many types for bad files
+        raise AudioError(f"{path}: not readable as audio ({type(error).__name__}: {error})") from None
+    if samples.size == 0:
+        raise AudioError(f"{path}: no audio samples")
+    return samples.astype("float32")
+
+
+# Connected digits ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Utterance:
+    recordings: tuple  # of Recording
+    gaps: tuple  # silence lengths in samples: before, between and after (len = recordings + 1)
+
+    @property
+    def digits(self):
+        return tuple(r.digit for r in self.recordings)
+
+    @property
+    def speaker(self):
+        return self.recordings[0].speaker
+
+
+def build_utterances(recordings, count, seed, min_digits=1, max_digits=7, gap_seconds=(0.05, 0.3)):
+    """`count` connected-digit utterances, each from one speaker's `recordings`, seeded."""
+    rng = np.random.default_rng(seed)
+    by_speaker = {}
+    for recording in recordings:
+        by_speaker.setdefault(recording.speaker, []).append(recording)
+    speakers = sorted(by_speaker)
+    if not speakers:
+        raise ValueError("no recordings to build utterances from")
+    low, high = (int(s * SAMPLE_RATE) for s in gap_seconds)
+    utterances = []
+    for _ in range(count):
+        pool = by_speaker[speakers[rng.integers(len(speakers))]]
+        n = int(rng.integers(min_digits, max_digits + 1))
+        chosen = tuple(pool[i] for i in rng.integers(len(pool), size=n))
+        gaps = tuple(int(g) for g in rng.integers(low, high + 1, size=n + 1))
+        utterances.append(Utterance(chosen, gaps))
+    return utterances
+
+
+def synthesize(utterance, audio):
+    """The utterance's samples; `audio(path)` gives a recording's samples."""
+    pieces = [np.zeros(utterance.gaps[0], dtype="float32")]
+    for recording, gap in zip(utterance.recordings, utterance.gaps[1:]):
+        pieces.append(audio(recording.path))
+        pieces.append(np.zeros(gap, dtype="float32"))
+    return np.concatenate(pieces)
+
+
+# Features -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Librosa features: 25 ms windows every 10 ms at 8 kHz by default."""
+
+    kind: str = "logmel"  # or "mfcc"
+    n_mels: int = 40
+    n_mfcc: int = 13
+    deltas: bool = True
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = 256
+    win_length: int = 200
+    hop_length: int = 80
+
+    def __post_init__(self):
+        if self.kind not in ("logmel", "mfcc"):
+            raise ValueError(f"feature kind must be 'logmel' or 'mfcc', got {self.kind!r}")
+
+    @property
+    def dims(self):
+        base = self.n_mels if self.kind == "logmel" else self.n_mfcc
+        return base * (3 if self.deltas else 1)
+
+    def frames(self, samples):
+        """Frames librosa gives for `samples` samples (centred frames)."""
+        return 1 + samples // self.hop_length
+
+
+def features(samples, config):
+    """(frames, dims) float32: log-mel or MFCC, with deltas, normalized per utterance."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=samples, sr=config.sample_rate, n_fft=config.n_fft, win_length=config.win_length,
+        hop_length=config.hop_length, n_mels=config.n_mels,
+    )  # fmt: skip
+    base = librosa.power_to_db(mel, ref=1.0, top_db=None)
+    if config.kind == "mfcc":
+        base = librosa.feature.mfcc(S=base, n_mfcc=config.n_mfcc)
+    stack = [base]
+    if config.deltas:
+        width = min(9, base.shape[1] if base.shape[1] % 2 else base.shape[1] - 1)
+        if width >= 3:
+            stack += [librosa.feature.delta(base, width=width, order=1), librosa.feature.delta(base, width=width, order=2)]
+        else:
+            stack += [np.zeros_like(base), np.zeros_like(base)]
+    values = np.concatenate(stack, axis=0).T
+    values = (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-5)
+    return values.astype("float32")
+
+
+class FeatureCache:
+    """Features of utterance sets, computed once and stored as .npz under `folder`.
+
+    The file name hashes the feature settings and the utterances' recipes
+    (recordings and gaps), so a changed set or setting never reads stale features.
+    """
+
+    def __init__(self, folder=None):
+        self.folder = Path(folder) if folder else cache_dir() / "features"
+
+    def key(self, utterances, config):
+        recipe = {
+            "config": asdict(config),
+            "utterances": [[[Path(r.path).name for r in u.recordings], list(u.gaps)] for u in utterances],
+        }
+        return hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:20]
+
+    def load(self, utterances, config, progress=True, label="features"):
+        """(list of feature arrays, list of error messages); a bad recording skips its utterances."""
+        path = self.folder / f"{self.key(utterances, config)}.npz"
+        if path.exists():
+            stored = np.load(path, allow_pickle=False)
+            lengths, flat = stored["lengths"], stored["features"]
+            arrays = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+            errors = json.loads(str(stored["errors"]))
+            return [a if n else None for a, n in zip(arrays, lengths)], errors
+        from tqdm import tqdm
+
+        audio_cache, errors, arrays = {}, [], []
+
+        def audio(recording_path):
+            if recording_path not in audio_cache:
+                audio_cache[recording_path] = load_audio(recording_path, config.sample_rate)
+            return audio_cache[recording_path]
+
+        for utterance in tqdm(utterances, desc=label, unit="utt", disable=not progress, leave=False):
+            try:
+                arrays.append(features(synthesize(utterance, audio), config))
+            except AudioError as error:
+                errors.append(str(error))
+                arrays.append(None)
+        lengths = np.array([0 if a is None else len(a) for a in arrays])
+        flat = np.concatenate([a for a in arrays if a is not None]) if any(a is not None for a in arrays) else np.zeros((0, config.dims), "float32")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".partial.npz")
+        np.savez(temporary, lengths=lengths, features=flat, errors=json.dumps(errors))
+        temporary.replace(path)
+        return arrays, errors
