@@ -1,0 +1,74 @@
+"""The CTC speech app end to end: a short real training on FSDD connected digits."""
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from apps import runner
+from apps.speech_ctc import APP
+from tests.support import SHARED_DATA, cli, new_store, single_run
+
+SMALL = ["--train-utterances", "160", "--valid-utterances", "30", "--test-utterances", "30",
+         "--units", "32", "--layers", "1", "--conv-filters", "32", "--learning-rate", "0.005"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speech")
+    tracking_uri = new_store(root, "test-speech")
+    code = runner.main(APP, [
+        "train", "--data-dir", str(SHARED_DATA), "--epochs", "3", *SMALL, "--tracking-uri", tracking_uri,
+        "--experiment", "test-speech", "--checkpoint-dir", str(root / "checkpoints"), "--verbose", "0",
+    ])  # fmt: skip
+    assert code == 0
+    return {"root": root, "tracking_uri": tracking_uri, "run": single_run(tracking_uri, "test-speech")}
+
+
+def test_training_learns_and_logs_error_rates_and_a_posteriorgram(trained):
+    run = trained["run"]
+    client = MlflowClient(trained["tracking_uri"])
+    losses = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)]
+    assert len(losses) == 3 and losses[-1] < losses[0] / 2
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_digit_error_rate")] == [0, 1, 2]
+    assert 0.0 <= run.data.metrics["test_digit_error_rate"] and 0.0 <= run.data.metrics["test_sequence_accuracy"] <= 1
+    reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert {"reports/posteriorgram_test.png", "reports/decoded_test.txt"} <= reports
+
+
+def test_logged_model_gives_frame_log_probabilities(trained):
+    model = mlflow.pyfunc.load_model(f"runs:/{trained['run'].info.run_id}/model")
+    features = np.random.default_rng(0).normal(size=(2, 50, 120)).astype("float32")
+    log_probabilities = model.predict({"features": features, "frames": np.array([50, 30], dtype="int32")})
+    assert log_probabilities.shape == (2, 25, 11)
+    np.testing.assert_allclose(np.exp(log_probabilities).sum(-1), 1.0, rtol=1e-4)
+    assert model.metadata.metadata["classes"][0] == "blank"
+
+
+def test_evaluate_reproduces_the_logged_test_metrics(trained):
+    run = trained["run"]
+    args = runner.build_parser(APP).parse_args([
+        "evaluate", "--model", f"runs:/{run.info.run_id}/model", "--data-dir", str(SHARED_DATA),
+        "--utterances", "30", "--tracking-uri", trained["tracking_uri"],
+    ])  # fmt: skip
+    for name, value in runner.evaluate(APP, args).items():
+        assert value == pytest.approx(run.data.metrics[f"test_{name}"], abs=1e-9), name
+
+
+def test_predict_on_a_real_recording_prints_its_digits(trained):
+    wav = SHARED_DATA / "fsdd" / "recordings" / "7_lucas_2.wav"
+    result = cli("speech_ctc", "predict", "--model", f"runs:/{trained['run'].info.run_id}/model",
+                 "--tracking-uri", trained["tracking_uri"], "--beam-width", "4", str(wav))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    path, digits = result.stdout.strip().rsplit(": ", 1)
+    assert path == str(wav)
+    assert digits == "(no digits)" or all(d.isdigit() for d in digits.split())
+
+
+def test_a_file_that_is_not_audio_is_a_clear_error(trained, tmp_path):
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio\n" * 50)
+    result = cli("speech_ctc", "predict", "--model", f"runs:/{trained['run'].info.run_id}/model",
+                 "--tracking-uri", trained["tracking_uri"], str(text))  # fmt: skip
+    assert result.returncode == 2
+    assert f"error: {text}: not readable as audio" in result.stderr
