@@ -78,6 +78,15 @@ class Keywords(runner.App):
     monitor = "val_f1_at_10"
     curve_metrics = ("val_f1_at_5", "val_precision_at_10", "val_recall_at_10")
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5}
+    data_arguments = runner.App.data_arguments + ("max_length", "min_word_count")
+
+    @property
+    def search_space(self):
+        return {
+            **super().search_space,
+            "embedding_dim": {"choice": [100, 200, 300]},
+            "context_window": {"choice": [1, 3, 5]},
+        }
 
     def add_arguments(self, parser):
         parser.add_argument("--embedding-dim", type=int, default=200, help="word embedding size (default: %(default)s)")

@@ -62,8 +62,17 @@ class App:
     monitor_mode = "max"
     defaults = {}
     supports_cv = False  # whether `train --cv K` (K-fold cross-validation) applies
+    # Flags whose values change the data (a tuning trial that varies them reloads it).
+    data_arguments = ("dataset", "data_dir", "batch_size", "seed")
     # Set when --dataset also takes open-ended specs (csv:PATH, ...): its help text.
     dataset_help = None
+
+    @property
+    def search_space(self):
+        """The default `tune` search space (see apps.tuning)."""
+        from apps.tuning import DEFAULT_SPACE
+
+        return DEFAULT_SPACE
 
     def add_arguments(self, parser):
         """Adds the app's own `train` flags (model and data options)."""
@@ -174,7 +183,8 @@ def add_data_arguments(parser, app):
     )
 
 
-def build_parser(app):
+def add_training_arguments(parser, app, cross_validation=True):
+    """The flags of `train` and `tune`: data, model, training, tracking."""
     d = {
         "cell": "lstm",
         "bidirectional": False,
@@ -189,23 +199,8 @@ def build_parser(app):
         "patience": 5,
         **app.defaults,
     }
-    parser = argparse.ArgumentParser(
-        prog=f"python -m apps.{app.name}",
-        description=app.description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run 'python -m apps.%s COMMAND --help' for a command's options." % app.name,
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    train = commands.add_parser(
-        "train",
-        help="train a model, tracked as one MLflow run",
-        description="Train a model on the training split, select the best epoch on the "
-        "validation split, report on the test split. Tracked as one MLflow run; "
-        "checkpoints allow an interrupted run to resume.",
-    )
-    add_data_arguments(train, app)
-    model = train.add_argument_group("model")
+    add_data_arguments(parser, app)
+    model = parser.add_argument_group("model")
     model.add_argument("--cell", choices=CELL_KINDS, default=d["cell"], help="recurrent cell (default: %(default)s)")
     model.add_argument(
         "--bidirectional",
@@ -223,7 +218,7 @@ def build_parser(app):
         help="dropout of the recurrent state; > 0 turns cuDNN off for Keras' cells (default: %(default)s)",
     )
     app.add_arguments(model)
-    fit = train.add_argument_group("training")
+    fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=_positive_int, default=d["epochs"], help="maximum epochs (default: %(default)s)")
     fit.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="(default: %(default)s)")
     fit.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam's learning rate (default: %(default)s)")
@@ -234,7 +229,7 @@ def build_parser(app):
         "--patience", type=_positive_int, default=d["patience"], help=f"stop after this many epochs without a better {app.monitor} (default: %(default)s)"
     )
     fit.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    if app.supports_cv:
+    if app.supports_cv and cross_validation:
         fit.add_argument(
             "--cv",
             type=_at_least_two,
@@ -251,15 +246,58 @@ def build_parser(app):
         "(seconds), so it pays off only for long trainings (default: %(default)s)",
     )
     fit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras fit verbosity (default: 1 on a terminal, else 2)")
-    track = train.add_argument_group("tracking")
+    track = parser.add_argument_group("tracking")
     add_store_arguments(track)
     track.add_argument("--experiment", default=app.name, help="MLflow experiment (default: %(default)s)")
-    track.add_argument("--run-name", help="MLflow run name (default: DATASET-CELL...)")
     track.add_argument("--register-model", metavar="NAME", help="also register the logged model under NAME")
+    return track
+
+
+def build_parser(app):
+    parser = argparse.ArgumentParser(
+        prog=f"python -m apps.{app.name}",
+        description=app.description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'python -m apps.%s COMMAND --help' for a command's options." % app.name,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a model, tracked as one MLflow run",
+        description="Train a model on the training split, select the best epoch on the "
+        "validation split, report on the test split. Tracked as one MLflow run; "
+        "checkpoints allow an interrupted run to resume.",
+    )
+    track = add_training_arguments(train, app)
+    track.add_argument("--run-name", help="MLflow run name (default: DATASET-CELL...)")
     track.add_argument(
         "--checkpoint-dir", default="checkpoints", help="where each run keeps its checkpoints, in RUN_ID/ (default: %(default)s)"
     )
     track.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted training run from its checkpoint")
+
+    tune = commands.add_parser(
+        "tune",
+        help="search hyperparameters with keras-tuner, tracked in MLflow",
+        description="Search hyperparameters with keras-tuner. The job is one MLflow parent run, "
+        "each trial a child run. --epochs is each trial's epochs (Hyperband's maximum).",
+    )
+    track = add_training_arguments(tune, app, cross_validation=False)
+    search = tune.add_argument_group("search")
+    search.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random", help="(default: %(default)s)")
+    search.add_argument("--max-trials", type=_positive_int, default=10, help="trials to run (random, bayesian) (default: %(default)s)")
+    search.add_argument("--search-space", metavar="FILE", help="YAML or JSON search space replacing the app's default")
+    search.add_argument("--tuner-dir", default="tuning", help="keras-tuner's folder, APP/PROJECT inside (default: %(default)s)")
+    search.add_argument("--project", help="the job's name (default: DATASET-TUNER)")
+    search.add_argument("--resume", action="store_true", help="continue an interrupted job without redoing finished trials")
+    search.add_argument("--max-failed-trials", type=_positive_int, default=3, help="stop after this many failed trials in a row (default: %(default)s)")
+    distributed = tune.add_argument_group("distributed tuning (keras-tuner's chief/worker mode over gRPC)")
+    distributed.add_argument("--distributed", choices=("chief", "worker"), help="this process's role")
+    distributed.add_argument("--oracle", metavar="HOST:PORT", help="the chief's address (the chief listens there)")
+    distributed.add_argument("--worker-id", help="a worker's name (default: its process id)")
+    distributed.add_argument(
+        "--wait-for-chief", type=int, default=120, help="seconds a worker waits for the chief's MLflow run (default: %(default)s)"
+    )
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -290,6 +328,10 @@ def main(app, argv=None):
     try:
         if args.command == "train":
             train(app, args)
+        elif args.command == "tune":
+            from apps.tuning import tune
+
+            tune(app, args)
         elif args.command == "evaluate":
             evaluate(app, args)
         elif args.command == "predict":
@@ -440,20 +482,24 @@ def _log_run_start(app, args, checkpoint, extra_tags=None):
     mlflow.set_tags({**tracking.run_tags(app.name, args.dataset, args.cell), **(extra_tags or {})})
 
 
+def compile_model(app, model, args, data):
+    """Adam with gradient clipping, XLA as asked, and the app's losses."""
+    optimizer = keras.optimizers.Adam(
+        learning_rate=args.learning_rate, clipnorm=args.clipnorm if args.clipnorm > 0 else None
+    )
+    model.compile(optimizer=optimizer, jit_compile=bool(args.xla), **app.compile_arguments(args, data))
+
+
 def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
     """Trains, evaluates and logs one model in the active run; returns its final metrics."""
     checkpoint.mkdir(parents=True, exist_ok=True)
-    xla = bool(args.xla)
     if not resuming:
         _log_run_start(app, args, checkpoint)
 
     started = time.perf_counter()
     data = app.load_data(args)
     model = app.build_model(args, data)
-    optimizer = keras.optimizers.Adam(
-        learning_rate=args.learning_rate, clipnorm=args.clipnorm if args.clipnorm > 0 else None
-    )
-    model.compile(optimizer=optimizer, jit_compile=xla, **app.compile_arguments(args, data))
+    compile_model(app, model, args, data)
     if verbose:
         model.summary(print_fn=lambda line, **_: print(line))
 

@@ -122,6 +122,15 @@ class Sentiment(runner.App):
     curve_metrics = ("val_macro_f1",)
     supports_cv = True
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 15, "patience": 4}
+    data_arguments = runner.App.data_arguments + ("max_length", "keep", "min_word_count", "fold", "cv")
+
+    @property
+    def search_space(self):
+        return {
+            **super().search_space,
+            "embedding_dim": {"choice": [100, 200, 300]},
+            "pooling": {"choice": list(POOLING_MODES)},
+        }
 
     def add_arguments(self, parser):
         parser.add_argument("--embedding-dim", type=int, default=300, help="word embedding size (default: %(default)s)")

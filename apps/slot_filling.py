@@ -113,6 +113,15 @@ class SlotFilling(runner.App):
     curve_metrics = ("val_intent_accuracy", "val_sentence_accuracy")
     # The best of the tuning runs on ATIS (see README, Results).
     defaults = {"cell": "lstm", "bidirectional": True, "units": 200, "dropout": 0.5, "epochs": 30}
+    data_arguments = runner.App.data_arguments + ("fold_digits", "min_word_count", "max_length", "word_dropout")
+
+    @property
+    def search_space(self):
+        return {
+            **super().search_space,
+            "embedding_dim": {"choice": [100, 200, 300]},
+            "context_window": {"choice": [1, 3, 5, 7]},
+        }
 
     def add_arguments(self, parser):
         parser.add_argument("--embedding-dim", type=int, default=300, help="word embedding size (default: %(default)s)")

@@ -126,6 +126,14 @@ class SpeechCTC(runner.App):
     supports_cv = True
     defaults = {"cell": "gru", "bidirectional": True, "layers": 2, "units": 128, "dropout": 0.1,
                 "epochs": 40, "patience": 6, "batch_size": 32, "learning_rate": 2e-3}  # fmt: skip
+    data_arguments = runner.App.data_arguments + (
+        "features", "n_mels", "stride", "train_utterances", "valid_utterances", "test_utterances",
+        "max_digits", "data_seed", "test_speakers", "beam_width", "fold", "cv",
+    )  # fmt: skip
+
+    @property
+    def search_space(self):
+        return {**super().search_space, "conv_filters": {"choice": [0, 64, 128]}}
 
     def add_arguments(self, parser):
         parser.add_argument("--features", choices=("logmel", "mfcc"), default="logmel", help="(default: %(default)s)")
