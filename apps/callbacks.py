@@ -3,6 +3,8 @@
 import json
 import math
 import os
+import signal
+import threading
 from pathlib import Path
 
 import keras
@@ -104,3 +106,42 @@ class MlflowEpochLogger(keras.callbacks.Callback):
                 continue
         if metrics:
             mlflow.log_metrics(metrics, step=epoch)
+
+
+class InterruptAtBatchEnd(keras.callbacks.Callback):
+    """Ctrl-C stops training for certain: again at the end of the current batch.
+
+    Python raises KeyboardInterrupt wherever the main thread is when the signal
+    lands; inside a finalizer or a call back from TensorFlow's runtime it can
+    be printed and dropped, and training would go on. The handler also records
+    the signal, and this callback raises it again after the batch.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.interrupted = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def on_train_begin(self, logs=None):
+        self.interrupted = False
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+
+    def _check(self, *_, **__):
+        if self.interrupted:
+            self._restore()
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_predict_batch_end = on_epoch_end = _check
+
+    def _restore(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_train_end(self, logs=None):
+        self._restore()

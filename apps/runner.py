@@ -30,7 +30,7 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 
 from apps import tracking  # noqa: E402
-from apps.callbacks import BestCheckpoint, EpochEvaluation, MlflowEpochLogger  # noqa: E402
+from apps.callbacks import BestCheckpoint, EpochEvaluation, InterruptAtBatchEnd, MlflowEpochLogger  # noqa: E402
 from layers import CELL_KINDS  # noqa: E402
 from pipelines.sources import (  # noqa: E402
     DATA_ENV,
@@ -504,20 +504,25 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
         model.summary(print_fn=lambda line, **_: print(line))
 
     best = BestCheckpoint(checkpoint, app.monitor, mode=app.monitor_mode, patience=args.patience)
+    interrupt = InterruptAtBatchEnd()
     callbacks = [
+        interrupt,
         EpochEvaluation(lambda m: app.evaluate(m, data, "valid")),
         best,
         MlflowEpochLogger(),
         keras.callbacks.BackupAndRestore(str(checkpoint / "backup")),
     ]
-    model.fit(
-        app.fit_dataset(data, "train"),
-        validation_data=app.fit_dataset(data, "valid"),
-        epochs=args.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the app's pipeline shuffles
-    )
+    try:
+        model.fit(
+            app.fit_dataset(data, "train"),
+            validation_data=app.fit_dataset(data, "valid"),
+            epochs=args.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the app's pipeline shuffles
+        )
+    finally:
+        interrupt.on_train_end()  # Keras skips it when fit raises
     best.restore(model)
     train_seconds = time.perf_counter() - started
 

@@ -33,7 +33,7 @@ import mlflow
 import yaml
 
 from apps import tracking
-from apps.callbacks import EpochEvaluation, MlflowEpochLogger
+from apps.callbacks import EpochEvaluation, InterruptAtBatchEnd, MlflowEpochLogger
 
 TUNERS = ("random", "bayesian", "hyperband")
 PARENT_FILE = "mlflow_parent.json"
@@ -126,7 +126,15 @@ class AppHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *fit_args, callbacks=(), epochs=1, initial_epoch=0, **fit_kwargs):
         args = self.trial_args(hp)
         data = self.data(args)
-        callbacks = [EpochEvaluation(lambda m: self.app.evaluate(m, data, "valid")), *callbacks, MlflowEpochLogger()]
+        interrupt = InterruptAtBatchEnd()
+        callbacks = [interrupt, EpochEvaluation(lambda m: self.app.evaluate(m, data, "valid")), *callbacks,
+                     MlflowEpochLogger()]  # fmt: skip
+        try:
+            return self._fit(model, data, callbacks, epochs, initial_epoch)
+        finally:
+            interrupt.on_train_end()
+
+    def _fit(self, model, data, callbacks, epochs, initial_epoch):
         return model.fit(
             self.app.fit_dataset(data, "train"),
             validation_data=self.app.fit_dataset(data, "valid"),

@@ -1,5 +1,8 @@
 """The key term extraction app end to end: a short real training on Inspec, tracked in MLflow."""
 
+import re
+import zipfile
+
 import mlflow
 import numpy as np
 import pytest
@@ -17,17 +20,32 @@ ABSTRACT = (
 )
 
 
+DOCUMENTS = 400  # of Inspec's 2000, written as a LIAAD zip: split 200/100/100, trains in seconds
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def subset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "Inspec400.zip"
+    with zipfile.ZipFile(SHARED_DATA / "keyphrase" / "Inspec.zip") as source, zipfile.ZipFile(path, "w") as target:
+        ids = sorted({m.group(1) for n in source.namelist() if (m := re.search(r"docsutf8/(\d+)\.txt$", n))}, key=int)
+        for doc_id in ids[:DOCUMENTS]:
+            for name in (f"Inspec/docsutf8/{doc_id}.txt", f"Inspec/keys/{doc_id}.key"):
+                target.writestr(name, source.read(name))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, subset):
     root = tmp_path_factory.mktemp("keywords")
     tracking_uri = new_store(root, "test-keywords")
     code = runner.main(APP, [
-        "train", "--data-dir", str(SHARED_DATA), "--epochs", "4", "--units", "48", "--embedding-dim", "48",
+        "train", "--dataset", f"liaad:{subset}", "--epochs", "4", "--units", "48", "--embedding-dim", "48",
         "--learning-rate", "0.005", "--max-length", "256", "--tracking-uri", tracking_uri,
         "--experiment", "test-keywords", "--checkpoint-dir", str(root / "checkpoints"), "--verbose", "0",
     ])  # fmt: skip
     assert code == 0
-    return {"root": root, "tracking_uri": tracking_uri, "run": single_run(tracking_uri, "test-keywords")}
+    return {"root": root, "tracking_uri": tracking_uri, "run": single_run(tracking_uri, "test-keywords"),
+            "dataset": f"liaad:{subset}"}  # fmt: skip
 
 
 def test_training_logs_keyphrase_metrics_beside_the_tfidf_baseline(trained):
@@ -35,8 +53,9 @@ def test_training_logs_keyphrase_metrics_beside_the_tfidf_baseline(trained):
     for name in ("f1_at_5", "f1_at_10", "precision_at_10", "recall_at_10"):
         assert 0.0 <= metrics[f"test_{name}"] <= 1.0
     assert metrics["test_f1_at_10"] > 0.05  # four epochs of a small tagger find some keyphrases
-    # The baseline as computed independently here, on the same 500 test documents.
-    documents = load_keyphrase_dataset("inspec", SHARED_DATA).documents
+    # The baseline as computed independently here, on the same 100 test documents.
+    documents = load_keyphrase_dataset(trained["dataset"]).documents
+    assert len(documents) == DOCUMENTS
     tokenizer = SentenceTokenizer(256, punctuation="split")
     baseline = TfIdfBaseline(tokenize_texts([d.text for d in documents], tokenizer))
     test = split_documents(documents)["test"]
@@ -52,7 +71,7 @@ def test_reloaded_model_scores_words_and_reproduces_the_test_metrics(trained):
     assert probabilities.shape == (1, 256, 3)
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
     args = runner.build_parser(APP).parse_args([
-        "evaluate", "--model", f"runs:/{run.info.run_id}/model", "--data-dir", str(SHARED_DATA),
+        "evaluate", "--model", f"runs:/{run.info.run_id}/model", "--dataset", trained["dataset"],
         "--tracking-uri", trained["tracking_uri"],
     ])  # fmt: skip
     for name, value in runner.evaluate(APP, args).items():
