@@ -562,7 +562,11 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
     summary = "  ".join(f"{k} {v:.4f}" for k, v in final.items() if isinstance(v, float))
     print(f"\nrun {run_id} finished: {summary}")
     print(f"model: {local_model}  (MLflow: runs:/{run_id}/model, {info.model_uri})")
-    print(f"MLflow UI: mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}  -> http://127.0.0.1:5000")
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        print(f"MLflow UI: {uri}")  # a tracking server serves its own UI
+    else:
+        print(f"MLflow UI: mlflow ui --backend-store-uri {uri}  -> http://127.0.0.1:5000")
     return final
 
 

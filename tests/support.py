@@ -49,3 +49,18 @@ def cli(app, *arguments, **kwargs):
         [sys.executable, "-m", f"apps.{app}", *arguments],
         cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=300, **kwargs,
     )  # fmt: skip
+
+
+def write_reviews_csv(path, per_class=120):
+    """The first and last `per_class` MR sentences (one class each) as a text,label CSV."""
+    import csv
+
+    from pipelines.classification import load_text_dataset
+
+    examples = load_text_dataset("mr", SHARED_DATA).examples
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for example in examples[:per_class] + examples[-per_class:]:
+            writer.writerow([example.text, example.label])
+    return path

@@ -1,8 +1,6 @@
 """Tuning jobs: keras-tuner searches tracked in MLflow, resumable, distributed over gRPC."""
 
-import csv
 import os
-import socket
 import subprocess
 import sys
 
@@ -13,8 +11,8 @@ import pytest
 from apps import runner
 from apps.sentiment import APP
 from apps.tuning import SearchSpaceError, check_space, load_search_space
-from pipelines.classification import load_text_dataset
-from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, runs_of
+from tests.servers import free_port
+from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, runs_of, write_reviews_csv
 
 SMALL = ["--embedding-dim", "16", "--batch-size", "32", "--learning-rate", "0.01", "--max-length", "30",
          "--epochs", "1", "--verbose", "0"]  # fmt: skip
@@ -23,14 +21,7 @@ SMALL = ["--embedding-dim", "16", "--batch-size", "32", "--learning-rate", "0.01
 @pytest.fixture(scope="module")
 def reviews(tmp_path_factory):
     """240 MR sentences as a CSV: small enough for trials of a few seconds."""
-    examples = load_text_dataset("mr", SHARED_DATA).examples
-    path = tmp_path_factory.mktemp("data") / "reviews.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        for example in examples[:120] + examples[-120:]:
-            writer.writerow([example.text, example.label])
-    return path
+    return write_reviews_csv(tmp_path_factory.mktemp("data") / "reviews.csv")
 
 
 def write_space(folder, text):
@@ -111,12 +102,6 @@ def test_resume_continues_a_job_without_redoing_finished_trials(tmp_path, review
     assert parent.info.run_id == first_parent.info.run_id
     assert sorted(t.data.tags["trial_id"] for t in trials) == ["0", "1", "2"]  # one new trial
     assert all(t.info.status == "FINISHED" for t in trials)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_chief_and_two_workers_on_localhost_put_every_trial_under_one_parent(tmp_path, reviews):
