@@ -102,3 +102,19 @@ def mlflow_server(backend_store_uri, artifacts, log_path):
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def chromium(*arguments, timeout=120):
+    """Headless Chromium (Debian's `chromium`) with `arguments`; returns what it prints (e.g. the DOM)."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        raise RuntimeError("Chromium is not installed: install Debian's chromium package (.ci/run does)")
+    with tempfile.TemporaryDirectory(prefix="rnn-suite-chromium-") as profile:
+        result = subprocess.run(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             f"--user-data-dir={profile}", "--virtual-time-budget=20000", *arguments],
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+    if result.returncode:
+        raise RuntimeError(f"chromium {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout

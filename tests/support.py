@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+# What tests keep for people to look at (e.g. a browser's screenshot); CI can collect it.
+TEST_ARTIFACTS = Path(os.environ.get("RNN_SUITE_TEST_ARTIFACTS") or REPOSITORY / "test-artifacts").resolve()
 SHARED_DATA = Path(os.environ.get("RNN_SUITE_DATA") or REPOSITORY.parent / "shared" / "data").resolve()
 
 if not (SHARED_DATA / "atis" / "train" / "seq.in").is_file():

@@ -12,8 +12,8 @@ import pytest
 import layers  # noqa: F401  (registers the custom layers the logged models hold)
 from apps import runner
 from apps.sentiment import APP
-from tests.servers import mlflow_server, postgres
-from tests.support import write_reviews_csv
+from tests.servers import chromium, mlflow_server, postgres
+from tests.support import TEST_ARTIFACTS, write_reviews_csv
 
 TEXTS = ["a gorgeous, witty, seductive movie", "a dull, lifeless and overlong film"]
 
@@ -84,3 +84,18 @@ def test_the_registered_model_loads_by_name_and_version_and_predicts_as_the_loca
     local = keras.saving.load_model(next((trained["folder"] / "checkpoints").rglob("model.keras")))
     expected = keras.ops.convert_to_numpy(local({"text": np.array(TEXTS, dtype=object)}))
     np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_mlflow_ui_shows_the_run_and_its_metric_in_a_real_browser(server, trained):
+    mlflow.set_tracking_uri(server["url"])
+    run = mlflow.search_runs(experiment_names=["team"], output_format="list")[0]
+    page = f"{server['url']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    artifacts = TEST_ARTIFACTS / "mlflow-ui"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    dom = chromium("--dump-dom", page)
+    (artifacts / "run-page.html").write_text(dom)
+    chromium(f"--screenshot={artifacts / 'run-page.png'}", "--window-size=1400,2000", page)
+    assert run.info.run_name in dom
+    assert "test_accuracy" in dom, f"the metric is not on the page; see {artifacts}"
+    assert str(run.data.metrics["test_accuracy"]) in dom  # its value, as the metrics table prints it
+    assert (artifacts / "run-page.png").stat().st_size > 10_000
