@@ -25,7 +25,7 @@ import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from apps import runner
+from apps import runner, tracking
 from layers import ContextWindow, RecurrentStack
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import (
@@ -125,11 +125,7 @@ class Keywords(runner.App):
             f"{len(data.words.tokens)} words; "
             f"{np.mean([len(g) for g in gold['train']]):.1f} gold keyphrases per document"
         )
-        if skipped:
-            import mlflow
-
-            print("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))
-            mlflow.log_metrics({"skipped_" + "_".join(r.split()[:3]): n for r, n in skipped.items()})
+        tracking.log_skipped(skipped, words=3)
         return data
 
     def fit_dataset(self, data, split):

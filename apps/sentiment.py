@@ -22,7 +22,7 @@ import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from apps import runner
+from apps import runner, tracking
 from layers import POOLING_MODES, AttentionPooling, RecurrentStack
 from pipelines.classification import (
     classification_dataset,
@@ -156,10 +156,7 @@ class Sentiment(runner.App):
     def load_data(self, args):
         dataset = load_text_dataset(args.dataset, args.data_dir)
         print(dataset.summary())
-        if dataset.skipped:
-            import mlflow
-
-            mlflow.log_metrics({f"skipped_{k.replace(' ', '_')}": v for k, v in dataset.skipped.items()})
+        tracking.log_skipped(dataset.skipped, words=None, echo=False)  # the summary says it
         parts = split_indices([e.label for e in dataset.examples], args.seed, args.fold, args.cv or 10)
         splits = {name: [dataset.examples[i] for i in index] for name, index in parts.items()}
         max_length = args.max_length or MAX_LENGTH.get(args.dataset, DEFAULT_MAX_LENGTH)

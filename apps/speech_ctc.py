@@ -30,7 +30,7 @@ import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from apps import runner
+from apps import runner, tracking
 from layers import Metadata, RecurrentStack
 from layers.ctc import BLANK, CTCLoss, DropMask, FrameMask, beam_decode, edit_distance, greedy_decode, pack_targets
 from pipelines.audio import (
@@ -204,11 +204,7 @@ class SpeechCTC(runner.App):
             "utterances: " + ", ".join(f"{s} {len(u)}" for s, u in utterances.items())
             + f" ({len(recordings['train'])} training recordings); features {config.kind} x{config.dims}"
         )  # fmt: skip
-        if skipped:
-            import mlflow
-
-            print("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))
-            mlflow.log_metrics({"skipped_" + "_".join(r.split()[:2]): n for r, n in skipped.items()})
+        tracking.log_skipped(skipped, words=2)
         return SpeechData(
             utterances, arrays, config, args.stride, args.batch_size, args.seed, args.beam_width, dict(skipped)
         )

@@ -91,6 +91,20 @@ def metric_history(run_id, keys):
     return history
 
 
+def log_skipped(skipped, words=3, echo=True):
+    """Prints and logs counted skips of data preparation ({reason: count}) as `skipped_*` metrics.
+
+    Logged only inside a run: data loaded outside one (a tuner discovering its
+    search space) must not start a run of its own.
+    """
+    if not skipped:
+        return
+    if echo:
+        print("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))
+    if mlflow.active_run() is not None:
+        mlflow.log_metrics({"skipped_" + "_".join(reason.split()[:words]): n for reason, n in skipped.items()})
+
+
 def log_report(path, report):
     """Logs a text or a matplotlib figure (then closed) as the artifact `path`."""
     if isinstance(report, str):
