@@ -1,0 +1,123 @@
+"""Training throughput of every cell kind, beside the machine's measured matmul speed.
+
+    python -m benchmarks.cells                          # batch 64, 50 steps, 100 inputs, 128 units
+    python -m benchmarks.cells --kinds lstm peephole_lstm --steps 100 --json
+
+For each kind and with / without XLA (`jit_compile`): one recurrent layer
+(return_sequences) and a mean-squared loss on its outputs, one Adam step per
+measured call of `train_on_batch`, after warm-up calls (compilation excluded).
+Reports ms/step (median and interquartile range over the measured steps),
+tokens/s (batch × time steps / s), and the achieved fraction of the machine's
+fp32 matmul FLOP/s, measured in the same run with a 2048³ `tf.linalg.matmul`.
+
+FLOPs counted for a cell: its matrix products, 2 FLOPs per multiply-add, forward
+over all time steps, times 3 for forward + backward (the backward pass multiplies
+by both the weights and the inputs): per step 2 · B · (I + U) · G · U for G gate
+blocks (Elman, SimpleRNN 1; GRU 3; LSTM and peephole LSTM 4) and for Jordan
+2 · B · (I · U + O · U + U · O) with O output units (= U here). Element-wise work
+(activations, peepholes, gates) is left out, so the fraction is an upper bound
+of what the matrix products alone achieve.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from layers import CELL_KINDS, RecurrentStack  # noqa: E402
+
+GATE_BLOCKS = {"elman": 1, "simple_rnn": 1, "gru": 3, "lstm": 4, "peephole_lstm": 4}
+
+
+def matmul_gflops(size=2048, repeats=10):
+    """The machine's fp32 matmul speed: median GFLOP/s of `repeats` size³ products."""
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    tf.linalg.matmul(a, b).numpy()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.linalg.matmul(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def cell_flops(kind, batch, steps, inputs, units):
+    """FLOPs of one training step (forward + backward) of the cell's matrix products."""
+    if kind == "jordan":
+        forward = 2 * batch * (inputs * units + units * units + units * units)
+    else:
+        forward = 2 * batch * (inputs + units) * GATE_BLOCKS[kind] * units
+    return 3 * forward * steps
+
+
+def measure(kind, xla, batch, steps, inputs, units, warmup, repeats, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((steps, inputs)), RecurrentStack(kind, units)], name=kind)
+    model.compile(optimizer="adam", loss="mse", jit_compile=xla)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, steps, inputs)).astype("float32")
+    y = rng.normal(size=(batch, steps, units)).astype("float32")
+    for _ in range(warmup):
+        model.train_on_batch(x, y)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - start)
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return {"ms_per_step": 1000 * median, "iqr_ms": 1000 * (q3 - q1), "tokens_per_s": batch * steps / median}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kinds", nargs="+", choices=CELL_KINDS, default=list(CELL_KINDS))
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=50, help="time steps per sequence (default: %(default)s)")
+    parser.add_argument("--inputs", type=int, default=100)
+    parser.add_argument("--units", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=5, help="calls before measuring (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=30, help="measured calls (default: %(default)s)")
+    parser.add_argument("--xla", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--json", action="store_true", help="print a JSON list, one object per measurement")
+    options = parser.parse_args(argv)
+
+    gflops = matmul_gflops()
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[options.xla]
+    shape = dict(batch=options.batch, steps=options.steps, inputs=options.inputs, units=options.units)
+    results = []
+    for kind in options.kinds:
+        for xla in modes:
+            figures = measure(kind, xla, warmup=options.warmup, repeats=options.repeats, **shape)
+            flops = cell_flops(kind, **shape)
+            figures["gflops"] = flops / (figures["ms_per_step"] / 1000) / 1e9
+            figures["flop_fraction"] = figures["gflops"] / gflops
+            results.append({"cell": kind, "xla": xla, **figures, **shape, "matmul_gflops": gflops,
+                            "device": "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"})  # fmt: skip
+            if not options.json:
+                r = results[-1]
+                print(f"  measured {kind} xla={'on' if xla else 'off'}: {r['ms_per_step']:.1f} ms/step", flush=True)
+    if options.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    baseline = {r["xla"]: r["tokens_per_s"] for r in results if r["cell"] == "lstm"}
+    print(f"\nshape: batch {options.batch}, {options.steps} steps, {options.inputs} inputs, {options.units} units; "
+          f"matmul {gflops:.1f} GFLOP/s (fp32, 2048³); {results[0]['device']}\n")  # fmt: skip
+    print("| cell | XLA | ms/step (median) | IQR ms | tokens/s | × Keras LSTM (no XLA) | GFLOP/s | of matmul |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        ratio = r["tokens_per_s"] / baseline[False] if False in baseline else float("nan")
+        print(f"| {r['cell']} | {'on' if r['xla'] else 'off'} | {r['ms_per_step']:.1f} | {r['iqr_ms']:.1f} | "
+              f"{r['tokens_per_s']:,.0f} | {ratio:.2f} | {r['gflops']:.1f} | {100 * r['flop_fraction']:.0f} % |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
