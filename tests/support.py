@@ -66,3 +66,15 @@ def write_reviews_csv(path, per_class=120):
         for example in examples[:per_class] + examples[-per_class:]:
             writer.writerow([example.text, example.label])
     return path
+
+
+def run_main(app, *arguments, capsys):
+    """`python -m apps.APP ARGUMENTS` in this process (the module calls exactly this): for the
+    error paths, which need no fresh process and would pay TensorFlow's import each time."""
+    from types import SimpleNamespace
+
+    from apps import runner
+
+    code = runner.main(app, [str(a) for a in arguments])
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)

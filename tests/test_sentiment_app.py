@@ -9,7 +9,7 @@ import pytest
 from apps import runner
 from apps.sentiment import APP
 from pipelines.classification import load_text_dataset
-from tests.support import SHARED_DATA, cli, new_store, runs_of, single_run
+from tests.support import SHARED_DATA, cli, new_store, run_main, runs_of, single_run
 
 SMALL = ["--units", "32", "--embedding-dim", "32", "--batch-size", "64", "--learning-rate", "0.003"]
 REVIEWS = ["a gorgeous, witty, seductive movie", "a dull, lifeless and predictable mess."]
@@ -102,10 +102,10 @@ def test_cross_validation_is_a_parent_run_with_a_child_per_fold(tmp_path):
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
-def test_bad_csv_is_a_clear_error(tmp_path):
+def test_bad_csv_is_a_clear_error(tmp_path, capsys):
     path = tmp_path / "bad.csv"
     path.write_text("review,stars\nok,5\n")
-    result = cli("sentiment", "train", "--dataset", f"csv:{path}", "--tracking-uri",
-                 new_store(tmp_path, "bad"), "--experiment", "bad", "--checkpoint-dir", str(tmp_path))  # fmt: skip
+    result = run_main(APP, "train", "--dataset", f"csv:{path}", "--tracking-uri", new_store(tmp_path, "bad"),
+                      "--experiment", "bad", "--checkpoint-dir", tmp_path, capsys=capsys)  # fmt: skip
     assert result.returncode == 2
     assert "bad.csv: the CSV needs columns 'text' and 'label'" in result.stderr

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from apps import runner
 from apps.slot_filling import APP
 from pipelines.slots import read_split
-from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, single_run
+from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, run_main, single_run
 
 SMALL_MODEL = ["--units", "64", "--embedding-dim", "64", "--learning-rate", "0.005", "--dropout", "0.2"]
 SENTENCES = [
@@ -140,8 +140,8 @@ def test_predict_in_a_fresh_process_prints_word_slot_pairs_and_intent(trained):
     assert lines[13].strip().startswith("intent: atis_")
 
 
-def test_predict_with_a_missing_model_says_what_to_pass():
-    result = cli("slot_filling", "predict", "--model", "no/such/model.keras", "hello")
+def test_predict_with_a_missing_model_says_what_to_pass(capsys):
+    result = run_main(APP, "predict", "--model", "no/such/model.keras", "hello", capsys=capsys)
     assert result.returncode == 2
     assert "--model no/such/model.keras: no such file or MLflow model" in result.stderr
     assert "runs:/RUN_ID/model" in result.stderr
@@ -180,7 +180,7 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path):
     assert runner.main(APP, ["train", "--resume", run.info.run_id, *common]) == 2
 
 
-def test_bad_data_fails_the_run_with_an_error_naming_file_and_line(tmp_path):
+def test_bad_data_fails_the_run_with_an_error_naming_file_and_line(tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(SHARED_DATA / "atis", data / "atis")
     tags = data / "atis" / "valid" / "seq.out"
@@ -188,9 +188,9 @@ def test_bad_data_fails_the_run_with_an_error_naming_file_and_line(tmp_path):
     lines[2] += " O"
     tags.write_text("\n".join(lines) + "\n")
     tracking_uri = new_store(tmp_path, "bad-data")
-    result = cli(
-        "slot_filling", "train", "--data-dir", str(data), "--epochs", "1", "--tracking-uri", tracking_uri,
-        "--experiment", "bad-data", "--checkpoint-dir", str(tmp_path / "checkpoints"),
+    result = run_main(
+        APP, "train", "--data-dir", str(data), "--epochs", "1", "--tracking-uri", tracking_uri,
+        "--experiment", "bad-data", "--checkpoint-dir", str(tmp_path / "checkpoints"), capsys=capsys,
     )  # fmt: skip
     assert result.returncode == 2
     assert f"error: {tags}:3:" in result.stderr and "tags for" in result.stderr

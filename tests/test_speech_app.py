@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from apps import runner
 from apps.speech_ctc import APP
-from tests.support import SHARED_DATA, cli, new_store, single_run
+from tests.support import SHARED_DATA, cli, new_store, run_main, single_run
 
 SMALL = ["--train-utterances", "160", "--valid-utterances", "30", "--test-utterances", "30",
          "--units", "32", "--layers", "1", "--conv-filters", "32", "--learning-rate", "0.005"]  # fmt: skip
@@ -65,10 +65,10 @@ def test_predict_on_a_real_recording_prints_its_digits(trained):
     assert digits == "(no digits)" or all(d.isdigit() for d in digits.split())
 
 
-def test_a_file_that_is_not_audio_is_a_clear_error(trained, tmp_path):
+def test_a_file_that_is_not_audio_is_a_clear_error(trained, tmp_path, capsys):
     text = tmp_path / "notes.wav"
     text.write_text("not audio\n" * 50)
-    result = cli("speech_ctc", "predict", "--model", f"runs:/{trained['run'].info.run_id}/model",
-                 "--tracking-uri", trained["tracking_uri"], str(text))  # fmt: skip
+    result = run_main(APP, "predict", "--model", f"runs:/{trained['run'].info.run_id}/model",
+                      "--tracking-uri", trained["tracking_uri"], text, capsys=capsys)  # fmt: skip
     assert result.returncode == 2
     assert f"error: {text}: not readable as audio" in result.stderr

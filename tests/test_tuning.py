@@ -12,7 +12,7 @@ from apps import runner
 from apps.sentiment import APP
 from apps.tuning import SearchSpaceError, check_space, load_search_space
 from tests.servers import free_port
-from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, runs_of, write_reviews_csv
+from tests.support import REPOSITORY, SHARED_DATA, new_store, run_main, runs_of, write_reviews_csv
 
 SMALL = ["--embedding-dim", "16", "--batch-size", "32", "--learning-rate", "0.01", "--max-length", "30",
          "--epochs", "1", "--verbose", "0"]  # fmt: skip
@@ -46,13 +46,14 @@ def parent_and_trials(tmp_path):
     return parents[0], trials
 
 
-def test_unknown_hyperparameters_are_errors_naming_them(tmp_path):
+def test_unknown_hyperparameters_are_errors_naming_them(tmp_path, capsys):
     space = write_space(tmp_path, "units: {int: [8, 16]}\nnum_unitz: {choice: [1, 2]}\n")
     with pytest.raises(SearchSpaceError, match="unknown hyperparameter 'num_unitz'"):
         load_search_space(space, {"units", "cell"})
     with pytest.raises(SearchSpaceError, match="units: give exactly one of"):
         check_space({"units": {"range": [1, 2]}}, {"units"})
-    result = cli("sentiment", "tune", "--search-space", str(space), "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    result = run_main(APP, "tune", "--search-space", space, "--tracking-uri", f"sqlite:///{tmp_path}/m.db",
+                      capsys=capsys)  # fmt: skip
     assert result.returncode == 2 and "unknown hyperparameter 'num_unitz'" in result.stderr
 
 
@@ -108,7 +109,7 @@ def test_chief_and_two_workers_on_localhost_put_every_trial_under_one_parent(tmp
     new_store(tmp_path, "tuning")
     space = write_space(tmp_path, "cell: {choice: [elman, gru, lstm]}\nunits: {int: [8, 32], step: 8}\n")
     oracle = f"127.0.0.1:{free_port()}"
-    common = tune_arguments(tmp_path, reviews, space, "--max-trials", "4", "--oracle", oracle)
+    common = tune_arguments(tmp_path, reviews, space, "--max-trials", "2", "--oracle", oracle)
     env = {**os.environ, "RNN_SUITE_DATA": str(SHARED_DATA), "PYTHONPATH": str(REPOSITORY)}
 
     def start(*role):
@@ -129,6 +130,6 @@ def test_chief_and_two_workers_on_localhost_put_every_trial_under_one_parent(tmp
             process.kill()
     parent, trials = parent_and_trials(tmp_path)
     assert parent.info.status == "FINISHED" and parent.data.params["distributed"] == "chief"
-    assert len(trials) == 4 and all(t.info.status == "FINISHED" for t in trials)
+    assert len(trials) == 2 and all(t.info.status == "FINISHED" for t in trials)
     assert {t.data.tags["tuner_id"] for t in trials} <= {"worker-1", "worker-2"}
     assert "best.cell" in parent.data.tags
