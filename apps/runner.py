@@ -490,6 +490,29 @@ def compile_model(app, model, args, data):
     model.compile(optimizer=optimizer, jit_compile=bool(args.xla), **app.compile_arguments(args, data))
 
 
+def fit_model(app, model, data, epochs, verbose, callbacks=(), after_logging=(), initial_epoch=0):
+    """`model.fit` on the app's pipelines with the shared callbacks (training runs and tuning trials).
+
+    Order: Ctrl-C at batch end, the app's validation metrics (so later callbacks
+    see them), `callbacks`, MLflow logging, `after_logging`.
+    """
+    interrupt = InterruptAtBatchEnd()
+    callbacks = [interrupt, EpochEvaluation(lambda m: app.evaluate(m, data, "valid")), *callbacks,
+                 MlflowEpochLogger(), *after_logging]  # fmt: skip
+    try:
+        return model.fit(
+            app.fit_dataset(data, "train"),
+            validation_data=app.fit_dataset(data, "valid"),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the app's pipeline shuffles
+        )
+    finally:
+        interrupt.on_train_end()  # Keras skips it when fit raises
+
+
 def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
     """Trains, evaluates and logs one model in the active run; returns its final metrics."""
     checkpoint.mkdir(parents=True, exist_ok=True)
@@ -504,25 +527,8 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
         model.summary(print_fn=lambda line, **_: print(line))
 
     best = BestCheckpoint(checkpoint, app.monitor, mode=app.monitor_mode, patience=args.patience)
-    interrupt = InterruptAtBatchEnd()
-    callbacks = [
-        interrupt,
-        EpochEvaluation(lambda m: app.evaluate(m, data, "valid")),
-        best,
-        MlflowEpochLogger(),
-        keras.callbacks.BackupAndRestore(str(checkpoint / "backup")),
-    ]
-    try:
-        model.fit(
-            app.fit_dataset(data, "train"),
-            validation_data=app.fit_dataset(data, "valid"),
-            epochs=args.epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the app's pipeline shuffles
-        )
-    finally:
-        interrupt.on_train_end()  # Keras skips it when fit raises
+    backup = keras.callbacks.BackupAndRestore(str(checkpoint / "backup"))
+    fit_model(app, model, data, args.epochs, verbose, callbacks=[best], after_logging=[backup])
     best.restore(model)
     train_seconds = time.perf_counter() - started
 

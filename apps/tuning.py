@@ -33,7 +33,6 @@ import mlflow
 import yaml
 
 from apps import tracking
-from apps.callbacks import EpochEvaluation, InterruptAtBatchEnd, MlflowEpochLogger
 
 TUNERS = ("random", "bayesian", "hyperband")
 PARENT_FILE = "mlflow_parent.json"
@@ -124,26 +123,10 @@ class AppHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, *fit_args, callbacks=(), epochs=1, initial_epoch=0, **fit_kwargs):
-        args = self.trial_args(hp)
-        data = self.data(args)
-        interrupt = InterruptAtBatchEnd()
-        callbacks = [interrupt, EpochEvaluation(lambda m: self.app.evaluate(m, data, "valid")), *callbacks,
-                     MlflowEpochLogger()]  # fmt: skip
-        try:
-            return self._fit(model, data, callbacks, epochs, initial_epoch)
-        finally:
-            interrupt.on_train_end()
+        from apps.runner import fit_model
 
-    def _fit(self, model, data, callbacks, epochs, initial_epoch):
-        return model.fit(
-            self.app.fit_dataset(data, "train"),
-            validation_data=self.app.fit_dataset(data, "valid"),
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=self.verbose,
-            shuffle=False,
-        )
+        data = self.data(self.trial_args(hp))
+        return fit_model(self.app, model, data, epochs, self.verbose, callbacks=callbacks, initial_epoch=initial_epoch)
 
 
 class TrackedTrials:
