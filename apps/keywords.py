@@ -222,7 +222,7 @@ class Keywords(runner.App):
         rankings = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            probabilities = serving_model({"text": tf.constant(chunk)}).numpy()
+            probabilities = serving_model.predict_on_batch({"text": tf.constant(chunk)})
             for tokens, row in zip(tokenize_texts(chunk, tokenizer), probabilities):
                 rankings.append(ranked_keyphrases(tokens, row[: len(tokens)]))
         return rankings

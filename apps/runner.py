@@ -200,6 +200,7 @@ def add_training_arguments(parser, app, cross_validation=True):
         **app.defaults,
     }
     add_data_arguments(parser, app)
+    parser.set_defaults(fold=None, cv=None)  # the fixed split, unless cross-validation picks a fold
     model = parser.add_argument_group("model")
     model.add_argument("--cell", choices=CELL_KINDS, default=d["cell"], help="recurrent cell (default: %(default)s)")
     model.add_argument(
@@ -241,9 +242,11 @@ def add_training_arguments(parser, app, cross_validation=True):
     fit.add_argument(
         "--xla",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="compile the training step with XLA: each new batch shape costs a compilation "
-        "(seconds), so it pays off only for long trainings (default: %(default)s)",
+        default=None,
+        help="compile the training step with XLA. Default: on for the custom cells (elman, "
+        "jordan, peephole_lstm) on a GPU, off otherwise: on a CPU each batch shape's "
+        "compilation costs more than XLA saves (README, Performance). The choice is the "
+        "run's `jit_compile` tag",
     )
     fit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras fit verbosity (default: 1 on a terminal, else 2)")
     track = parser.add_argument_group("tracking")
@@ -482,12 +485,42 @@ def _log_run_start(app, args, checkpoint, extra_tags=None):
     mlflow.set_tags({**tracking.run_tags(app.name, args.dataset, args.cell), **(extra_tags or {})})
 
 
+def xla_choice(cell, xla=None):
+    """(whether to compile with XLA, why): `xla` when given, else the fast path of `cell`.
+
+    Keras' own cells keep their own path (cuDNN on a GPU). The custom cells already
+    take their input projection out of the time loop (layers.base.CellLayer); XLA
+    also fuses each step's small operations, which pays on a GPU. On a CPU, with the
+    apps' bucketed batches, compiling every batch shape cost more than it saved
+    (measured: benchmarks and README, Performance).
+    """
+    if xla is not None:
+        return bool(xla), "asked (--xla)" if xla else "asked (--no-xla)"
+    from layers import CUSTOM_KINDS
+
+    on_gpu = bool(tf_gpus())
+    if cell in CUSTOM_KINDS and on_gpu:
+        return True, "default: custom cell on a GPU"
+    if cell in CUSTOM_KINDS:
+        return False, "default: custom cell on a CPU (compilation costs more than it saves)"
+    return False, "default: Keras' built-in cell keeps its own path"
+
+
+def tf_gpus():
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
+
+
 def compile_model(app, model, args, data):
-    """Adam with gradient clipping, XLA as asked, and the app's losses."""
+    """Adam with gradient clipping, XLA by `xla_choice` (tagged on the active run), and the app's losses."""
     optimizer = keras.optimizers.Adam(
         learning_rate=args.learning_rate, clipnorm=args.clipnorm if args.clipnorm > 0 else None
     )
-    model.compile(optimizer=optimizer, jit_compile=bool(args.xla), **app.compile_arguments(args, data))
+    jit_compile, reason = xla_choice(args.cell, args.xla)
+    if mlflow.active_run():
+        mlflow.set_tags({"jit_compile": "on" if jit_compile else "off", "jit_compile_reason": reason})
+    model.compile(optimizer=optimizer, jit_compile=jit_compile, **app.compile_arguments(args, data))
 
 
 def fit_model(app, model, data, epochs, verbose, callbacks=(), after_logging=(), initial_epoch=0):

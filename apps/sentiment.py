@@ -271,7 +271,7 @@ class Sentiment(runner.App):
 
     def predict(self, serving_model, inputs, args):
         labels = serving_model.get_layer("probabilities").labels
-        probabilities = serving_model({"text": tf.constant(inputs)}).numpy()
+        probabilities = serving_model.predict_on_batch({"text": tf.constant(inputs)})
         weights = self.attention_weights(serving_model, inputs) if args.explain else None
         results = []
         for row, text in enumerate(inputs):
@@ -304,7 +304,7 @@ class Sentiment(runner.App):
             raise runner.UserError("--explain needs a model trained with --pooling attention") from None
         explainer = keras.Model(classifier.inputs, attention.output[1])
         tokens = serving_model.get_layer("tokenizer")(tf.constant(inputs))
-        weights = explainer(serving_model.get_layer("word_ids")(tokens)).numpy()
+        weights = explainer.predict_on_batch(serving_model.get_layer("word_ids")(tokens))
         return [
             [(t.decode("utf-8"), float(w)) for t, w in zip(row_tokens, row_weights) if t]
             for row_tokens, row_weights in zip(tokens.numpy(), weights)

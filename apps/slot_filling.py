@@ -293,7 +293,7 @@ class SlotFilling(runner.App):
 
         tokenizer = serving_model.get_layer("tokenizer")
         all_tokens = tokenizer.tokenize(tf.constant(inputs)).to_list()
-        outputs = serving_model({"text": tf.constant(inputs)}).numpy()
+        outputs = serving_model.predict_on_batch({"text": tf.constant(inputs)})
         results = []
         for text, tokens, row in zip(inputs, all_tokens, outputs):
             tokens = [t.decode("utf-8") for t in tokens]

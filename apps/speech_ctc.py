@@ -320,7 +320,7 @@ class SpeechCTC(runner.App):
         padded = np.zeros((len(values), frames.max(), config.dims), dtype="float32")
         for i, v in enumerate(values):
             padded[i, : len(v)] = v
-        log_probabilities = serving_model({"features": padded, "frames": frames}).numpy()
+        log_probabilities = serving_model.predict_on_batch({"features": padded, "frames": frames})
         lengths = -(-frames // stride)
         if beam_width:
             labels = beam_decode(log_probabilities, lengths, beam_width)

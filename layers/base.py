@@ -11,6 +11,7 @@ from keras import activations, constraints, initializers, ops, regularizers
 # Keras' RNN layer creates the (variational) dropout masks before its time loop only for
 # cells that derive from this mixin; without it a mask would be drawn inside the loop.
 # Keras' own LSTMCell/GRUCell/SimpleRNNCell derive from it the same way.
+from keras.src import backend  # backend.rnn: the time loop of keras.layers.RNN, on every backend
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 PACKAGE = "rnn_suite"
@@ -87,8 +88,13 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
 
     # Dropout -----------------------------------------------------------------------------
     def drop_inputs(self, inputs, training):
-        """Input dropout with one mask per sequence (the same mask at every step)."""
+        """Input dropout with one mask per sequence (the same mask at every step).
+
+        `inputs` is one step (batch, input_dim) or a whole sequence (batch, time, input_dim).
+        """
         if training and 0.0 < self.dropout < 1.0:
+            if len(inputs.shape) == 3:
+                return inputs * ops.expand_dims(self.get_dropout_mask(inputs[:, 0, :]), 1)
             return inputs * self.get_dropout_mask(inputs)
         return inputs
 
@@ -97,6 +103,23 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         if training and 0.0 < self.recurrent_dropout < 1.0:
             return state * self.get_recurrent_dropout_mask(state)
         return state
+
+    # The step, in two parts ---------------------------------------------------------------
+    def project_inputs(self, inputs, training=False):
+        """The input's part of the pre-activations: dropout(x) · kernel + bias.
+
+        Works on one step or on a whole sequence at once; the layer wrappers
+        use the latter (see `CellLayer.inner_loop`).
+        """
+        z = ops.matmul(self.drop_inputs(inputs, training), self.kernel)
+        return z + self.bias if self.bias is not None else z
+
+    def step(self, projected, states, training=False):
+        """One time step given the projected input: (output, new states). Defined by each cell."""
+        raise NotImplementedError
+
+    def call(self, inputs, states, training=False):
+        return self.step(self.project_inputs(inputs, training), states, training)
 
     # State and config --------------------------------------------------------------------
     def get_initial_state(self, batch_size=None):
@@ -155,6 +178,33 @@ class CellLayer(keras.layers.RNN):
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         return super().call(sequences, mask=mask, training=training, initial_state=initial_state)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        """The time loop, with the input projection taken out of it.
+
+        x_t · kernel + bias does not depend on the state, so it is computed for
+        every step in one large matrix product before the loop; each step then
+        multiplies only its fed-back state by `recurrent_kernel`. The equations
+        are the cell's (`cell.call` = `cell.step(cell.project_inputs(x))`);
+        only the order of the work changes.
+        """
+        cell = self.cell
+
+        def step(projected, states):
+            output, new_states = cell.step(projected, states, training=training)
+            return output, list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
+
+        return backend.rnn(
+            step,
+            cell.project_inputs(sequences, training),
+            list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state],
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -53,13 +53,9 @@ class ElmanCell(RecurrentCell):
         )
         self.bias = self.add_bias("bias", (self.units,)) if self.use_bias else None
 
-    def call(self, inputs, states, training=False):
+    def step(self, projected, states, training=False):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
-        x = self.drop_inputs(inputs, training)
-        h_prev_dropped = self.drop_recurrent(h_prev, training)
-        z = ops.matmul(x, self.kernel) + ops.matmul(h_prev_dropped, self.recurrent_kernel)
-        if self.bias is not None:
-            z = z + self.bias
+        z = projected + ops.matmul(self.drop_recurrent(h_prev, training), self.recurrent_kernel)
         h = self.activation(z)
         new_state = [h] if isinstance(states, (list, tuple)) else h
         return h, new_state

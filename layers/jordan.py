@@ -64,14 +64,9 @@ class JordanCell(RecurrentCell):
         else:
             self.bias = self.output_bias = None
 
-    def call(self, inputs, states, training=False):
+    def step(self, projected, states, training=False):
         y_prev = states[0] if isinstance(states, (list, tuple)) else states
-        x = self.drop_inputs(inputs, training)
-        y_prev_dropped = self.drop_recurrent(y_prev, training)
-        z = ops.matmul(x, self.kernel) + ops.matmul(y_prev_dropped, self.recurrent_kernel)
-        if self.bias is not None:
-            z = z + self.bias
-        h = self.activation(z)
+        h = self.activation(projected + ops.matmul(self.drop_recurrent(y_prev, training), self.recurrent_kernel))
         y = ops.matmul(h, self.output_kernel)
         if self.output_bias is not None:
             y = y + self.output_bias

@@ -86,13 +86,9 @@ class PeepholeLSTMCell(RecurrentCell):
             "output_gate_peephole_weights", (units,)
         )
 
-    def call(self, inputs, states, training=False):
+    def step(self, projected, states, training=False):
         h_prev, c_prev = states
-        x = self.drop_inputs(inputs, training)
-        h_prev_dropped = self.drop_recurrent(h_prev, training)
-        z = ops.matmul(x, self.kernel) + ops.matmul(h_prev_dropped, self.recurrent_kernel)
-        if self.bias is not None:
-            z = z + self.bias
+        z = projected + ops.matmul(self.drop_recurrent(h_prev, training), self.recurrent_kernel)
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
         i = self.recurrent_activation(z_i + self.input_gate_peephole_weights * c_prev)
         f = self.recurrent_activation(z_f + self.forget_gate_peephole_weights * c_prev)

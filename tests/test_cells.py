@@ -340,6 +340,31 @@ def test_dropout_uses_one_mask_per_sequence_and_only_in_training(cell_class):
     cell.reset_dropout_mask()
 
 
+@pytest.mark.parametrize("layer_class", [Elman, Jordan, PeepholeLSTM])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_layer_fast_path_equals_the_cell_stepped_by_keras(layer_class, go_backwards):
+    # The wrappers project every step's input before their time loop; keras.layers.RNN
+    # around the same cell projects each step inside it. Same weights, mask and dropout seed:
+    # the same numbers, in inference and in training (dropout on inputs and state).
+    arguments = {"dropout": 0.3, "recurrent_dropout": 0.2, "seed": 7}
+    if layer_class is Jordan:
+        arguments["output_units"] = 3
+    fast = layer_class(UNITS, return_sequences=True, go_backwards=go_backwards, **arguments)
+    stepped = keras.layers.RNN(
+        layer_class.cell_class(UNITS, **arguments), return_sequences=True, go_backwards=go_backwards
+    )
+    fast.build(X.shape)
+    stepped.build(X.shape)
+    randomize(fast)
+    stepped.set_weights(fast.get_weights())
+    mask = ops.convert_to_tensor(MASK)
+    for training in (False, True):
+        expected = ops.convert_to_numpy(stepped(X, mask=mask, training=training))
+        got = ops.convert_to_numpy(fast(X, mask=mask, training=training))
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, ops.convert_to_numpy(fast(X, mask=mask, training=False)))
+
+
 def test_factory_rejects_unknown_kinds_by_name():
     with pytest.raises(ValueError, match="lstmm.*elman, jordan"):
         RecurrentStack("lstmm", 4)

@@ -59,7 +59,7 @@ def test_training_run_is_tracked_with_params_metrics_and_tags(trained):
         "dataset": "atis", "cell": "lstm", "bidirectional": "True", "layers": "1", "units": "64",
         "epochs": "2", "batch_size": "32", "seed": "0", "context_window": "3", "embedding_dim": "64",
         "dropout": "0.2",
-        "experiment": "test-slot-filling", "learning_rate": "0.005", "xla": "False", "dtype_policy": "float32",
+        "experiment": "test-slot-filling", "learning_rate": "0.005", "xla": "", "dtype_policy": "float32",
     }.items():  # fmt: skip
         assert params[name] == value, name
     client = MlflowClient(trained["tracking_uri"])
@@ -75,6 +75,8 @@ def test_training_run_is_tracked_with_params_metrics_and_tags(trained):
     assert tags["device"].startswith(("CPU", "GPU"))
     assert tags["version.tensorflow"] == "2.21.0" and "version.keras" in tags
     assert len(tags["git_commit"].split("-")[0]) == 40
+    # No --xla given: Keras' LSTM keeps its own path, and the run says so.
+    assert tags["jit_compile"] == "off" and "built-in" in tags["jit_compile_reason"]
 
 
 def test_training_run_logs_plots_reports_vocabularies_and_model(trained):
@@ -176,6 +178,8 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path):
     history = MlflowClient(tracking_uri).get_metric_history(run.info.run_id, "loss")
     assert sorted(m.step for m in history) == [0, 1, 2]  # each epoch once: none redone or lost
     assert "test_slot_f1" in run.data.metrics
+    expected = "on" if runner.tf_gpus() else "off"  # a custom cell: XLA by default on a GPU only
+    assert run.data.tags["jit_compile"] == expected and "custom cell" in run.data.tags["jit_compile_reason"]
     # A finished run cannot be resumed again.
     assert runner.main(APP, ["train", "--resume", run.info.run_id, *common]) == 2
 

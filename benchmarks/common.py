@@ -1,0 +1,64 @@
+"""What the benchmarks share: timing statistics, the machine's name, table or JSON output."""
+
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def timings(times):
+    """Median and interquartile range, in milliseconds, of durations in seconds."""
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return {"ms": 1000 * float(median), "iqr_ms": 1000 * float(q3 - q1)}
+
+
+def time_calls(function, repeats, warmup=1):
+    """`timings` of `repeats` calls of `function()` after `warmup` unmeasured ones."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return timings(times)
+
+
+def device():
+    """The machine the figures come from, in words."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        return f"{name} ({len(gpus)} GPU)"
+    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def print_results(results, columns, as_json, heading=""):
+    """`results` (dicts) as a JSON list, or as a Markdown table of `columns`.
+
+    `columns` maps a header to a key of the result dicts or to a function of one.
+    """
+    if as_json:
+        print(json.dumps(results, indent=1))
+        return
+    if heading:
+        print(f"\n{heading}\n")
+    print("| " + " | ".join(columns) + " |")
+    print("| " + " | ".join("---" for _ in columns) + " |")
+    for result in results:
+        cells = []
+        for source in columns.values():
+            value = source(result) if callable(source) else result.get(source, "")
+            cells.append(f"{value:,.1f}" if isinstance(value, float) else str(value))
+        print("| " + " | ".join(cells) + " |")
+
+
+def app_train_arguments(app, argv=()):
+    """The `train` arguments of `app` (its defaults, changed by `argv`), as its CLI parses them."""
+    from apps.runner import build_parser
+
+    return build_parser(app).parse_args(["train", *argv])
