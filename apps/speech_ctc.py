@@ -35,6 +35,7 @@ from layers import Metadata, RecurrentStack
 from layers.ctc import BLANK, CTCLoss, DropMask, FrameMask, beam_decode, edit_distance, greedy_decode, pack_targets
 from pipelines.audio import (
     TAKE_SPLITS,
+    mask_spectrogram,
     FeatureCache,
     FeatureConfig,
     build_utterances,
@@ -58,6 +59,7 @@ class SpeechData:
     seed: int
     beam_width: int = 0
     skipped: dict = field(default_factory=dict)
+    masking: dict = field(default_factory=dict)  # mask_spectrogram's arguments for training batches
 
     def has_split(self, split):
         return bool(self.utterances.get(split))
@@ -129,6 +131,7 @@ class SpeechCTC(runner.App):
     data_arguments = runner.App.data_arguments + (
         "features", "n_mels", "stride", "train_utterances", "valid_utterances", "test_utterances",
         "max_digits", "data_seed", "test_speakers", "beam_width", "fold", "cv",
+        "freq_masks", "freq_mask_width", "time_masks", "time_mask_width",
     )  # fmt: skip
 
     @property
@@ -147,6 +150,11 @@ class SpeechCTC(runner.App):
         parser.add_argument("--data-seed", type=int, default=0, help="seed of the utterance sets (default: %(default)s)")
         parser.add_argument("--test-speakers", help="comma-separated speakers to test on (speaker-independent split)")
         parser.add_argument("--beam-width", type=int, default=0, help="beam search width; 0: greedy decoding (default: %(default)s)")
+        augment = parser.add_argument_group("augmentation (SpecAugment's masking of training batches)")
+        augment.add_argument("--freq-masks", type=int, default=0, help="mel-band ranges hidden per utterance (default: %(default)s)")
+        augment.add_argument("--freq-mask-width", type=int, default=8, help="bands per range, at most (default: %(default)s)")
+        augment.add_argument("--time-masks", type=int, default=0, help="frame spans hidden per utterance (default: %(default)s)")
+        augment.add_argument("--time-mask-width", type=int, default=10, help="frames per span, at most (default: %(default)s)")
 
     def add_predict_arguments(self, parser):
         parser.add_argument("--beam-width", type=int, default=0, help="beam search width; 0: greedy (default: %(default)s)")
@@ -205,17 +213,25 @@ class SpeechCTC(runner.App):
             + f" ({len(recordings['train'])} training recordings); features {config.kind} x{config.dims}"
         )  # fmt: skip
         tracking.log_skipped(skipped, words=2)
+        masking = {
+            "bands": config.dims // (3 if config.deltas else 1),
+            "freq_masks": args.freq_masks, "freq_width": args.freq_mask_width,
+            "time_masks": args.time_masks, "time_width": args.time_mask_width,
+        }  # fmt: skip
         return SpeechData(
-            utterances, arrays, config, args.stride, args.batch_size, args.seed, args.beam_width, dict(skipped)
-        )
+            utterances, arrays, config, args.stride, args.batch_size, args.seed, args.beam_width, dict(skipped),
+            masking,
+        )  # fmt: skip
 
     def fit_dataset(self, data, split):
         stride = data.stride
+        masking = data.masking if split == "train" else {}
 
         def pairs(batch):
             frames = batch["frames"]
             label_lengths = tf.reduce_sum(tf.cast(batch["labels"] != 0, "int32"), axis=1)
-            inputs = {"features": batch["features"], "frames": frames}
+            features = mask_spectrogram(batch["features"], frames, **masking) if masking else batch["features"]
+            inputs = {"features": features, "frames": frames}
             return inputs, pack_targets((frames + stride - 1) // stride, batch["labels"], label_lengths)
 
         return data.batches(split, shuffle=split == "train").map(pairs)

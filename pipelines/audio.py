@@ -229,3 +229,42 @@ class FeatureCache:
         np.savez(temporary, lengths=lengths, features=flat, errors=json.dumps(errors))
         temporary.replace(path)
         return arrays, errors
+
+
+def mask_spectrogram(features, frames, bands, freq_masks=0, freq_width=8, time_masks=0, time_width=10):
+    """SpecAugment's masking (Park et al., 2019) of a batch, for training.
+
+    `features` (batch, time, dims) are `bands` feature bands, repeated in
+    blocks (static, delta, delta-delta: dims = bands x blocks); `frames` (batch,)
+    are the utterances' true lengths. Per utterance, `freq_masks` times a band
+    range of width 0..`freq_width` is set to 0 (the per-utterance mean after
+    normalization) in every block and at every frame, and `time_masks` times a
+    span of 0..`time_width` frames inside the utterance is set to 0. The labels
+    stay: the words are still said, only part of the picture is hidden.
+    Random draws follow TensorFlow's global seed (`keras.utils.set_random_seed`),
+    new ones at every call, so each epoch hides other parts.
+    """
+    import tensorflow as tf
+
+    if not freq_masks and not time_masks:
+        return features
+    shape = tf.shape(features)
+    batch, steps, dims = shape[0], shape[1], shape[2]
+    band = tf.reshape(tf.range(dims) % bands, (1, 1, -1))
+    step = tf.reshape(tf.range(steps), (1, -1, 1))
+    keep = tf.ones_like(features, dtype=tf.bool)
+
+    def span(limit, width):
+        """(start, end) per utterance: a width 0..width, placed uniformly inside 0..limit."""
+        size = tf.minimum(tf.random.uniform((batch,), 0, width + 1, dtype=tf.int32), limit)
+        start = tf.cast(tf.random.uniform((batch,)) * tf.cast(limit - size + 1, tf.float32), tf.int32)
+        start = tf.minimum(start, limit - size)
+        return tf.reshape(start, (-1, 1, 1)), tf.reshape(start + size, (-1, 1, 1))
+
+    for _ in range(freq_masks):
+        start, end = span(tf.fill((batch,), bands), freq_width)
+        keep &= ~((band >= start) & (band < end))
+    for _ in range(time_masks):
+        start, end = span(tf.cast(frames, tf.int32), time_width)
+        keep &= ~((step >= start) & (step < end))
+    return tf.where(keep, features, tf.zeros_like(features))

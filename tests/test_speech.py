@@ -13,6 +13,7 @@ import tensorflow as tf
 from apps.speech_ctc import ctc_frames_needed, speech_metrics
 from layers.ctc import CTCLoss, beam_decode, edit_distance, greedy_decode, pack_targets
 from pipelines.audio import (
+    mask_spectrogram,
     TAKE_SPLITS,
     AudioError,
     FeatureCache,
@@ -183,3 +184,34 @@ def test_edit_distance_and_digit_error_rate_by_hand():
     assert edit_distance([], [4, 4]) == 2
     metrics = speech_metrics([(1, 2, 3), (4, 4)], [[1, 3], [4, 4]])
     assert metrics == {"digit_error_rate": 1 / 5, "sequence_accuracy": 0.5}
+
+
+def test_spectrogram_masking_hides_band_ranges_and_spans_inside_each_utterance():
+    tf.random.set_seed(5)
+    bands, blocks, steps = 10, 3, 30
+    features = tf.ones((6, steps, bands * blocks))
+    frames = tf.constant([30, 20, 12, 5, 1, 30])
+    assert mask_spectrogram(features, frames, bands) is features  # no masks asked: untouched
+    hidden_any = False
+    for _ in range(5):
+        masked = mask_spectrogram(features, frames, bands, freq_masks=1, freq_width=4, time_masks=1, time_width=6).numpy()
+        for example, length in enumerate(frames.numpy()):
+            zero = masked[example] == 0
+            # A hidden band is hidden in all three blocks and at every frame.
+            hidden_bands = np.where(zero.reshape(steps, blocks, bands).all(axis=(0, 1)))[0]
+            assert len(hidden_bands) <= 4
+            if len(hidden_bands):
+                assert np.all(np.diff(hidden_bands) == 1)  # one contiguous range
+            visible = np.setdiff1d(np.arange(bands), hidden_bands)
+            # A hidden span: whole frames (every visible band), contiguous, inside the utterance.
+            hidden_frames = np.where(zero.reshape(steps, blocks, bands)[:, :, visible].all(axis=(1, 2)))[0]
+            assert len(hidden_frames) <= 6 and np.all(hidden_frames < length)
+            if len(hidden_frames):
+                assert np.all(np.diff(hidden_frames) == 1)
+            # Nothing else is hidden.
+            expected = np.zeros((steps, blocks, bands), dtype=bool)
+            expected[:, :, hidden_bands] = True
+            expected[hidden_frames] = True
+            np.testing.assert_array_equal(zero.reshape(steps, blocks, bands), expected)
+            hidden_any |= bool(len(hidden_bands) and len(hidden_frames))
+    assert hidden_any  # 30 draws of widths 0..4 and 0..6: some hide both

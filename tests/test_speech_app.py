@@ -19,6 +19,7 @@ def trained(tmp_path_factory):
     tracking_uri = new_store(root, "test-speech")
     code = runner.main(APP, [
         "train", "--data-dir", str(SHARED_DATA), "--epochs", "3", *SMALL, "--tracking-uri", tracking_uri,
+        "--freq-masks", "1", "--time-masks", "1",  # training batches masked, evaluation not
         "--experiment", "test-speech", "--checkpoint-dir", str(root / "checkpoints"), "--verbose", "0",
     ])  # fmt: skip
     assert code == 0
@@ -30,6 +31,7 @@ def test_training_learns_and_logs_error_rates_and_a_posteriorgram(trained):
     client = MlflowClient(trained["tracking_uri"])
     losses = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)]
     assert len(losses) == 3 and losses[-1] < losses[0] / 2
+    assert run.data.params["freq_masks"] == "1" and run.data.params["time_masks"] == "1"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_digit_error_rate")] == [0, 1, 2]
     assert 0.0 <= run.data.metrics["test_digit_error_rate"] and 0.0 <= run.data.metrics["test_sequence_accuracy"] <= 1
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
