@@ -31,6 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.common import device, time_calls  # noqa: E402
 from layers import CELL_KINDS, RecurrentStack  # noqa: E402
 
 GATE_BLOCKS = {"elman": 1, "simple_rnn": 1, "gru": 3, "lstm": 4, "peephole_lstm": 4}
@@ -65,15 +66,8 @@ def measure(kind, xla, batch, steps, inputs, units, warmup, repeats, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch, steps, inputs)).astype("float32")
     y = rng.normal(size=(batch, steps, units)).astype("float32")
-    for _ in range(warmup):
-        model.train_on_batch(x, y)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.train_on_batch(x, y)
-        times.append(time.perf_counter() - start)
-    q1, median, q3 = np.percentile(times, [25, 50, 75])
-    return {"ms_per_step": 1000 * median, "iqr_ms": 1000 * (q3 - q1), "tokens_per_s": batch * steps / median}
+    figures = time_calls(lambda: model.train_on_batch(x, y), repeats, warmup)
+    return {"ms_per_step": figures["ms"], "iqr_ms": figures["iqr_ms"], "tokens_per_s": batch * steps / (figures["ms"] / 1000)}
 
 
 def main(argv=None):
@@ -100,7 +94,7 @@ def main(argv=None):
             figures["gflops"] = flops / (figures["ms_per_step"] / 1000) / 1e9
             figures["flop_fraction"] = figures["gflops"] / gflops
             results.append({"cell": kind, "xla": xla, **figures, **shape, "matmul_gflops": gflops,
-                            "device": "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"})  # fmt: skip
+                            "device": device()})  # fmt: skip
             if not options.json:
                 r = results[-1]
                 print(f"  measured {kind} xla={'on' if xla else 'off'}: {r['ms_per_step']:.1f} ms/step", flush=True)
