@@ -3,6 +3,7 @@
 #   make demo   train the default slot-filling model on ATIS, tracked in MLflow
 #   make test   run the test suite
 #   make ui     open the MLflow UI over ./mlflow.db on http://127.0.0.1:5000
+#   make bench  the performance benchmarks (README, Performance): cells, pipelines, predict latency
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +14,7 @@ RNN_SUITE_DATA ?= $(abspath $(wildcard ../shared/data))
 export RNN_SUITE_DATA
 UI_PORT ?= 5000
 
-.PHONY: setup demo test ui lecture clean
+.PHONY: setup demo test ui lecture bench clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +41,12 @@ ui: setup
 
 lecture: setup
 	$(BIN)/python -m apps.lecture
+
+# About 10 minutes on 2 idle cores; run nothing else beside it, the figures are wall-clock times.
+bench: setup
+	$(BIN)/python -m benchmarks.cells
+	$(BIN)/python -m benchmarks.pipelines
+	$(BIN)/python -m benchmarks.predict_latency
 
 clean:
 	rm -rf $(VENV) .pytest_cache
