@@ -214,7 +214,7 @@ class SpeechCTC(runner.App):
         )  # fmt: skip
         tracking.log_skipped(skipped, words=2)
         masking = {
-            "bands": config.dims // (3 if config.deltas else 1),
+            "bands": config.bands,
             "freq_masks": args.freq_masks, "freq_width": args.freq_mask_width,
             "time_masks": args.time_masks, "time_width": args.time_mask_width,
         }  # fmt: skip

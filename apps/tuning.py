@@ -243,7 +243,6 @@ def comparison_figure(trials, objective):
 def tune(app, args):
     from apps.runner import UserError
 
-    args.fold, args.cv = None, None  # tuning uses the fixed split
     allowed = set(vars(args)) - {"command", "fold", "cv"}
     try:
         space = load_search_space(args.search_space, allowed) if args.search_space else check_space(

@@ -1,8 +1,6 @@
 """What the benchmarks share: timing statistics, the machine's name, table or JSON output."""
 
 import json
-import os
-import platform
 import time
 
 import numpy as np
@@ -27,14 +25,10 @@ def time_calls(function, repeats, warmup=1):
 
 
 def device():
-    """The machine the figures come from, in words."""
-    import tensorflow as tf
+    """The machine the figures come from, in words: the `device` tag of MLflow runs."""
+    from apps.tracking import device_description
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-        return f"{name} ({len(gpus)} GPU)"
-    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return device_description()
 
 
 def print_results(results, columns, as_json, heading=""):

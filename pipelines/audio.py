@@ -149,9 +149,13 @@ class FeatureConfig:
             raise ValueError(f"feature kind must be 'logmel' or 'mfcc', got {self.kind!r}")
 
     @property
+    def bands(self):
+        """Feature bands (mel bands or cepstral coefficients), before deltas are stacked."""
+        return self.n_mels if self.kind == "logmel" else self.n_mfcc
+
+    @property
     def dims(self):
-        base = self.n_mels if self.kind == "logmel" else self.n_mfcc
-        return base * (3 if self.deltas else 1)
+        return self.bands * (3 if self.deltas else 1)
 
     def frames(self, samples):
         """Frames librosa gives for `samples` samples (centred frames)."""
