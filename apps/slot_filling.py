@@ -32,7 +32,7 @@ from pipelines.slots import (
     slot_dataset,
     training_pairs,
 )
-from pipelines.text import LabelDecoder, SentenceTokenizer, predictions_in_order
+from pipelines.text import LabelDecoder, SentenceTokenizer, WordLookup, predictions_in_order
 from pipelines.vocab import Vocabulary
 
 
@@ -113,7 +113,9 @@ class SlotFilling(runner.App):
     curve_metrics = ("val_intent_accuracy", "val_sentence_accuracy")
     # The best of the tuning runs on ATIS (see README, Results).
     defaults = {"cell": "lstm", "bidirectional": True, "units": 200, "dropout": 0.5, "epochs": 30}
-    data_arguments = runner.App.data_arguments + ("fold_digits", "min_word_count", "max_length", "word_dropout")
+    data_arguments = runner.App.data_arguments + (
+        "fold_digits", "min_word_count", "max_length", "word_dropout", "word_signatures",
+    )
 
     @property
     def search_space(self):
@@ -141,10 +143,18 @@ class SlotFilling(runner.App):
             "--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)"
         )
         parser.add_argument(
+            "--word-signatures",
+            action=argparse.BooleanOptionalAction,
+            default=False,
+            help="read a word unseen in training by its shape ('dh8' -> [UNK:aa0]) instead of "
+            "one OOV vector for all; word dropout then trains these (default: %(default)s)",
+        )
+        parser.add_argument(
             "--word-dropout",
             type=float,
             default=0.0,
-            help="replace each training word by OOV with this probability (default: %(default)s)",
+            help="replace each training word by OOV (by its signature, with --word-signatures) "
+            "with this probability (default: %(default)s)",
         )
         parser.add_argument(
             "--intent-weight", type=float, default=1.0, help="weight of the intent loss beside the slot loss (default: %(default)s)"
@@ -160,7 +170,9 @@ class SlotFilling(runner.App):
     def load_data(self, args):
         splits = load_slot_dataset(args.dataset, args.data_dir)
         tokenizer = SentenceTokenizer(args.max_length, fold_digits=args.fold_digits, name="tokenizer")
-        vocabularies = SlotVocabularies.build(splits["train"], tokenizer, args.min_word_count)
+        vocabularies = SlotVocabularies.build(
+            splits["train"], tokenizer, args.min_word_count, signatures=args.word_signatures
+        )
         print(
             f"{args.dataset}: "
             + ", ".join(f"{s} {len(e) if e else 0}" for s, e in splits.items())
@@ -265,11 +277,12 @@ class SlotFilling(runner.App):
     @staticmethod
     def vocabularies_of(serving_model):
         """The vocabularies a saved serving model carries."""
-        words = serving_model.get_layer("word_ids").get_vocabulary()
+        word_ids = serving_model.get_layer("word_ids")
+        words = word_ids.get_vocabulary()
         tags = serving_model.get_layer("slot_tags")
         intents = serving_model.get_layer("intent_label")
         return SlotVocabularies(
-            words=Vocabulary(words[2:]),
+            words=Vocabulary(words[2:], signatures=isinstance(word_ids, WordLookup)),
             tags=Vocabulary(tags.labels[tags.num_special :]),
             intents=Vocabulary(intents.labels[intents.num_special :], padding=False),
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from pipelines.sources import DataFormatError, RemoteDataset, locate
-from pipelines.text import example_batches
+from pipelines.text import encode_words, example_batches, signature_strings
 from pipelines.vocab import Vocabulary
 
 SPLITS = ("train", "valid", "test")
@@ -145,14 +145,18 @@ class SlotVocabularies:
     intents: Vocabulary
 
     @classmethod
-    def build(cls, train_examples, tokenizer, min_word_count=1):
+    def build(cls, train_examples, tokenizer, min_word_count=1, signatures=False):
         """From the training split only; valid/test words and labels not seen there are OOV.
 
         Words are normalized by `tokenizer` (a `SentenceTokenizer`), as raw text will be.
+        `signatures`: the word vocabulary also holds the unknown-word signatures
+        of the training words (`pipelines.text.word_signatures`), so an unseen
+        word is read by its shape.
         """
         words = normalize_words((e.words for e in train_examples), tokenizer)
+        shapes = {s for row in signature_strings(words) for s in row} if signatures else ()
         return cls(
-            words=Vocabulary.build(words, min_word_count),
+            words=Vocabulary.build(words, min_word_count, signatures=shapes),
             tags=Vocabulary.build(e.tags for e in train_examples),
             intents=Vocabulary.build([[e.intent] for e in train_examples], padding=False),
         )
@@ -179,13 +183,19 @@ def normalize_words(sequences, tokenizer):
 
 
 def slot_dataset(examples, vocabularies, tokenizer, batch_size, shuffle_seed=None):
-    """Batches of {"index", "words", "tags", "intent"} ids, bucketed by sentence length."""
+    """Batches of {"index", "words", "tags", "intent"} ids, bucketed by sentence length.
+
+    With signatures in the word vocabulary, also "signatures": each word's
+    signature id, which word dropout puts in the word's place.
+    """
     words = normalize_words((e.words for e in examples), tokenizer)
     columns = {
-        "words": [vocabularies.words.encode(w) for w in words],
+        "words": encode_words(words, vocabularies.words),
         "tags": [vocabularies.tags.encode(e.tags) for e in examples],
         "intent": [vocabularies.intents.id(e.intent) for e in examples],
     }
+    if vocabularies.words.signatures:
+        columns["signatures"] = [vocabularies.words.encode(s) for s in signature_strings(words)]
     return example_batches(columns, batch_size, shuffle_seed=shuffle_seed)
 
 
@@ -201,13 +211,15 @@ def drop_words(rate, oov_id, seed=None):
     """A map that replaces each real word by the OOV id with probability `rate` (training only).
 
     Word dropout: the model learns to tag from context, as it must for words
-    it never saw.
+    it never saw. Where the batch has "signatures", a dropped word becomes its
+    signature (its shape) instead, as an unseen word of that shape will be read.
     """
 
     def apply(batch):
         words = batch["words"]
         dropped = tf.random.uniform(tf.shape(words), seed=seed) < rate
         dropped = tf.logical_and(dropped, tf.not_equal(words, 0))
-        return {**batch, "words": tf.where(dropped, tf.cast(oov_id, words.dtype), words)}
+        replacement = batch.get("signatures", tf.fill(tf.shape(words), tf.cast(oov_id, words.dtype)))
+        return {**batch, "words": tf.where(dropped, replacement, words)}
 
     return apply

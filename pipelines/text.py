@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from layers.base import PACKAGE
-from pipelines.vocab import PAD
+from pipelines.vocab import OOV, PAD, SIGNATURE_PREFIX
 
 # punctuation="drop": white space and punctuation that the slot-filling data sets never
 # attach to a word separate tokens and vanish. "i'd", "st.", "r&b", "top-rated" stay whole.
@@ -132,6 +132,76 @@ class LabelDecoder(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "labels": self.labels, "num_special": self.num_special}
+
+
+def word_signatures(words):
+    """The unknown-word signature of each word (a string tensor of any shape): its shape.
+
+    Letters become `a` (a run of more than 4 cut to 4), a run of digits one
+    `0`, other characters stay: "dh8" and "dc10" -> "[UNK:aa0]", "l1011" ->
+    "[UNK:a0]", "dtw" -> "[UNK:aaa]", "o'hare" -> "[UNK:a'aaaa]", "denver" ->
+    "[UNK:aaaa]". Short codes keep their length, which tells them from words.
+    A model that meets an unseen airline code or aircraft type reads its
+    shape where it would otherwise read one OOV vector for every unseen word
+    (the unknown-word signatures of Petrov et al.'s parser, reduced to shape).
+    """
+    shape = tf.strings.regex_replace(words, r"\pL", "a")
+    shape = tf.strings.regex_replace(shape, r"\pN", "0")
+    shape = tf.strings.regex_replace(shape, "a{5,}", "aaaa")
+    shape = tf.strings.regex_replace(shape, "0+", "0")
+    return SIGNATURE_PREFIX + shape + "]"
+
+
+def signature_strings(sequences):
+    """`word_signatures` of token sequences (lists of str), as lists of str."""
+    if not sequences:
+        return []
+    signatures = word_signatures(tf.ragged.constant(sequences, dtype=tf.string, ragged_rank=1))
+    return [[s.decode("utf-8") for s in row] for row in signatures.to_list()]
+
+
+def encode_words(sequences, vocabulary):
+    """Word ids of normalized token sequences (lists of str), as `vocabulary.lookup_layer()` gives them."""
+    sequences = [list(s) for s in sequences]
+    if not vocabulary.signatures:
+        return [vocabulary.encode(s) for s in sequences]
+    return [vocabulary.encode(w, s) for w, s in zip(sequences, signature_strings(sequences))]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WordLookup(keras.layers.Layer):
+    """Tokens -> word ids, an unknown word getting its signature's id (`word_signatures`).
+
+    Ids as `keras.layers.StringLookup` gives them for `vocabulary` (padding 0,
+    OOV 1), except that a word outside the vocabulary whose signature token is
+    in it gets that token's id; only a word of a shape never seen is OOV.
+    """
+
+    def __init__(self, vocabulary, padding=True, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = list(vocabulary)
+        self.padding = padding
+        self.lookup = keras.layers.StringLookup(
+            vocabulary=self.vocabulary,
+            mask_token=PAD if padding else None,
+            oov_token=OOV,
+            num_oov_indices=1,
+            name="string_lookup",
+        )
+        self.oov_id = 1 if padding else 0
+
+    def build(self, input_shape):
+        pass  # the lookup table is made with the layer
+
+    def get_vocabulary(self):
+        return self.lookup.get_vocabulary()
+
+    def call(self, tokens):
+        ids = self.lookup(tokens)
+        return tf.where(tf.equal(ids, self.oov_id), self.lookup(word_signatures(tokens)), ids)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "padding": self.padding}
 
 
 def bucket_edges(max_length):

@@ -13,10 +13,20 @@ import keras
 
 PAD = ""
 OOV = "[UNK]"
+# An unknown word's signature token: "[UNK:aa0]" for "dh8" (see `pipelines.text.word_signatures`).
+SIGNATURE_PREFIX = "[UNK:"
 
 
 class Vocabulary:
-    def __init__(self, tokens, padding=True):
+    """Tokens with ids; `signatures`: some tokens are unknown-word signatures ("[UNK:aaa]").
+
+    A vocabulary with signatures maps a word it does not hold to its
+    signature's id (the word's shape), and only a word whose shape was never
+    seen in training to the OOV id. Those ids need TensorFlow's string ops:
+    `pipelines.text.encode_words` and `WordLookup` give them.
+    """
+
+    def __init__(self, tokens, padding=True, signatures=False):
         tokens = list(tokens)
         for reserved in (PAD, OOV):
             if reserved in tokens:
@@ -25,15 +35,22 @@ class Vocabulary:
             raise ValueError("vocabulary tokens must be unique")
         self.tokens = tokens
         self.padding = padding
+        self.signatures = signatures
         self.specials = [PAD, OOV] if padding else [OOV]
         self._ids = {token: index for index, token in enumerate(self.specials + tokens)}
 
     @classmethod
-    def build(cls, sequences, min_count=1, padding=True):
-        """From an iterable of token sequences: the most frequent first, ties alphabetically."""
+    def build(cls, sequences, min_count=1, padding=True, signatures=()):
+        """From an iterable of token sequences: the most frequent first, ties alphabetically.
+
+        `signatures`: the unknown-word signature tokens to add after the words
+        (those of the training words, so every shape seen in training has one).
+        """
         counts = Counter(token for sequence in sequences for token in sequence)
         kept = [t for t, c in counts.items() if c >= min_count and t not in (PAD, OOV)]
-        return cls(sorted(kept, key=lambda t: (-counts[t], t)), padding=padding)
+        kept = sorted(kept, key=lambda t: (-counts[t], t))
+        signatures = sorted(set(signatures) - set(kept))
+        return cls(kept + signatures, padding=padding, signatures=bool(signatures))
 
     def __len__(self):
         """Number of ids, the special ones included (the size of an output layer)."""
@@ -57,15 +74,26 @@ class Vocabulary:
     def id(self, token):
         return self._ids.get(token, self.oov_id)
 
-    def encode(self, tokens):
-        return [self.id(token) for token in tokens]
+    def encode(self, tokens, signatures=None):
+        """Ids of `tokens`; with `signatures` (one per token), an unknown token gets its signature's id."""
+        if signatures is None or not self.signatures:
+            return [self.id(token) for token in tokens]
+        return [self._ids.get(t, self.id(s)) for t, s in zip(tokens, signatures, strict=True)]
 
     def decode(self, ids):
         table = self.specials + self.tokens
         return [table[i] for i in ids]
 
     def lookup_layer(self, invert=False, name=None):
-        """A `keras.layers.StringLookup` giving (or, inverted, reading) these ids."""
+        """A `keras.layers.StringLookup` giving (or, inverted, reading) these ids.
+
+        With signatures, a `pipelines.text.WordLookup`, which gives an unknown
+        word its signature's id.
+        """
+        if self.signatures and not invert:
+            from pipelines.text import WordLookup  # TensorFlow string ops
+
+            return WordLookup(self.tokens, padding=self.padding, name=name)
         return keras.layers.StringLookup(
             vocabulary=self.tokens,
             mask_token=PAD if self.padding else None,
@@ -76,11 +104,11 @@ class Vocabulary:
         )
 
     def to_dict(self):
-        return {"tokens": self.tokens, "padding": self.padding}
+        return {"tokens": self.tokens, "padding": self.padding, "signatures": self.signatures}
 
     @classmethod
     def from_dict(cls, data):
-        return cls(data["tokens"], padding=data["padding"])
+        return cls(data["tokens"], padding=data["padding"], signatures=data.get("signatures", False))
 
     def save(self, path):
         Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1))

@@ -39,6 +39,7 @@ def trained(tmp_path_factory):
             "--cell", "lstm",
             "--epochs", "2",
             *SMALL_MODEL,
+            "--word-signatures", "--word-dropout", "0.1",
             "--tracking-uri", tracking_uri,
             "--experiment", "test-slot-filling",
             "--checkpoint-dir", str(root / "checkpoints"),
@@ -58,7 +59,7 @@ def test_training_run_is_tracked_with_params_metrics_and_tags(trained):
     for name, value in {
         "dataset": "atis", "cell": "lstm", "bidirectional": "True", "layers": "1", "units": "64",
         "epochs": "2", "batch_size": "32", "seed": "0", "context_window": "3", "embedding_dim": "64",
-        "dropout": "0.2",
+        "dropout": "0.2", "word_signatures": "True", "word_dropout": "0.1",
         "experiment": "test-slot-filling", "learning_rate": "0.005", "xla": "", "dtype_policy": "float32",
     }.items():  # fmt: skip
         assert params[name] == value, name
@@ -125,6 +126,9 @@ def test_evaluate_on_the_reloaded_model_gives_the_logged_test_metrics(trained, c
     )  # fmt: skip
     for name, value in metrics.items():
         assert value == pytest.approx(run.data.metrics[f"test_{name}"], abs=1e-9), name
+    # The saved model reads unseen test words by their signatures, as training did.
+    serving = runner.load_model(f"runs:/{run.info.run_id}/model", trained["tracking_uri"])
+    assert APP.vocabularies_of(serving).words.signatures
     assert "test_slot_f1:" in capsys.readouterr().out
 
 

@@ -1,5 +1,6 @@
 """The ATIS/SNIPS reader, vocabularies, the raw-sentence tokenizer and the batching pipeline."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,7 +16,7 @@ from pipelines.slots import (
     training_pairs,
 )
 from pipelines.sources import DataFormatError
-from pipelines.text import SentenceTokenizer, bucket_edges
+from pipelines.text import SentenceTokenizer, WordLookup, bucket_edges, encode_words, word_signatures
 from pipelines.vocab import OOV, PAD, Vocabulary
 from tests.support import SHARED_DATA
 
@@ -81,6 +82,9 @@ def test_vocabulary_round_trips_through_json(tmp_path, atis):
     for name in ("words", "tags", "intents"):
         assert getattr(loaded, name).tokens == getattr(vocabularies, name).tokens
     assert loaded.intents.padding is False
+    assert loaded.words.signatures is False
+    SlotVocabularies.build(atis["train"], SentenceTokenizer(), signatures=True).save(tmp_path / "s")
+    assert SlotVocabularies.load(tmp_path / "s").words.signatures is True
 
 
 @pytest.mark.parametrize("dataset", ["atis", "snips"])
@@ -115,6 +119,41 @@ def test_digit_folding_gives_unseen_numbers_the_shape_of_seen_ones():
     vocabularies = SlotVocabularies.build(train, tokenizer)
     assert "000" in vocabularies.words
     assert normalize_words([("flight", "811")], tokenizer) == [["flight", "000"]]
+
+
+def test_word_signatures_keep_a_words_shape():
+    words = ["dh8", "dc10", "l1011", "dtw", "o'hare", "denver", "bh", "77", "Ünter"]
+    shapes = [s.decode() for s in word_signatures(tf.constant(words)).numpy()]
+    assert shapes == [
+        "[UNK:aa0]", "[UNK:aa0]", "[UNK:a0]", "[UNK:aaa]", "[UNK:a'aaaa]", "[UNK:aaaa]", "[UNK:aa]",
+        "[UNK:0]", "[UNK:aaaa]",
+    ]  # fmt: skip
+
+
+def test_unseen_words_get_their_signature_in_the_pipeline_and_the_saved_lookup(tmp_path):
+    tokenizer = SentenceTokenizer(max_length=6, fold_digits=True)
+    train = [
+        SlotExample(("flights", "to", "lax", "on", "dc10"), ("O", "O", "B-to", "O", "B-craft"), "flight"),
+        SlotExample(("flights", "to", "denver"), ("O", "O", "B-to"), "flight"),
+    ]
+    words = SlotVocabularies.build(train, tokenizer, signatures=True).words
+    # Every training word's shape is in the vocabulary, after the words.
+    assert words.tokens[-4:] == ["[UNK:aa0]", "[UNK:aa]", "[UNK:aaa]", "[UNK:aaaa]"]
+    assert words.signatures and "[UNK:a]" not in words
+    sentence = ["flights", "to", "dtw", "on", "dh0", "x'y"]  # dtw, dh8 unseen; x'y of an unseen shape
+    expected = [words.id("flights"), words.id("to"), words.id("[UNK:aaa]"), words.id("on"),
+                words.id("[UNK:aa0]"), words.oov_id]  # fmt: skip
+    assert encode_words([sentence], words) == [expected]
+    lookup = words.lookup_layer(name="word_ids")
+    assert isinstance(lookup, WordLookup)
+    model = keras.Sequential([keras.Input((), dtype="string"), tokenizer, lookup])
+    model.save(tmp_path / "lookup.keras")
+    reloaded = keras.models.load_model(tmp_path / "lookup.keras")
+    ids = reloaded(tf.constant(["Flights to DTW on DH8 x'y", "to lax"])).numpy().tolist()
+    assert ids == [expected, [words.id("to"), words.id("lax"), 0, 0, 0, 0]]
+    # Without signatures every unseen word is the one OOV id, as before.
+    plain = SlotVocabularies.build(train, tokenizer).words
+    assert encode_words([sentence], plain)[0][2:] == [plain.oov_id, plain.id("on"), plain.oov_id, plain.oov_id]
 
 
 def test_bucket_edges_cover_the_longest_sentence():
@@ -183,3 +222,12 @@ def test_word_dropout_replaces_words_by_oov_at_the_rate_and_never_padding():
     assert (dropped[changed] == 1).all()
     assert changed[real].mean() == pytest.approx(0.25, abs=0.02)
     assert drop_words(0.0, oov_id=1)(batch)["words"].numpy().tolist() == words.numpy().tolist()
+
+
+def test_word_dropout_puts_the_signature_in_a_dropped_words_place():
+    words = tf.constant(np.tile(np.r_[np.arange(2, 52), np.zeros(50)], (200, 1)).astype("int32"))
+    signatures = tf.where(words > 0, words + 1000, 0)
+    dropped = drop_words(0.25, oov_id=1, seed=3)({"words": words, "signatures": signatures})["words"].numpy()
+    changed = dropped != words.numpy()
+    assert (dropped[changed] == words.numpy()[changed] + 1000).all()
+    assert changed[words.numpy() != 0].mean() == pytest.approx(0.25, abs=0.02)
