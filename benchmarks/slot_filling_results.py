@@ -30,7 +30,7 @@ CONFIGURATIONS = {
     "elman": ["--cell", "elman", *FORWARD],
     "jordan": [
         "--cell", "jordan", "--no-bidirectional", "--context-window", "9",
-        "--dropout", "0.3", "--patience", "8",
+        "--dropout", "0.3", "--patience", "8", "--word-signatures", "--word-dropout", "0.1",
     ],  # fmt: skip
     "peephole_lstm": ["--cell", "peephole_lstm", *FORWARD],
     "simple_rnn": ["--cell", "simple_rnn", *FORWARD],
