@@ -94,6 +94,52 @@ class BestCheckpoint(keras.callbacks.Callback):
             model.load_weights(self.weights_path)
 
 
+def _optimizer(model):
+    optimizer = getattr(model, "optimizer", None)
+    return getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
+
+
+def averages_weights(model):
+    """Whether the model's optimizer keeps moving averages of the weights (`use_ema`)."""
+    return bool(getattr(_optimizer(model), "use_ema", False))
+
+
+def moving_averages(model):
+    """(weight, its moving average) pairs of a built optimizer with `use_ema`, else []."""
+    optimizer = _optimizer(model)
+    if not averages_weights(model) or not optimizer.built:
+        return []
+    # The same private lists that keras.callbacks.SwapEMAWeights swaps.
+    return list(zip(optimizer._trainable_variables, optimizer._model_variables_moving_average))
+
+
+class AveragedWeights:
+    """Puts the optimizer's moving averages of the weights (Polyak averaging) into the model
+    for the epoch-end callbacks between `swap_in` and `swap_out`, then the trained weights back.
+
+    Between the two, the app's validation metrics are computed and the best
+    checkpoint is saved with the averaged weights. Outside them the model holds
+    the weights being trained, so `BackupAndRestore` (placed after `swap_out`)
+    saves weights and averages each in its own place, and a resumed training
+    goes on from where it stood. Keras' own validation pass uses the averages
+    through `keras.callbacks.SwapEMAWeights`.
+    """
+
+    def __init__(self):
+        self.swap_in = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._swap())
+        self.swap_out = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._swap())
+
+    def callbacks(self, inner):
+        """`swap_in`, the callbacks `inner`, `swap_out`; Keras' validation with the averages."""
+        return [keras.callbacks.SwapEMAWeights(), self.swap_in, *inner, self.swap_out]
+
+    def _swap(self):
+        for weight, average in moving_averages(self.swap_in.model):
+            trained = keras.ops.convert_to_numpy(weight)
+            weight.assign(average)
+            average.assign(trained)
+
+
 class MlflowEpochLogger(keras.callbacks.Callback):
     """Logs every numeric entry of the epoch's logs to the active MLflow run, step = epoch."""
 

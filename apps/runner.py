@@ -30,7 +30,14 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 
 from apps import tracking  # noqa: E402
-from apps.callbacks import BestCheckpoint, EpochEvaluation, InterruptAtBatchEnd, MlflowEpochLogger  # noqa: E402
+from apps.callbacks import (  # noqa: E402
+    AveragedWeights,
+    BestCheckpoint,
+    EpochEvaluation,
+    InterruptAtBatchEnd,
+    MlflowEpochLogger,
+    averages_weights,
+)
 from layers import CELL_KINDS  # noqa: E402
 from pipelines.sources import (  # noqa: E402
     DATA_ENV,
@@ -197,6 +204,7 @@ def add_training_arguments(parser, app, cross_validation=True):
         "learning_rate": 1e-3,
         "clipnorm": 5.0,
         "patience": 5,
+        "ema": 0.0,
         **app.defaults,
     }
     add_data_arguments(parser, app)
@@ -228,6 +236,15 @@ def add_training_arguments(parser, app, cross_validation=True):
     )
     fit.add_argument(
         "--patience", type=_positive_int, default=d["patience"], help=f"stop after this many epochs without a better {app.monitor} (default: %(default)s)"
+    )
+    fit.add_argument(
+        "--ema",
+        type=_fraction,
+        default=d["ema"],
+        metavar="MOMENTUM",
+        help="average the weights over training (Polyak averaging: an exponential moving average "
+        "with this momentum, e.g. 0.998 averages over about 500 steps); validation, the best "
+        "checkpoint and the saved model use the average; 0: off (default: %(default)s)",
     )
     fit.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     if app.supports_cv and cross_validation:
@@ -513,9 +530,14 @@ def tf_gpus():
 
 
 def compile_model(app, model, args, data):
-    """Adam with gradient clipping, XLA by `xla_choice` (tagged on the active run), and the app's losses."""
+    """Adam with gradient clipping (and weight averaging with --ema), XLA by `xla_choice`
+    (tagged on the active run), and the app's losses."""
+    ema = getattr(args, "ema", 0.0)  # absent from the saved arguments of older runs
     optimizer = keras.optimizers.Adam(
-        learning_rate=args.learning_rate, clipnorm=args.clipnorm if args.clipnorm > 0 else None
+        learning_rate=args.learning_rate,
+        clipnorm=args.clipnorm if args.clipnorm > 0 else None,
+        use_ema=ema > 0,
+        ema_momentum=ema if ema > 0 else 0.99,
     )
     jit_compile, reason = xla_choice(args.cell, args.xla)
     if mlflow.active_run():
@@ -527,11 +549,14 @@ def fit_model(app, model, data, epochs, verbose, callbacks=(), after_logging=(),
     """`model.fit` on the app's pipelines with the shared callbacks (training runs and tuning trials).
 
     Order: Ctrl-C at batch end, the app's validation metrics (so later callbacks
-    see them), `callbacks`, MLflow logging, `after_logging`.
+    see them), `callbacks`, MLflow logging, `after_logging`. With --ema, the
+    validation metrics and `callbacks` see the averaged weights.
     """
     interrupt = InterruptAtBatchEnd()
-    callbacks = [interrupt, EpochEvaluation(lambda m: app.evaluate(m, data, "valid")), *callbacks,
-                 MlflowEpochLogger(), *after_logging]  # fmt: skip
+    evaluated = [EpochEvaluation(lambda m: app.evaluate(m, data, "valid")), *callbacks]
+    if averages_weights(model):  # --ema: evaluate and keep the averaged weights
+        evaluated = AveragedWeights().callbacks(evaluated)
+    callbacks = [interrupt, *evaluated, MlflowEpochLogger(), *after_logging]
     try:
         return model.fit(
             app.fit_dataset(data, "train"),

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from apps.callbacks import InterruptAtBatchEnd
+from apps.callbacks import AveragedWeights, InterruptAtBatchEnd, moving_averages
 
 
 class SwallowedCtrlC(keras.callbacks.Callback):
@@ -36,3 +36,69 @@ def test_ctrl_c_stops_training_at_the_batch_end_even_when_swallowed():
         model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[InterruptAtBatchEnd(), swallow])
     assert swallow.batches == 2  # stopped after the batch in which Ctrl-C came, not 32 batches later
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def ema_model(momentum):
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(0.05, use_ema=True, ema_momentum=momentum), loss="mse")
+    return model
+
+
+def weights_of(model):
+    return [np.array(w) for w in model.trainable_weights]
+
+
+def test_averaged_weights_are_the_moving_average_of_the_trained_ones_and_a_backup_keeps_both(tmp_path):
+    momentum, batches = 0.8, 8
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 3)).astype("float32")
+    y = (x @ rng.normal(size=(3, 2))).astype("float32")
+    model = ema_model(momentum)
+    trained, averaged, after = [], [], []
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_, **__: trained.append(weights_of(model)))
+    peek = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_, **__: averaged.append(weights_of(model)))
+    back = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_, **__: after.append(weights_of(model)))
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    callbacks = [record, *AveragedWeights().callbacks([peek]), back, backup]
+    model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, callbacks=callbacks)
+    assert len(trained) == 2 * batches
+
+    # Keras' rule, in numpy: the average starts at the weights after the first step.
+    expected, reference = [], None
+    for step, weights in enumerate(trained, start=1):
+        reference = weights if reference is None else [momentum * a + (1 - momentum) * w for a, w in zip(reference, weights)]
+        if step % batches == 0:
+            expected.append(reference)
+    for epoch in range(2):
+        for got, want in zip(averaged[epoch], expected[epoch]):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        # After the epoch-end callbacks, the model trains on from its own weights.
+        for got, want in zip(after[epoch], trained[(epoch + 1) * batches - 1]):
+            np.testing.assert_array_equal(got, want)
+        assert not np.allclose(averaged[epoch][0], after[epoch][0])
+
+    # A training resumed from the backup (taken after the swap back) goes on from the trained
+    # weights, with the averages where they were.
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    interrupted_dir = tmp_path / "interrupted"
+    model = ema_model(momentum)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0,
+                  callbacks=[*AveragedWeights().callbacks([]),
+                             keras.callbacks.BackupAndRestore(str(interrupted_dir)), StopAfterFirstEpoch()])  # fmt: skip
+    resumed = ema_model(momentum)
+    at_resume = []
+    resumed.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0,
+                callbacks=[keras.callbacks.LambdaCallback(on_epoch_begin=lambda *_, **__: at_resume.append(
+                    (weights_of(resumed), [np.array(a) for _, a in moving_averages(resumed)]))),
+                    *AveragedWeights().callbacks([]), keras.callbacks.BackupAndRestore(str(interrupted_dir))])  # fmt: skip
+    weights, averages = at_resume[0]
+    for got, want in zip(weights, trained[batches - 1]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    for got, want in zip(averages, expected[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
