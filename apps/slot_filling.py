@@ -24,7 +24,7 @@ from mlflow.types import Schema, TensorSpec
 from seqeval.metrics import classification_report, f1_score
 
 from apps import runner
-from layers import ContextWindow, RecurrentStack
+from layers import ContextWindow, RecurrentStack, ViterbiDecoder, bio_constraints
 from pipelines.slots import (
     SlotVocabularies,
     drop_words,
@@ -44,6 +44,7 @@ class SlotData:
     batch_size: int
     seed: int
     word_dropout: float = 0.0
+    decoder: ViterbiDecoder = None  # slot tags by constrained Viterbi; None: argmax per word
 
     def has_split(self, split):
         return self.examples.get(split) is not None
@@ -65,14 +66,34 @@ def decode_best(scores, vocabulary):
     return vocabulary.decode(best) if best.ndim else vocabulary.decode([best])[0]
 
 
+class DecodingTagger:
+    """A tagger whose slot scores go through a decoder: `predict_on_batch` gives "slot_ids"."""
+
+    def __init__(self, tagger, decoder):
+        self.tagger = tagger
+        self.decoder = decoder
+
+    def predict_on_batch(self, words):
+        outputs = self.tagger.predict_on_batch(words)
+        slot_ids = self.decoder(outputs["slots"], mask=np.not_equal(words, 0))
+        return {"slot_ids": keras.ops.convert_to_numpy(slot_ids), "intent": outputs["intent"]}
+
+
 def predict_examples(model, data, split):
     """(tags per example, intent per example) in the split's order."""
     examples = data.examples[split]
-    rows = predictions_in_order(model, data.batches(split), len(examples))
-    tags = [
-        decode_best(row["slots"][: len(example.words)], data.vocabularies.tags)
-        for row, example in zip(rows, examples)
-    ]
+    if data.decoder is None:
+        rows = predictions_in_order(model, data.batches(split), len(examples))
+        tags = [
+            decode_best(row["slots"][: len(example.words)], data.vocabularies.tags)
+            for row, example in zip(rows, examples)
+        ]
+    else:
+        rows = predictions_in_order(DecodingTagger(model, data.decoder), data.batches(split), len(examples))
+        tags = [
+            data.vocabularies.tags.decode(row["slot_ids"][: len(example.words)])
+            for row, example in zip(rows, examples)
+        ]
     intents = [decode_best(row["intent"], data.vocabularies.intents) for row in rows]
     return tags, intents
 
@@ -162,6 +183,13 @@ class SlotFilling(runner.App):
         parser.add_argument(
             "--max-length", type=int, default=64, help="longest sentence, in words, the saved model reads (default: %(default)s)"
         )
+        parser.add_argument(
+            "--slot-decoding",
+            choices=("viterbi", "argmax"),
+            default="viterbi",
+            help="how the per-word tag scores become tags: the best sequence in which every I-x "
+            "continues an x chunk (Viterbi), or each word's best tag (argmax) (default: %(default)s)",
+        )
 
     def add_predict_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print one JSON object per input")
@@ -179,7 +207,22 @@ class SlotFilling(runner.App):
             + f" sentences; {len(vocabularies.words.tokens)} words, "
             f"{len(vocabularies.tags.tokens)} slot tags, {len(vocabularies.intents.tokens)} intents"
         )
-        return SlotData(splits, tokenizer, vocabularies, args.batch_size, args.seed, args.word_dropout)
+        return SlotData(
+            splits,
+            tokenizer,
+            vocabularies,
+            args.batch_size,
+            args.seed,
+            args.word_dropout,
+        )
+
+    def slot_decoder(self, args, tags):
+        if getattr(args, "slot_decoding", "argmax") != "viterbi":  # older runs: argmax
+            return None
+        transitions, first = bio_constraints(tags.specials + tags.tokens, tags.num_special)
+        # The Jordan tagger's output is already a distribution; the others give logits.
+        scores = "probabilities" if self.jordan_tags_directly(args) else "logits"
+        return ViterbiDecoder(transitions, first, scores=scores, name="slot_decoder")
 
     def fit_dataset(self, data, split):
         batches = data.batches(split, shuffle=split == "train")
@@ -198,6 +241,8 @@ class SlotFilling(runner.App):
 
     def build_model(self, args, data):
         vocab = data.vocabularies
+        # Here rather than in load_data: tuning trials share the data but may switch to Jordan.
+        data.decoder = self.slot_decoder(args, vocab.tags)
         words = keras.Input((None,), dtype="int32", name="words")
         x = keras.layers.Embedding(len(vocab.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
         windows = ContextWindow(args.context_window, name="context_window")(x)
@@ -257,8 +302,11 @@ class SlotFilling(runner.App):
         tokens = data.tokenizer(text)
         ids = vocab.words.lookup_layer(name="word_ids")(tokens)
         outputs = model(ids)
+        slots = outputs["slots"]
+        if data.decoder is not None:
+            slots = data.decoder(slots, mask=keras.ops.not_equal(ids, 0))
         tags = LabelDecoder(vocab.tags.specials + vocab.tags.tokens, vocab.tags.num_special, name="slot_tags")(
-            outputs["slots"], tokens
+            slots, tokens
         )
         intent = LabelDecoder(
             vocab.intents.specials + vocab.intents.tokens, vocab.intents.num_special, name="intent_label"
@@ -291,12 +339,17 @@ class SlotFilling(runner.App):
         splits = load_slot_dataset(args.dataset, args.data_dir)
         if splits.get(args.split) is None:
             raise runner.UserError(f"{args.dataset} has no {args.split} split here")
+        try:
+            decoder = serving_model.get_layer("slot_decoder")
+        except ValueError:  # saved before Viterbi decoding, or with --slot-decoding argmax
+            decoder = None
         data = SlotData(
             {args.split: splits[args.split]},
             serving_model.get_layer("tokenizer"),
             self.vocabularies_of(serving_model),
             batch_size=64,
             seed=0,
+            decoder=decoder,
         )
         # The gold tokens go through the model's own vocabulary and tagger, not its tokenizer.
         return self.evaluate(serving_model.get_layer("tagger"), data, args.split)

@@ -10,6 +10,7 @@ Importing this package registers every custom object with Keras, which a
 from layers.base import CellLayer, RecurrentCell
 from layers.context import ContextWindow
 from layers.ctc import CTCLoss
+from layers.decoding import ViterbiDecoder, bio_constraints
 from layers.elman import Elman, ElmanCell
 from layers.factory import (
     BUILTIN_KINDS,
@@ -42,6 +43,8 @@ __all__ = [
     "PeepholeLSTMCell",
     "RecurrentCell",
     "RecurrentStack",
+    "ViterbiDecoder",
+    "bio_constraints",
     "check_kind",
     "recurrent_layer",
 ]

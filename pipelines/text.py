@@ -109,6 +109,8 @@ class SentenceTokenizer(keras.layers.Layer):
 class LabelDecoder(keras.layers.Layer):
     """Scores over a vocabulary's ids (..., ids) -> the best label's string (...).
 
+    Integer input (...) is taken as the ids themselves.
+
     The special ids (padding, OOV) are never chosen. Where `tokens` is given,
     its padding positions ("") decode to "".
     """
@@ -124,7 +126,10 @@ class LabelDecoder(keras.layers.Layer):
         return None
 
     def call(self, scores, tokens=None, mask=None):
-        best = tf.argmax(scores[..., self.num_special :], axis=-1) + self.num_special
+        if scores.dtype.is_integer:  # ids already chosen (e.g. by a ViterbiDecoder)
+            best = tf.cast(scores, "int64")
+        else:
+            best = tf.argmax(scores[..., self.num_special :], axis=-1) + self.num_special
         decoded = tf.gather(tf.constant(self.labels), best)
         if tokens is not None:
             decoded = tf.where(tf.equal(tokens, PAD), PAD, decoded)

@@ -12,6 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from mlflow.tracking import MlflowClient
 
 from apps import runner
@@ -223,3 +224,19 @@ def test_mixed_precision_computes_in_float16_with_float32_outputs():
         assert outputs["slots"].dtype == "float32" and outputs["intent"].dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_logged_model_tags_are_valid_iob_chunks(trained):
+    """Viterbi decoding (the default): no I-x outside an x chunk, on every test sentence."""
+    run_id = trained["run"].info.run_id
+    model = runner.load_model(f"runs:/{run_id}/model", trained["tracking_uri"])
+    assert model.get_layer("slot_decoder").scores == "logits"
+    sentences = [" ".join(e.words) for e in read_split(SHARED_DATA / "atis" / "test")]
+    rows = model.predict_on_batch({"text": tf.constant(sentences)})
+    invalid = []
+    for sentence, row in zip(sentences, rows):
+        tags = [t.decode() for t in row[1:] if t != b""]
+        for previous, tag in zip(["O", *tags], tags):
+            if tag.startswith("I-") and previous[2:] != tag[2:]:
+                invalid.append((sentence, previous, tag))
+    assert not invalid, invalid[:3]
