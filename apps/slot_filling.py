@@ -82,18 +82,14 @@ class DecodingTagger:
 def predict_examples(model, data, split):
     """(tags per example, intent per example) in the split's order."""
     examples = data.examples[split]
-    if data.decoder is None:
-        rows = predictions_in_order(model, data.batches(split), len(examples))
-        tags = [
-            decode_best(row["slots"][: len(example.words)], data.vocabularies.tags)
-            for row, example in zip(rows, examples)
-        ]
-    else:
-        rows = predictions_in_order(DecodingTagger(model, data.decoder), data.batches(split), len(examples))
-        tags = [
-            data.vocabularies.tags.decode(row["slot_ids"][: len(example.words)])
-            for row, example in zip(rows, examples)
-        ]
+    tagger = model if data.decoder is None else DecodingTagger(model, data.decoder)
+    rows = predictions_in_order(tagger, data.batches(split), len(examples))
+    tags = [
+        data.vocabularies.tags.decode(row["slot_ids"][: len(example.words)])
+        if "slot_ids" in row
+        else decode_best(row["slots"][: len(example.words)], data.vocabularies.tags)
+        for row, example in zip(rows, examples)
+    ]
     intents = [decode_best(row["intent"], data.vocabularies.intents) for row in rows]
     return tags, intents
 
@@ -161,7 +157,7 @@ class SlotFilling(runner.App):
             help="write every digit as 0, so unseen numbers look like seen ones (default: %(default)s)",
         )
         parser.add_argument(
-            "--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)"
+            "--min-word-count", type=int, default=1, help="rarer training words become OOV (their signature, with --word-signatures) (default: %(default)s)"
         )
         parser.add_argument(
             "--word-signatures",
@@ -207,14 +203,7 @@ class SlotFilling(runner.App):
             + f" sentences; {len(vocabularies.words.tokens)} words, "
             f"{len(vocabularies.tags.tokens)} slot tags, {len(vocabularies.intents.tokens)} intents"
         )
-        return SlotData(
-            splits,
-            tokenizer,
-            vocabularies,
-            args.batch_size,
-            args.seed,
-            args.word_dropout,
-        )
+        return SlotData(splits, tokenizer, vocabularies, args.batch_size, args.seed, args.word_dropout)
 
     def slot_decoder(self, args, tags):
         if getattr(args, "slot_decoding", "argmax") != "viterbi":  # older runs: argmax
