@@ -49,6 +49,16 @@ class SlotData:
     def has_split(self, split):
         return self.examples.get(split) is not None
 
+    @property
+    def decoding_model(self):
+        """`decoder` as a compiled model, (scores, mask) -> tag ids; made again if it changes."""
+        if getattr(self, "_decoding_for", None) is not self.decoder:
+            scores = keras.Input((None, len(self.vocabularies.tags)), name="scores")
+            mask = keras.Input((None,), dtype="bool", name="mask")
+            self._decoding_model = keras.Model([scores, mask], self.decoder(scores, mask=mask))
+            self._decoding_for = self.decoder
+        return self._decoding_model
+
     def batches(self, split, shuffle=False):
         return slot_dataset(
             self.examples[split],
@@ -69,20 +79,20 @@ def decode_best(scores, vocabulary):
 class DecodingTagger:
     """A tagger whose slot scores go through a decoder: `predict_on_batch` gives "slot_ids"."""
 
-    def __init__(self, tagger, decoder):
+    def __init__(self, tagger, decoding_model):
         self.tagger = tagger
-        self.decoder = decoder
+        self.decoding_model = decoding_model
 
     def predict_on_batch(self, words):
         outputs = self.tagger.predict_on_batch(words)
-        slot_ids = self.decoder(outputs["slots"], mask=np.not_equal(words, 0))
-        return {"slot_ids": keras.ops.convert_to_numpy(slot_ids), "intent": outputs["intent"]}
+        slot_ids = self.decoding_model.predict_on_batch([outputs["slots"], np.not_equal(words, 0)])
+        return {"slot_ids": slot_ids, "intent": outputs["intent"]}
 
 
 def predict_examples(model, data, split):
     """(tags per example, intent per example) in the split's order."""
     examples = data.examples[split]
-    tagger = model if data.decoder is None else DecodingTagger(model, data.decoder)
+    tagger = model if data.decoder is None else DecodingTagger(model, data.decoding_model)
     rows = predictions_in_order(tagger, data.batches(split), len(examples))
     tags = [
         data.vocabularies.tags.decode(row["slot_ids"][: len(example.words)])

@@ -92,7 +92,7 @@ class ViterbiDecoder(keras.layers.Layer):
         same_tag = ops.cast(ops.broadcast_to(ops.arange(size)[None, :], (batch, size)), "float32")
 
         def forward(best, inputs):
-            step_scores, real = inputs
+            step_scores, real = inputs[:, :size], inputs[:, size] > 0.5
             candidates = best[:, :, None] + transitions[None, :, :]  # (batch, previous, current)
             pointers = ops.cast(ops.argmax(candidates, axis=1), "float32")
             new_best = ops.max(candidates, axis=1) + step_scores
@@ -101,7 +101,10 @@ class ViterbiDecoder(keras.layers.Layer):
             return ops.where(real, new_best, best), ops.where(real, pointers, same_tag)
 
         start = log_probabilities[:, 0, :] + first[None, :]
-        rest = (ops.moveaxis(log_probabilities[:, 1:, :], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))
+        # One tensor to scan over, scores and mask side by side: Keras' TensorFlow scan fails
+        # on several inputs whose length is unknown when traced (e.g. under predict_on_batch).
+        rest = ops.concatenate([log_probabilities, ops.cast(mask, "float32")[:, :, None]], axis=-1)
+        rest = ops.moveaxis(rest[:, 1:, :], 1, 0)
         best, pointers = ops.scan(forward, start, rest)  # pointers: (time - 1, batch, tags)
         last = ops.cast(ops.argmax(best, axis=-1), "int32")
 

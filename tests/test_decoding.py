@@ -73,3 +73,17 @@ def test_viterbi_decoder_survives_a_keras_save(tmp_path):
     assert reloaded.get_layer("viterbi").get_config()["transitions"] == transitions
     with pytest.raises(ValueError, match="scores must be"):
         ViterbiDecoder(transitions, first, scores="log")
+
+
+def test_viterbi_decoder_compiles_for_sequences_of_any_length():
+    """predict_on_batch traces with an unknown time dimension: the same tags as eager calls."""
+    transitions, first = bio_constraints(LABELS, num_special=2)
+    decoder = ViterbiDecoder(transitions, first)
+    scores, mask = keras.Input((None, 7)), keras.Input((None,), dtype="bool")
+    model = keras.Model([scores, mask], decoder(scores, mask=mask))
+    rng = np.random.default_rng(3)
+    for steps in (3, 6, 9, 4):
+        logits = rng.normal(size=(4, steps, 7)).astype("float32")
+        real = np.arange(steps)[None, :] < rng.integers(1, steps + 1, size=(4, 1))
+        expected = keras.ops.convert_to_numpy(decoder(logits, mask=real))
+        np.testing.assert_array_equal(model.predict_on_batch([logits, real]), expected)
