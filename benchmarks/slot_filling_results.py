@@ -36,7 +36,10 @@ CONFIGURATIONS = {
     "simple_rnn": ["--cell", "simple_rnn", *FORWARD],
     "lstm": ["--cell", "lstm", *FORWARD],
     "gru": ["--cell", "gru", *FORWARD],
-    "bilstm": ["--cell", "lstm", "--bidirectional"],
+    "bilstm": [
+        "--cell", "lstm", "--bidirectional", "--word-signatures", "--word-dropout", "0.1",
+        "--epochs", "50",
+    ],  # fmt: skip
 }
 PUBLISHED = {
     "elman": "94.98 (Mesnil et al. 2015, Elman RNN)",
