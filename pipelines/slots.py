@@ -189,13 +189,14 @@ def slot_dataset(examples, vocabularies, tokenizer, batch_size, shuffle_seed=Non
     signature id, which word dropout puts in the word's place.
     """
     words = normalize_words((e.words for e in examples), tokenizer)
+    shapes = signature_strings(words) if vocabularies.words.signatures else None
     columns = {
-        "words": encode_words(words, vocabularies.words),
+        "words": encode_words(words, vocabularies.words, shapes),
         "tags": [vocabularies.tags.encode(e.tags) for e in examples],
         "intent": [vocabularies.intents.id(e.intent) for e in examples],
     }
-    if vocabularies.words.signatures:
-        columns["signatures"] = [vocabularies.words.encode(s) for s in signature_strings(words)]
+    if shapes is not None:
+        columns["signatures"] = [vocabularies.words.encode(s) for s in shapes]
     return example_batches(columns, batch_size, shuffle_seed=shuffle_seed)
 
 

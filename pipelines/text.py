@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from layers.base import PACKAGE
-from pipelines.vocab import OOV, PAD, SIGNATURE_PREFIX
+from pipelines.vocab import PAD, SIGNATURE_PREFIX, Vocabulary
 
 # punctuation="drop": white space and punctuation that the slot-filling data sets never
 # attach to a word separate tokens and vanish. "i'd", "st.", "r&b", "top-rated" stay whole.
@@ -165,12 +165,17 @@ def signature_strings(sequences):
     return [[s.decode("utf-8") for s in row] for row in signatures.to_list()]
 
 
-def encode_words(sequences, vocabulary):
-    """Word ids of normalized token sequences (lists of str), as `vocabulary.lookup_layer()` gives them."""
+def encode_words(sequences, vocabulary, signatures=None):
+    """Word ids of normalized token sequences (lists of str), as `vocabulary.lookup_layer()` gives them.
+
+    `signatures`: the sequences' `signature_strings`, where the caller has them already.
+    """
     sequences = [list(s) for s in sequences]
     if not vocabulary.signatures:
         return [vocabulary.encode(s) for s in sequences]
-    return [vocabulary.encode(w, s) for w, s in zip(sequences, signature_strings(sequences))]
+    if signatures is None:
+        signatures = signature_strings(sequences)
+    return [vocabulary.encode(w, s) for w, s in zip(sequences, signatures)]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -186,14 +191,9 @@ class WordLookup(keras.layers.Layer):
         super().__init__(**kwargs)
         self.vocabulary = list(vocabulary)
         self.padding = padding
-        self.lookup = keras.layers.StringLookup(
-            vocabulary=self.vocabulary,
-            mask_token=PAD if padding else None,
-            oov_token=OOV,
-            num_oov_indices=1,
-            name="string_lookup",
-        )
-        self.oov_id = 1 if padding else 0
+        words = Vocabulary(self.vocabulary, padding=padding)
+        self.lookup = words.string_lookup(name="string_lookup")
+        self.oov_id = words.oov_id
 
     def build(self, input_shape):
         pass  # the lookup table is made with the layer

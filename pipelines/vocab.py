@@ -94,6 +94,10 @@ class Vocabulary:
             from pipelines.text import WordLookup  # TensorFlow string ops
 
             return WordLookup(self.tokens, padding=self.padding, name=name)
+        return self.string_lookup(invert=invert, name=name)
+
+    def string_lookup(self, invert=False, name=None):
+        """The plain `keras.layers.StringLookup` of these ids (no signatures)."""
         return keras.layers.StringLookup(
             vocabulary=self.tokens,
             mask_token=PAD if self.padding else None,
