@@ -25,10 +25,32 @@ def time_calls(function, repeats, warmup=1):
 
 
 def device():
-    """The machine the figures come from, in words: the `device` tag of MLflow runs."""
-    from apps.tracking import device_description
+    """The machine the figures come from, in words: the `device` tag of MLflow runs.
 
-    return device_description()
+    Under Keras' JAX or PyTorch backend (the cell benchmark runs there too, e.g. on a
+    GPU machine without TensorFlow) the backend names its own device.
+    """
+    import os
+
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        if gpus:
+            return "GPU: " + ", ".join(d.device_kind for d in gpus)
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return "GPU: " + ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    else:
+        from apps.tracking import device_description
+
+        return device_description()
+    return f"CPU ({os.cpu_count()} cores)"
 
 
 def print_results(results, columns, as_json, heading=""):
