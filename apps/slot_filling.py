@@ -24,7 +24,7 @@ from mlflow.types import Schema, TensorSpec
 from seqeval.metrics import classification_report, f1_score
 
 from apps import runner
-from layers import ContextWindow, RecurrentStack, ViterbiDecoder, bio_constraints
+from layers import ConditionalRandomField, ContextWindow, RecurrentStack, ViterbiDecoder, bio_constraints
 from pipelines.slots import (
     SlotVocabularies,
     drop_words,
@@ -45,6 +45,7 @@ class SlotData:
     seed: int
     word_dropout: float = 0.0
     decoder: ViterbiDecoder = None  # slot tags by constrained Viterbi; None: argmax per word
+    crf: ConditionalRandomField = None  # with --slot-crf: the learned transition scores
 
     def has_split(self, split):
         return self.examples.get(split) is not None
@@ -92,6 +93,8 @@ class DecodingTagger:
 def predict_examples(model, data, split):
     """(tags per example, intent per example) in the split's order."""
     examples = data.examples[split]
+    if data.crf is not None:
+        data.decoder.copy_scores(data.crf)  # the transition scores as trained so far
     tagger = model if data.decoder is None else DecodingTagger(model, data.decoding_model)
     rows = predictions_in_order(tagger, data.batches(split), len(examples))
     tags = [
@@ -196,6 +199,14 @@ class SlotFilling(runner.App):
             help="how the per-word tag scores become tags: the best sequence in which every I-x "
             "continues an x chunk (Viterbi), or each word's best tag (argmax) (default: %(default)s)",
         )
+        parser.add_argument(
+            "--slot-crf",
+            action=argparse.BooleanOptionalAction,
+            default=False,
+            help="train the slot tags as one sequence: a conditional random field learns a score "
+            "for each tag following each other tag, trained on the sentence's likelihood and "
+            "used by the Viterbi decoding (default: %(default)s)",
+        )
 
     def add_predict_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print one JSON object per input")
@@ -221,7 +232,19 @@ class SlotFilling(runner.App):
         transitions, first = bio_constraints(tags.specials + tags.tokens, tags.num_special)
         # The Jordan tagger's output is already a distribution; the others give logits.
         scores = "probabilities" if self.jordan_tags_directly(args) else "logits"
-        return ViterbiDecoder(transitions, first, scores=scores, name="slot_decoder")
+        learned = getattr(args, "slot_crf", False)
+        return ViterbiDecoder(transitions, first, scores=scores, learned_scores=learned, name="slot_decoder")
+
+    def check_crf_arguments(self, args):
+        if not getattr(args, "slot_crf", False):
+            return
+        if self.jordan_tags_directly(args):
+            raise runner.UserError(
+                "--slot-crf needs per-word tag scores, but a forward Jordan network outputs the tag "
+                "distribution itself; use --bidirectional or drop --slot-crf"
+            )
+        if args.slot_decoding != "viterbi":
+            raise runner.UserError("--slot-crf decodes with its learned transitions: drop --slot-decoding argmax")
 
     def fit_dataset(self, data, split):
         batches = data.batches(split, shuffle=split == "train")
@@ -241,7 +264,9 @@ class SlotFilling(runner.App):
     def build_model(self, args, data):
         vocab = data.vocabularies
         # Here rather than in load_data: tuning trials share the data but may switch to Jordan.
+        self.check_crf_arguments(args)
         data.decoder = self.slot_decoder(args, vocab.tags)
+        data.crf = None
         words = keras.Input((None,), dtype="int32", name="words")
         x = keras.layers.Embedding(len(vocab.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
         windows = ContextWindow(args.context_window, name="context_window")(x)
@@ -263,6 +288,9 @@ class SlotFilling(runner.App):
         else:
             features = keras.layers.Dropout(args.dropout, name="output_dropout")(features)
             slots = keras.layers.Dense(len(vocab.tags), dtype="float32", name="slots")(features)
+            if getattr(args, "slot_crf", False):
+                data.crf = ConditionalRandomField(len(vocab.tags), dtype="float32", name="slot_crf")
+                slots = data.crf(slots)
             sentence_features = features
         sentence = keras.layers.GlobalAveragePooling1D(name="sentence")(sentence_features)
         intent = keras.layers.Dense(len(vocab.intents), dtype="float32", name="intent")(sentence)
@@ -270,9 +298,10 @@ class SlotFilling(runner.App):
 
     def compile_arguments(self, args, data):
         intent_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        slot_loss = keras.losses.SparseCategoricalCrossentropy(
-            from_logits=not self.jordan_tags_directly(args)
-        )
+        if data.crf is not None:
+            slot_loss = data.crf.loss(padding_id=0)
+        else:
+            slot_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not self.jordan_tags_directly(args))
         return {
             "loss": {"slots": slot_loss, "intent": intent_loss},
             "loss_weights": {"slots": 1.0, "intent": args.intent_weight},
@@ -303,6 +332,8 @@ class SlotFilling(runner.App):
         outputs = model(ids)
         slots = outputs["slots"]
         if data.decoder is not None:
+            if data.crf is not None:
+                data.decoder.copy_scores(data.crf)
             slots = data.decoder(slots, mask=keras.ops.not_equal(ids, 0))
         tags = LabelDecoder(vocab.tags.specials + vocab.tags.tokens, vocab.tags.num_special, name="slot_tags")(
             slots, tokens

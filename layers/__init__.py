@@ -9,6 +9,7 @@ Importing this package registers every custom object with Keras, which a
 
 from layers.base import CellLayer, RecurrentCell
 from layers.context import ContextWindow
+from layers.crf import ConditionalRandomField, SequenceLikelihoodLoss
 from layers.ctc import CTCLoss
 from layers.decoding import ViterbiDecoder, bio_constraints
 from layers.elman import Elman, ElmanCell
@@ -32,6 +33,7 @@ __all__ = [
     "CELL_KINDS",
     "CUSTOM_KINDS",
     "CTCLoss",
+    "ConditionalRandomField",
     "CellLayer",
     "ContextWindow",
     "Elman",
@@ -43,6 +45,7 @@ __all__ = [
     "PeepholeLSTMCell",
     "RecurrentCell",
     "RecurrentStack",
+    "SequenceLikelihoodLoss",
     "ViterbiDecoder",
     "bio_constraints",
     "check_kind",

@@ -53,13 +53,21 @@ class ViterbiDecoder(keras.layers.Layer):
     steps (padding at the end); output (batch, time) int32 tag ids (a padded
     step repeats the last real one).
 
+    With `learned_scores`, the decoder also adds a conditional random field's
+    start and transition scores, s(y_1) + sum_t A(y_{t-1}, y_t), to the path
+    score: it holds them as (non-trainable) weights, `copy_scores` sets them
+    from a trained `ConditionalRandomField`, and a saved model keeps them.
+    (Normalizing each step's scores with log_softmax subtracts the same
+    amount from every path, so the best path is the CRF's.)
+
     Args:
         transitions: (tags, tags) booleans: transitions[i][j] allows tag j after tag i.
         first: (tags,) booleans: the tags a sequence may start with.
         scores: "logits" (normalized with log_softmax) or "probabilities" (logged).
+        learned_scores: also add learned start and transition scores (default False).
     """
 
-    def __init__(self, transitions, first, scores="logits", **kwargs):
+    def __init__(self, transitions, first, scores="logits", learned_scores=False, **kwargs):
         super().__init__(**kwargs)
         if scores not in ("logits", "probabilities"):
             raise ValueError(f"scores must be 'logits' or 'probabilities', got {scores!r}")
@@ -71,7 +79,25 @@ class ViterbiDecoder(keras.layers.Layer):
         if not any(self.first):
             raise ValueError("no tag may start a sequence: `first` is all False")
         self.scores = scores
+        self.learned_scores = bool(learned_scores)
         self.supports_masking = True
+
+    def build(self, input_shape):
+        if self.learned_scores:
+            size = len(self.first)
+            self.start_scores = self.add_weight(shape=(size,), initializer="zeros", trainable=False, name="start_scores")
+            self.transition_scores = self.add_weight(
+                shape=(size, size), initializer="zeros", trainable=False, name="transition_scores"
+            )
+
+    def copy_scores(self, crf):
+        """Take the start and transition scores of a `ConditionalRandomField` (its current values)."""
+        if not self.learned_scores:
+            raise ValueError("this decoder was made without learned_scores=True")
+        if not self.built:
+            self.build(None)
+        self.start_scores.assign(ops.convert_to_numpy(crf.start_scores))
+        self.transition_scores.assign(ops.convert_to_numpy(crf.transition_scores))
 
     def compute_mask(self, inputs, mask=None):
         return mask
@@ -89,6 +115,9 @@ class ViterbiDecoder(keras.layers.Layer):
         mask = ops.cast(mask, "bool")
         transitions = ops.where(ops.convert_to_tensor(self.transitions), 0.0, FORBIDDEN)
         first = ops.where(ops.convert_to_tensor(self.first), 0.0, FORBIDDEN)
+        if self.learned_scores:
+            transitions = transitions + ops.cast(self.transition_scores, "float32")
+            first = first + ops.cast(self.start_scores, "float32")
         same_tag = ops.cast(ops.broadcast_to(ops.arange(size)[None, :], (batch, size)), "float32")
 
         def forward(best, inputs):
@@ -125,4 +154,5 @@ class ViterbiDecoder(keras.layers.Layer):
             "transitions": self.transitions,
             "first": self.first,
             "scores": self.scores,
+            "learned_scores": self.learned_scores,
         }
