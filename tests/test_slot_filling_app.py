@@ -240,3 +240,42 @@ def test_logged_model_tags_are_valid_iob_chunks(trained):
             if tag.startswith("I-") and previous[2:] != tag[2:]:
                 invalid.append((sentence, previous, tag))
     assert not invalid, invalid[:3]
+
+
+def test_slot_crf_trains_its_transitions_and_the_saved_model_decodes_with_them(tmp_path):
+    args = runner.build_parser(APP).parse_args(
+        ["train", "--data-dir", str(SHARED_DATA), "--slot-crf", *SMALL_MODEL, "--learning-rate", "0.02"]
+    )  # fmt: skip
+    data = APP.load_data(args)
+    model = APP.build_model(args, data)
+    model.compile(optimizer="adam", **APP.compile_arguments(args, data))
+    crf = model.get_layer("slot_crf")
+    batches = APP.fit_dataset(data, "train")
+    model.fit(batches.take(30), verbose=0, shuffle=False)
+    transitions = keras.ops.convert_to_numpy(crf.transition_scores)
+    assert np.abs(transitions).max() > 0.01  # trained: they start at zero
+
+    metrics = APP.evaluate(model, data, "valid")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(data.decoder.transition_scores), transitions)
+    serving = APP.serving_model(model, data, args)
+    serving.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(reloaded.get_layer("slot_decoder").transition_scores), transitions
+    )
+    np.testing.assert_array_equal(
+        reloaded.predict_on_batch({"text": tf.constant(SENTENCES)}),
+        serving.predict_on_batch({"text": tf.constant(SENTENCES)}),
+    )
+    eval_args = runner.build_parser(APP).parse_args(
+        ["evaluate", "--data-dir", str(SHARED_DATA), "--model", "unused", "--split", "valid"]
+    )
+    assert APP.evaluate_saved(reloaded, eval_args) == pytest.approx(metrics)
+
+
+def test_slot_crf_with_a_forward_jordan_tagger_says_why_not():
+    args = runner.build_parser(APP).parse_args(
+        ["train", "--data-dir", str(SHARED_DATA), "--slot-crf", "--cell", "jordan", "--no-bidirectional"]
+    )  # fmt: skip
+    with pytest.raises(runner.UserError, match="--slot-crf needs per-word tag scores"):
+        APP.build_model(args, APP.load_data(args))
