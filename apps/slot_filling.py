@@ -299,7 +299,7 @@ class SlotFilling(runner.App):
     def compile_arguments(self, args, data):
         intent_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         if data.crf is not None:
-            slot_loss = data.crf.loss(padding_id=0)
+            slot_loss = data.crf.loss(padding_id=data.vocabularies.tags.pad_id)
         else:
             slot_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not self.jordan_tags_directly(args))
         return {
