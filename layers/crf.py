@@ -4,6 +4,7 @@ import keras
 from keras import initializers, ops
 
 from layers.base import PACKAGE
+from layers.decoding import scan_later_steps
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -79,16 +80,12 @@ class ConditionalRandomField(keras.layers.Layer):
         )
 
         # log Z by the forward algorithm; a padded step keeps alpha as it was.
-        def forward(alpha, inputs):
-            step_emissions, real = inputs[:, : self.num_tags], inputs[:, self.num_tags :]
+        def forward(alpha, step_emissions, real):
             candidates = alpha[:, :, None] + transitions[None, :, :]  # (batch, previous, current)
             new_alpha = ops.logsumexp(candidates, axis=1) + step_emissions
-            return ops.where(real > 0.5, new_alpha, alpha), None
+            return ops.where(real, new_alpha, alpha), None
 
-        alpha = start[None, :] + emissions[:, 0, :]
-        # One tensor to scan (see ViterbiDecoder: Keras' TensorFlow scan and several inputs).
-        rest = ops.concatenate([emissions, mask[:, :, None]], axis=-1)
-        alpha, _ = ops.scan(forward, alpha, ops.moveaxis(rest[:, 1:, :], 1, 0))
+        alpha, _ = scan_later_steps(forward, start[None, :] + emissions[:, 0, :], emissions, mask)
         return gold - ops.logsumexp(alpha, axis=1)
 
     def loss(self, padding_id=0):

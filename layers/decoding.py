@@ -10,6 +10,22 @@ from layers.base import PACKAGE
 FORBIDDEN = -1e9
 
 
+def scan_later_steps(step, initial, scores, mask):
+    """`ops.scan` of `step(carry, step_scores, real)` over steps 2..T of (batch, time, tags) `scores`.
+
+    `real` is (batch, 1) booleans from `mask` (batch, time). Scores and mask are
+    scanned as one tensor, side by side: Keras' TensorFlow scan fails on several
+    inputs whose length is unknown when traced (e.g. under predict_on_batch).
+    Returns scan's (last carry, stacked outputs along time - 1).
+    """
+    joined = ops.concatenate([scores, ops.cast(mask, scores.dtype)[:, :, None]], axis=-1)
+
+    def one_step(carry, inputs):
+        return step(carry, inputs[:, :-1], inputs[:, -1:] > 0.5)
+
+    return ops.scan(one_step, initial, ops.moveaxis(joined[:, 1:, :], 1, 0))
+
+
 def bio_constraints(labels, num_special=0):
     """(allowed transitions (K, K) as nested lists of bool, allowed first tags (K,)) for IOB tags.
 
@@ -120,21 +136,16 @@ class ViterbiDecoder(keras.layers.Layer):
             first = first + ops.cast(self.start_scores, "float32")
         same_tag = ops.cast(ops.broadcast_to(ops.arange(size)[None, :], (batch, size)), "float32")
 
-        def forward(best, inputs):
-            step_scores, real = inputs[:, :size], inputs[:, size] > 0.5
+        def forward(best, step_scores, real):
             candidates = best[:, :, None] + transitions[None, :, :]  # (batch, previous, current)
             pointers = ops.cast(ops.argmax(candidates, axis=1), "float32")
             new_best = ops.max(candidates, axis=1) + step_scores
-            real = real[:, None]
             # A padded step changes nothing: its best stays, its pointer is the same tag.
             return ops.where(real, new_best, best), ops.where(real, pointers, same_tag)
 
         start = log_probabilities[:, 0, :] + first[None, :]
-        # One tensor to scan over, scores and mask side by side: Keras' TensorFlow scan fails
-        # on several inputs whose length is unknown when traced (e.g. under predict_on_batch).
-        rest = ops.concatenate([log_probabilities, ops.cast(mask, "float32")[:, :, None]], axis=-1)
-        rest = ops.moveaxis(rest[:, 1:, :], 1, 0)
-        best, pointers = ops.scan(forward, start, rest)  # pointers: (time - 1, batch, tags)
+        # pointers: (time - 1, batch, tags)
+        best, pointers = scan_later_steps(forward, start, log_probabilities, mask)
         last = ops.cast(ops.argmax(best, axis=-1), "int32")
 
         def backward(current, step_pointers):
