@@ -24,7 +24,14 @@ from mlflow.types import Schema, TensorSpec
 from seqeval.metrics import classification_report, f1_score
 
 from apps import runner
-from layers import ConditionalRandomField, ContextWindow, RecurrentStack, ViterbiDecoder, bio_constraints
+from layers import (
+    AppendToSteps,
+    ConditionalRandomField,
+    ContextWindow,
+    RecurrentStack,
+    ViterbiDecoder,
+    bio_constraints,
+)
 from pipelines.slots import (
     SlotVocabularies,
     drop_words,
@@ -187,6 +194,21 @@ class SlotFilling(runner.App):
             "with this probability (default: %(default)s)",
         )
         parser.add_argument(
+            "--self-attention",
+            type=int,
+            default=0,
+            metavar="HEADS",
+            help="add multi-head self-attention with this many heads over the recurrent features; "
+            "each word's tag reads them and what they attend to; 0: none (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--sentence-to-slots",
+            action=argparse.BooleanOptionalAction,
+            default=False,
+            help="let each word's tag also read the sentence vector the intent is predicted from "
+            "(default: %(default)s)",
+        )
+        parser.add_argument(
             "--intent-weight", type=float, default=1.0, help="weight of the intent loss beside the slot loss (default: %(default)s)"
         )
         parser.add_argument(
@@ -284,15 +306,23 @@ class SlotFilling(runner.App):
         if self.jordan_tags_directly(args):
             # The fed-back output is the prediction itself; the intent reads the words.
             slots = keras.layers.Activation("linear", dtype="float32", name="slots")(features)
-            sentence_features = windows
+            sentence = keras.layers.GlobalAveragePooling1D(name="sentence")(windows)
         else:
             features = keras.layers.Dropout(args.dropout, name="output_dropout")(features)
+            heads = getattr(args, "self_attention", 0)
+            if heads:
+                width = features.shape[-1]
+                attended = keras.layers.MultiHeadAttention(
+                    heads, key_dim=max(1, width // heads), dropout=args.dropout, seed=args.seed, name="self_attention"
+                )(features, features)
+                features = keras.layers.Concatenate(name="attended_features")([features, attended])
+            sentence = keras.layers.GlobalAveragePooling1D(name="sentence")(features)
+            if getattr(args, "sentence_to_slots", False):
+                features = AppendToSteps(name="with_sentence")([features, sentence])
             slots = keras.layers.Dense(len(vocab.tags), dtype="float32", name="slots")(features)
             if getattr(args, "slot_crf", False):
                 data.crf = ConditionalRandomField(len(vocab.tags), dtype="float32", name="slot_crf")
                 slots = data.crf(slots)
-            sentence_features = features
-        sentence = keras.layers.GlobalAveragePooling1D(name="sentence")(sentence_features)
         intent = keras.layers.Dense(len(vocab.intents), dtype="float32", name="intent")(sentence)
         return keras.Model(words, {"slots": slots, "intent": intent}, name="tagger")
 

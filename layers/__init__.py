@@ -8,7 +8,7 @@ Importing this package registers every custom object with Keras, which a
 """
 
 from layers.base import CellLayer, RecurrentCell
-from layers.context import ContextWindow
+from layers.context import AppendToSteps, ContextWindow
 from layers.crf import ConditionalRandomField, SequenceLikelihoodLoss
 from layers.ctc import CTCLoss
 from layers.decoding import ViterbiDecoder, bio_constraints
@@ -27,6 +27,7 @@ from layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from layers.pooling import POOLING_MODES, AttentionPooling
 
 __all__ = [
+    "AppendToSteps",
     "AttentionPooling",
     "POOLING_MODES",
     "BUILTIN_KINDS",

@@ -50,3 +50,38 @@ class ContextWindow(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AppendToSteps(keras.layers.Layer):
+    """Appends one vector per sequence to every step of that sequence.
+
+        out_t = [x_t; v]
+
+    A tagger uses it to let each word's tag see a summary of the whole
+    sentence (the vector its intent classifier reads), as joint intent and
+    slot models do (e.g. Goo et al. 2018's slot gate, Qin et al. 2019).
+
+    Inputs [(batch, time, features), (batch, vector)] -> (batch, time, features + vector);
+    the steps' mask passes through.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        steps, vector = inputs
+        tiled = ops.broadcast_to(
+            ops.expand_dims(ops.cast(vector, steps.dtype), 1),
+            (ops.shape(steps)[0], ops.shape(steps)[1], ops.shape(vector)[-1]),
+        )
+        return ops.concatenate([steps, tiled], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        steps, vector = input_shape
+        features = None if steps[-1] is None or vector[-1] is None else steps[-1] + vector[-1]
+        return (*steps[:-1], features)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask[0] if isinstance(mask, (list, tuple)) else mask

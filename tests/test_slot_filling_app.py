@@ -279,3 +279,39 @@ def test_slot_crf_with_a_forward_jordan_tagger_says_why_not():
     )  # fmt: skip
     with pytest.raises(runner.UserError, match="--slot-crf needs per-word tag scores"):
         APP.build_model(args, APP.load_data(args))
+
+
+def test_self_attention_and_sentence_to_slots_read_only_the_real_words(tmp_path):
+    args = runner.build_parser(APP).parse_args(
+        ["train", "--data-dir", str(SHARED_DATA), "--self-attention", "2", "--sentence-to-slots", *SMALL_MODEL]
+    )  # fmt: skip
+    data = APP.load_data(args)
+    model = APP.build_model(args, data)
+    inspect = keras.Model(
+        model.input, [model.get_layer("attended_features").output, model.get_layer("with_sentence").output]
+    )
+    ids = np.array([[5, 9, 14, 3, 0, 0, 0], [7, 2, 11, 8, 6, 4, 12]], dtype="int32")
+    features, with_sentence = (keras.ops.convert_to_numpy(t) for t in inspect(ids, training=False))
+    width = features.shape[-1]
+    assert width == 2 * 2 * 64  # the BiLSTM's features, then what they attend to
+    for row, length in enumerate([4, 7]):
+        sentence = features[row, :length].mean(axis=0)  # the padding does not count
+        for t in range(length):
+            np.testing.assert_allclose(with_sentence[row, t, width:], sentence, rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(with_sentence[row, t, :width], features[row, t])
+
+    # Padding never reaches a real word: the same sentence, padded longer, is scored the same.
+    longer = np.concatenate([ids, np.zeros((2, 5), dtype="int32")], axis=1)
+    short = {k: keras.ops.convert_to_numpy(v) for k, v in model(ids, training=False).items()}
+    padded = {k: keras.ops.convert_to_numpy(v) for k, v in model(longer, training=False).items()}
+    np.testing.assert_allclose(padded["intent"], short["intent"], rtol=1e-5, atol=1e-5)
+    for row, length in enumerate([4, 7]):
+        np.testing.assert_allclose(padded["slots"][row, :length], short["slots"][row, :length], rtol=1e-5, atol=1e-5)
+
+    serving = APP.serving_model(model, data, args)
+    serving.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(
+        reloaded.predict_on_batch({"text": tf.constant(SENTENCES)}),
+        serving.predict_on_batch({"text": tf.constant(SENTENCES)}),
+    )

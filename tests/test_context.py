@@ -1,0 +1,65 @@
+"""Context layers (layers/context.py) against numpy versions of their definitions."""
+
+import keras
+import numpy as np
+import pytest
+
+from layers import AppendToSteps, ContextWindow
+
+RNG = np.random.default_rng(7)
+STEPS = RNG.normal(size=(2, 5, 3)).astype("float32")
+LENGTHS = [5, 3]
+MASK = np.arange(5)[None, :] < np.array(LENGTHS)[:, None]
+
+
+def numpy_windows(x, mask, size):
+    """out_t = [x_{t-k}; ...; x_{t+k}], zeros outside the sequence and on padding."""
+    k = size // 2
+    batch, steps, features = x.shape
+    out = np.zeros((batch, steps, size * features), dtype=x.dtype)
+    for b in range(batch):
+        for t in range(steps):
+            for slot, offset in enumerate(range(-k, k + 1)):
+                s = t + offset
+                if 0 <= s < steps and mask[b, s]:
+                    out[b, t, slot * features : (slot + 1) * features] = x[b, s]
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_context_window_matches_numpy_and_ignores_padding(size):
+    layer = ContextWindow(size)
+    out = keras.ops.convert_to_numpy(layer(STEPS, mask=MASK))
+    np.testing.assert_allclose(out, numpy_windows(STEPS, MASK, size), rtol=0, atol=0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.compute_mask(STEPS, MASK)), MASK)
+
+
+def test_context_window_rejects_an_even_size():
+    with pytest.raises(ValueError, match="odd positive integer, got 4"):
+        ContextWindow(4)
+
+
+def test_append_to_steps_concatenates_the_vector_at_every_step_and_keeps_the_mask():
+    vector = RNG.normal(size=(2, 4)).astype("float32")
+    layer = AppendToSteps()
+    out = keras.ops.convert_to_numpy(layer([STEPS, vector]))
+    expected = np.concatenate([STEPS, np.repeat(vector[:, None, :], 5, axis=1)], axis=-1)
+    np.testing.assert_array_equal(out, expected)
+    assert layer.compute_output_shape([(None, None, 3), (None, 4)]) == (None, None, 7)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(layer.compute_mask([STEPS, vector], [MASK, None])), MASK
+    )
+
+
+def test_context_layers_survive_a_keras_save_and_load(tmp_path):
+    words = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(10, 3, mask_zero=True)(words)
+    windows = ContextWindow(3, name="windows")(x)
+    sentence = keras.layers.GlobalAveragePooling1D()(windows)
+    out = AppendToSteps(name="append")([windows, sentence])
+    model = keras.Model(words, out)
+    ids = np.array([[1, 2, 3, 4], [5, 6, 0, 0]], dtype="int32")
+    model.save(tmp_path / "context.keras")
+    reloaded = keras.saving.load_model(tmp_path / "context.keras")
+    np.testing.assert_array_equal(reloaded.predict_on_batch(ids), model.predict_on_batch(ids))
+    assert reloaded.get_layer("windows").get_config()["size"] == 3
