@@ -152,6 +152,13 @@ def _positive_int(text):
     return value
 
 
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    return value
+
+
 def _at_least_two(text):
     value = int(text)
     if value < 2:
@@ -236,6 +243,14 @@ def add_training_arguments(parser, app, cross_validation=True):
     )
     fit.add_argument(
         "--patience", type=_positive_int, default=d["patience"], help=f"stop after this many epochs without a better {app.monitor} (default: %(default)s)"
+    )
+    fit.add_argument(
+        "--reduce-lr",
+        type=_non_negative_int,
+        default=0,
+        metavar="PATIENCE",
+        help=f"halve the learning rate after this many epochs without a better {app.monitor} "
+        "(Keras' ReduceLROnPlateau); 0: a constant rate (default: %(default)s)",
     )
     fit.add_argument(
         "--ema",
@@ -545,6 +560,18 @@ def compile_model(app, model, args, data):
     model.compile(optimizer=optimizer, jit_compile=jit_compile, **app.compile_arguments(args, data))
 
 
+def rate_schedule(app, args):
+    """--reduce-lr: ReduceLROnPlateau on the app's validation metric (after EpochEvaluation has logged it)."""
+    patience = getattr(args, "reduce_lr", 0)  # absent from the saved arguments of older runs
+    if patience <= 0:
+        return []
+    return [
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=app.monitor, mode=app.monitor_mode, factor=0.5, patience=patience, min_lr=args.learning_rate / 64
+        )
+    ]
+
+
 def fit_model(app, model, data, epochs, verbose, callbacks=(), after_logging=(), initial_epoch=0):
     """`model.fit` on the app's pipelines with the shared callbacks (training runs and tuning trials).
 
@@ -586,7 +613,7 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
 
     best = BestCheckpoint(checkpoint, app.monitor, mode=app.monitor_mode, patience=args.patience)
     backup = keras.callbacks.BackupAndRestore(str(checkpoint / "backup"))
-    fit_model(app, model, data, args.epochs, verbose, callbacks=[best], after_logging=[backup])
+    fit_model(app, model, data, args.epochs, verbose, callbacks=[best, *rate_schedule(app, args)], after_logging=[backup])
     best.restore(model)
     train_seconds = time.perf_counter() - started
 

@@ -102,3 +102,40 @@ def test_averaged_weights_are_the_moving_average_of_the_trained_ones_and_a_backu
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     for got, want in zip(averages, expected[0]):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+class ValidationScores(keras.callbacks.Callback):
+    """Logs the given val_slot_f1 per epoch, as the app's EpochEvaluation does before later callbacks."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores = scores
+        self.rates = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_slot_f1"] = self.scores[epoch]
+
+    def on_train_end(self, logs=None):
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+@pytest.mark.parametrize(
+    "flags, scores, rate",
+    [
+        ([], [0.5, 0.5, 0.5, 0.5, 0.5], 0.01),  # off by default
+        (["--reduce-lr", "2"], [0.5, 0.6, 0.6, 0.6, 0.7], 0.005),  # epochs 3 and 4 no better: halved once
+        (["--reduce-lr", "2"], [0.5, 0.5, 0.5, 0.5, 0.5], 0.0025),  # halved after epochs 3 and 5
+        (["--reduce-lr", "1"], [0.9, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5], 0.01 / 64),  # floor: 1/64
+    ],
+)
+def test_reduce_lr_halves_the_rate_when_the_validation_metric_stalls(flags, scores, rate):
+    from apps import runner
+    from apps.slot_filling import APP
+
+    args = runner.build_parser(APP).parse_args(["train", "--learning-rate", "0.01", *flags])
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss="mse")
+    logger = ValidationScores(scores)
+    x, y = np.zeros((8, 3), "float32"), np.zeros((8, 1), "float32")
+    model.fit(x, y, epochs=len(scores), verbose=0, callbacks=[logger, *runner.rate_schedule(APP, args)])
+    assert logger.rates[-1] == pytest.approx(rate)
