@@ -155,18 +155,22 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
 
 class InterruptAtBatchEnd(keras.callbacks.Callback):
-    """Ctrl-C stops training for certain: again at the end of the current batch.
+    """Ctrl-C (or `kill`'s SIGTERM) stops training for certain: again at the end of the current batch.
 
     Python raises KeyboardInterrupt wherever the main thread is when the signal
     lands; inside a finalizer or a call back from TensorFlow's runtime it can
     be printed and dropped, and training would go on. The handler also records
-    the signal, and this callback raises it again after the batch.
+    the signal, and this callback raises it again after the batch. SIGTERM (a
+    `kill`, a job scheduler's stop) is handled like Ctrl-C rather than ending
+    the process on the spot, so the run is marked KILLED and can be resumed.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         super().__init__()
         self.interrupted = False
-        self._previous = None
+        self._previous = {}
 
     def _handler(self, signum, frame):
         self.interrupted = True
@@ -175,7 +179,7 @@ class InterruptAtBatchEnd(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.interrupted = False
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
 
     def _check(self, *_, **__):
         if self.interrupted:
@@ -185,9 +189,9 @@ class InterruptAtBatchEnd(keras.callbacks.Callback):
     on_train_batch_end = on_test_batch_end = on_predict_batch_end = on_epoch_end = _check
 
     def _restore(self):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def on_train_end(self, logs=None):
         self._restore()

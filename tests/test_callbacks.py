@@ -11,31 +11,33 @@ from apps.callbacks import AveragedWeights, InterruptAtBatchEnd, moving_averages
 
 
 class SwallowedCtrlC(keras.callbacks.Callback):
-    """Sends SIGINT at batch 2 and drops the KeyboardInterrupt, as a finalizer would."""
+    """Sends the signal at batch 2 and drops the KeyboardInterrupt, as a finalizer would."""
 
-    def __init__(self):
+    def __init__(self, signum=signal.SIGINT):
         super().__init__()
         self.batches = 0
+        self.signum = signum
 
     def on_train_batch_begin(self, batch, logs=None):
         self.batches += 1
         if self.batches == 2:
             try:
-                os.kill(os.getpid(), signal.SIGINT)  # its handler runs inside this try
+                os.kill(os.getpid(), self.signum)  # its handler runs inside this try
             except KeyboardInterrupt:
                 pass
 
 
-def test_ctrl_c_stops_training_at_the_batch_end_even_when_swallowed():
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_stops_training_at_the_batch_end_even_when_swallowed(signum):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     x, y = np.zeros((64, 3), "float32"), np.zeros((64, 1), "float32")
-    before = signal.getsignal(signal.SIGINT)
-    swallow = SwallowedCtrlC()
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    swallow = SwallowedCtrlC(signum)
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[InterruptAtBatchEnd(), swallow])
-    assert swallow.batches == 2  # stopped after the batch in which Ctrl-C came, not 32 batches later
-    assert signal.getsignal(signal.SIGINT) is before
+    assert swallow.batches == 2  # stopped after the batch in which the signal came, not 32 batches later
+    assert {s: signal.getsignal(s) for s in before} == before
 
 
 def ema_model(momentum):
