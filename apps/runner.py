@@ -152,7 +152,7 @@ def _positive_int(text):
     return value
 
 
-def _non_negative_int(text):
+def non_negative_int(text):
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
@@ -246,7 +246,7 @@ def add_training_arguments(parser, app, cross_validation=True):
     )
     fit.add_argument(
         "--reduce-lr",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="PATIENCE",
         help=f"halve the learning rate after this many epochs without a better {app.monitor} "
@@ -563,7 +563,7 @@ def compile_model(app, model, args, data):
 def rate_schedule(app, args):
     """--reduce-lr: ReduceLROnPlateau on the app's validation metric (after EpochEvaluation has logged it)."""
     patience = getattr(args, "reduce_lr", 0)  # absent from the saved arguments of older runs
-    if patience <= 0:
+    if not patience:
         return []
     return [
         keras.callbacks.ReduceLROnPlateau(
@@ -572,15 +572,16 @@ def rate_schedule(app, args):
     ]
 
 
-def fit_model(app, model, data, epochs, verbose, callbacks=(), after_logging=(), initial_epoch=0):
+def fit_model(app, model, data, args, epochs, verbose, callbacks=(), after_logging=(), initial_epoch=0):
     """`model.fit` on the app's pipelines with the shared callbacks (training runs and tuning trials).
 
     Order: Ctrl-C at batch end, the app's validation metrics (so later callbacks
-    see them), `callbacks`, MLflow logging, `after_logging`. With --ema, the
-    validation metrics and `callbacks` see the averaged weights.
+    see them), `callbacks`, the --reduce-lr schedule, MLflow logging,
+    `after_logging`. With --ema, the validation metrics, `callbacks` and the
+    schedule see the averaged weights.
     """
     interrupt = InterruptAtBatchEnd()
-    evaluated = [EpochEvaluation(lambda m: app.evaluate(m, data, "valid")), *callbacks]
+    evaluated = [EpochEvaluation(lambda m: app.evaluate(m, data, "valid")), *callbacks, *rate_schedule(app, args)]
     if averages_weights(model):  # --ema: evaluate and keep the averaged weights
         evaluated = AveragedWeights().callbacks(evaluated)
     callbacks = [interrupt, *evaluated, MlflowEpochLogger(), *after_logging]
@@ -613,7 +614,7 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
 
     best = BestCheckpoint(checkpoint, app.monitor, mode=app.monitor_mode, patience=args.patience)
     backup = keras.callbacks.BackupAndRestore(str(checkpoint / "backup"))
-    fit_model(app, model, data, args.epochs, verbose, callbacks=[best, *rate_schedule(app, args)], after_logging=[backup])
+    fit_model(app, model, data, args, args.epochs, verbose, callbacks=[best], after_logging=[backup])
     best.restore(model)
     train_seconds = time.perf_counter() - started
 

@@ -195,7 +195,7 @@ class SlotFilling(runner.App):
         )
         parser.add_argument(
             "--self-attention",
-            type=int,
+            type=runner.non_negative_int,
             default=0,
             metavar="HEADS",
             help="add multi-head self-attention with this many heads over the recurrent features; "

@@ -125,8 +125,10 @@ class AppHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *fit_args, callbacks=(), epochs=1, initial_epoch=0, **fit_kwargs):
         from apps.runner import fit_model
 
-        data = self.data(self.trial_args(hp))
-        return fit_model(self.app, model, data, epochs, self.verbose, callbacks=callbacks, initial_epoch=initial_epoch)
+        args = self.trial_args(hp)
+        return fit_model(
+            self.app, model, self.data(args), args, epochs, self.verbose, callbacks=callbacks, initial_epoch=initial_epoch
+        )
 
 
 class TrackedTrials:
