@@ -166,7 +166,7 @@ def _at_least_two(text):
     return value
 
 
-def _fraction(text):
+def fraction(text):
     value = float(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
@@ -226,10 +226,10 @@ def add_training_arguments(parser, app, cross_validation=True):
     )
     model.add_argument("--layers", type=_positive_int, default=d["layers"], help="stacked recurrent layers (default: %(default)s)")
     model.add_argument("--units", type=_positive_int, default=d["units"], help="units per recurrent layer (default: %(default)s)")
-    model.add_argument("--dropout", type=_fraction, default=d["dropout"], help="dropout of the recurrent inputs (default: %(default)s)")
+    model.add_argument("--dropout", type=fraction, default=d["dropout"], help="dropout of the recurrent inputs (default: %(default)s)")
     model.add_argument(
         "--recurrent-dropout",
-        type=_fraction,
+        type=fraction,
         default=d["recurrent_dropout"],
         help="dropout of the recurrent state; > 0 turns cuDNN off for Keras' cells (default: %(default)s)",
     )
@@ -254,7 +254,7 @@ def add_training_arguments(parser, app, cross_validation=True):
     )
     fit.add_argument(
         "--ema",
-        type=_fraction,
+        type=fraction,
         default=d["ema"],
         metavar="MOMENTUM",
         help="average the weights over training (Polyak averaging: an exponential moving average "

@@ -131,7 +131,7 @@ class SpeechCTC(runner.App):
     data_arguments = runner.App.data_arguments + (
         "features", "n_mels", "stride", "train_utterances", "valid_utterances", "test_utterances",
         "max_digits", "data_seed", "test_speakers", "beam_width", "fold", "cv",
-        "freq_masks", "freq_mask_width", "time_masks", "time_mask_width",
+        "freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "speed_perturb",
     )  # fmt: skip
 
     @property
@@ -150,11 +150,17 @@ class SpeechCTC(runner.App):
         parser.add_argument("--data-seed", type=int, default=0, help="seed of the utterance sets (default: %(default)s)")
         parser.add_argument("--test-speakers", help="comma-separated speakers to test on (speaker-independent split)")
         parser.add_argument("--beam-width", type=int, default=0, help="beam search width; 0: greedy decoding (default: %(default)s)")
-        augment = parser.add_argument_group("augmentation (SpecAugment's masking of training batches)")
-        augment.add_argument("--freq-masks", type=int, default=0, help="mel-band ranges hidden per utterance (default: %(default)s)")
-        augment.add_argument("--freq-mask-width", type=int, default=8, help="bands per range, at most (default: %(default)s)")
-        augment.add_argument("--time-masks", type=int, default=0, help="frame spans hidden per utterance (default: %(default)s)")
-        augment.add_argument("--time-mask-width", type=int, default=10, help="frames per span, at most (default: %(default)s)")
+        # Augmentation of the training utterances: in the runner's "model" group, as argparse shows no
+        # group nested in a group.
+        parser.add_argument(
+            "--speed-perturb", type=runner.fraction, default=0.0, metavar="RANGE",
+            help="play each training recording at a speed drawn from [1 - RANGE, 1 + RANGE] (resampled: tempo and "
+            "pitch change together; fixed per utterance, in the feature cache); 0: as recorded (default: %(default)s)",
+        )  # fmt: skip
+        parser.add_argument("--freq-masks", type=int, default=0, help="SpecAugment: mel-band ranges hidden per utterance in each training batch (default: %(default)s)")
+        parser.add_argument("--freq-mask-width", type=int, default=8, help="bands per range, at most (default: %(default)s)")
+        parser.add_argument("--time-masks", type=int, default=0, help="SpecAugment: frame spans hidden per utterance in each training batch (default: %(default)s)")
+        parser.add_argument("--time-mask-width", type=int, default=10, help="frames per span, at most (default: %(default)s)")
 
     def add_predict_arguments(self, parser):
         parser.add_argument("--beam-width", type=int, default=0, help="beam search width; 0: greedy (default: %(default)s)")
@@ -184,9 +190,11 @@ class SpeechCTC(runner.App):
 
     def prepare_split(self, recordings, split, count, config, args, skipped):
         """The split's utterances and features; unusable utterances are counted in `skipped`."""
+        speed_range = getattr(args, "speed_perturb", 0.0) if split == "train" else 0.0
         built = build_utterances(
-            recordings, count, seed=args.data_seed * 100 + SPLIT_SEEDS[split], max_digits=args.max_digits
-        )
+            recordings, count, seed=args.data_seed * 100 + SPLIT_SEEDS[split], max_digits=args.max_digits,
+            speed_range=speed_range,
+        )  # fmt: skip
         values, errors = FeatureCache().load(built, config, label=f"{split} features")
         for error in dict.fromkeys(errors):
             print(f"skipped: {error}", file=sys.stderr)

@@ -5,7 +5,10 @@ mono 8 kHz. Connected-digit utterances are built from them: each concatenates
 1 to 7 recordings of one speaker, with a random silence (50 to 300 ms) before,
 between and after them, drawn by a seeded generator, so an utterance set is
 the same for a given seed. Labels are the digit sequences; repeats ("1 1 2")
-happen. Features (log-mel or MFCC, optional deltas, per-utterance mean and
+happen. Training utterances may also play each recording faster or slower
+(speed perturbation, Ko et al. 2015: resampling changes tempo and pitch
+together), so a recording heard in several utterances sounds a little
+different in each. Features (log-mel or MFCC, optional deltas, per-utterance mean and
 variance normalization) are computed once per utterance set and cached.
 """
 
@@ -89,6 +92,7 @@ def load_audio(path, sample_rate=SAMPLE_RATE):
 class Utterance:
     recordings: tuple  # of Recording
     gaps: tuple  # silence lengths in samples: before, between and after (len = recordings + 1)
+    speeds: tuple = ()  # playback speed of each recording; () plays every one as recorded
 
     @property
     def digits(self):
@@ -99,9 +103,18 @@ class Utterance:
         return self.recordings[0].speaker
 
 
-def build_utterances(recordings, count, seed, min_digits=1, max_digits=7, gap_seconds=(0.05, 0.3)):
-    """`count` connected-digit utterances, each from one speaker's `recordings`, seeded."""
+def build_utterances(recordings, count, seed, min_digits=1, max_digits=7, gap_seconds=(0.05, 0.3), speed_range=0.0):
+    """`count` connected-digit utterances, each from one speaker's `recordings`, seeded.
+
+    With `speed_range` r > 0 each recording in an utterance is played at a speed
+    drawn uniformly from [1 - r, 1 + r], in steps of 0.01 (simple resampling
+    ratios, which resample fast). The speeds come from a generator of their
+    own, so the recordings and gaps are those drawn without them.
+    """
+    if not 0 <= speed_range < 1:
+        raise ValueError(f"speed range must be in [0, 1), got {speed_range}")
     rng = np.random.default_rng(seed)
+    speed_rng = np.random.default_rng([seed, 1])
     by_speaker = {}
     for recording in recordings:
         by_speaker.setdefault(recording.speaker, []).append(recording)
@@ -115,15 +128,28 @@ def build_utterances(recordings, count, seed, min_digits=1, max_digits=7, gap_se
         n = int(rng.integers(min_digits, max_digits + 1))
         chosen = tuple(pool[i] for i in rng.integers(len(pool), size=n))
         gaps = tuple(int(g) for g in rng.integers(low, high + 1, size=n + 1))
-        utterances.append(Utterance(chosen, gaps))
+        speeds = tuple(round(float(v), 2) for v in speed_rng.uniform(1 - speed_range, 1 + speed_range, n)) if speed_range else ()
+        utterances.append(Utterance(chosen, gaps, speeds))
     return utterances
 
 
-def synthesize(utterance, audio):
+def change_speed(samples, speed, sample_rate=SAMPLE_RATE):
+    """`samples` played `speed` times as fast: resampled, so tempo and pitch change together."""
+    if speed == 1:
+        return samples
+    import librosa
+
+    # polyphase: fast for the ratios of 0.01 steps (soxr_hq is slow for some of them)
+    rate = round(sample_rate * speed)
+    return librosa.resample(samples, orig_sr=rate, target_sr=sample_rate, res_type="polyphase").astype("float32")
+
+
+def synthesize(utterance, audio, sample_rate=SAMPLE_RATE):
     """The utterance's samples; `audio(path)` gives a recording's samples."""
+    speeds = utterance.speeds or (1,) * len(utterance.recordings)
     pieces = [np.zeros(utterance.gaps[0], dtype="float32")]
-    for recording, gap in zip(utterance.recordings, utterance.gaps[1:]):
-        pieces.append(audio(recording.path))
+    for recording, speed, gap in zip(utterance.recordings, speeds, utterance.gaps[1:]):
+        pieces.append(change_speed(audio(recording.path), speed, sample_rate))
         pieces.append(np.zeros(gap, dtype="float32"))
     return np.concatenate(pieces)
 
@@ -198,7 +224,10 @@ class FeatureCache:
     def key(self, utterances, config):
         recipe = {
             "config": asdict(config),
-            "utterances": [[[Path(r.path).name for r in u.recordings], list(u.gaps)] for u in utterances],
+            "utterances": [
+                [[Path(r.path).name for r in u.recordings], list(u.gaps)] + ([list(u.speeds)] if u.speeds else [])
+                for u in utterances
+            ],
         }
         return hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:20]
 
@@ -222,7 +251,7 @@ class FeatureCache:
 
         for utterance in tqdm(utterances, desc=label, unit="utt", disable=not progress, leave=False):
             try:
-                arrays.append(features(synthesize(utterance, audio), config))
+                arrays.append(features(synthesize(utterance, audio, config.sample_rate), config))
             except AudioError as error:
                 errors.append(str(error))
                 arrays.append(None)

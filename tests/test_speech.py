@@ -1,7 +1,11 @@
 """Audio pipeline, connected digits, CTC loss and decoding, against librosa, TF and hand cases."""
 
+import dataclasses
+import hashlib
+import json
 import math
 from collections import Counter
+from pathlib import Path
 
 import keras
 import librosa
@@ -19,6 +23,7 @@ from pipelines.audio import (
     FeatureCache,
     FeatureConfig,
     build_utterances,
+    change_speed,
     features,
     fsdd_recordings,
     load_audio,
@@ -93,6 +98,51 @@ def test_connected_digits_are_seeded_one_speaker_1_to_7_digits(recordings):
     utterance = utterances[0]
     samples = synthesize(utterance, load_audio)
     assert len(samples) == sum(utterance.gaps) + sum(len(load_audio(r.path)) for r in utterance.recordings)
+
+
+def test_speed_perturbation_keeps_the_utterances_and_draws_speeds_in_range(recordings):
+    train = [r for r in recordings if r.take in TAKE_SPLITS["train"]]
+    plain = build_utterances(train, 200, seed=5)
+    perturbed = build_utterances(train, 200, seed=5, speed_range=0.1)
+    assert perturbed == build_utterances(train, 200, seed=5, speed_range=0.1)
+    assert [(u.recordings, u.gaps) for u in perturbed] == [(u.recordings, u.gaps) for u in plain]
+    assert all(u.speeds == () for u in plain)
+    speeds = [s for u in perturbed for s in u.speeds]
+    assert len(speeds) == sum(len(u.recordings) for u in perturbed)
+    assert min(speeds) >= 0.9 and max(speeds) <= 1.1 and len(set(speeds)) > 15
+    assert all(abs(s * 100 - round(s * 100)) < 1e-9 for s in speeds)  # 0.01 steps
+    with pytest.raises(ValueError, match="speed range must be in"):
+        build_utterances(train, 2, seed=5, speed_range=1.0)
+    # Synthesized at their speeds: each recording lasts len / speed samples.
+    utterance = perturbed[0]
+    lengths = [len(load_audio(r.path)) / s for r, s in zip(utterance.recordings, utterance.speeds)]
+    assert abs(len(synthesize(utterance, load_audio)) - sum(utterance.gaps) - sum(lengths)) <= len(lengths)
+
+
+@pytest.mark.parametrize("speed", [0.9, 0.95, 1.1])
+def test_changing_speed_scales_duration_and_pitch_together(speed):
+    """A 1 kHz tone played `speed` times as fast is a (1000 * speed) Hz tone, 1 / speed as long."""
+    seconds, rate = 0.5, 8000
+    tone = np.sin(2 * np.pi * 1000 * np.arange(int(seconds * rate)) / rate).astype("float32")
+    faster = change_speed(tone, speed, rate)
+    assert abs(len(faster) - len(tone) / speed) <= 1
+    spectrum = np.abs(np.fft.rfft(faster * np.hanning(len(faster))))
+    peak_hz = np.argmax(spectrum) * rate / len(faster)
+    assert peak_hz == pytest.approx(1000 * speed, abs=rate / len(faster))
+    assert change_speed(tone, 1.0, rate) is tone
+
+
+def test_feature_cache_keys_on_the_speeds(recordings):
+    plain = build_utterances(recordings[:40], 4, seed=0)
+    perturbed = build_utterances(recordings[:40], 4, seed=0, speed_range=0.1)
+    cache = FeatureCache("unused")
+    assert cache.key(plain, FeatureConfig()) != cache.key(perturbed, FeatureConfig())
+    # Sets without speeds keep the key of the recipe before speeds existed, so cached features stay valid.
+    recipe = {
+        "config": dataclasses.asdict(FeatureConfig()),
+        "utterances": [[[Path(r.path).name for r in u.recordings], list(u.gaps)] for u in plain],
+    }
+    assert cache.key(plain, FeatureConfig()) == hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:20]
 
 
 def test_splits_by_take_do_not_share_recordings():
