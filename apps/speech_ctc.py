@@ -39,9 +39,8 @@ from pipelines.audio import (
     FeatureCache,
     FeatureConfig,
     build_utterances,
-    features,
     fsdd_recordings,
-    load_audio,
+    file_features,
 )
 from pipelines.text import example_batches
 
@@ -336,10 +335,10 @@ class SpeechCTC(runner.App):
         return {**settings, "classes": ["blank"] + [str(d) for d in range(10)]}
 
     def transcribe(self, serving_model, paths, beam_width=0):
-        """Digits of each audio file (any sample rate or channel count)."""
+        """Digits of each audio file (any sample rate or channel count), read by `file_features`."""
         settings = serving_model.get_layer("settings").values
         config, stride = FeatureConfig(**settings["features"]), settings["stride"]
-        values = [features(load_audio(path, config.sample_rate), config) for path in paths]
+        values = [file_features(path, config) for path in paths]
         frames = np.array([len(v) for v in values])
         padded = np.zeros((len(values), frames.max(), config.dims), dtype="float32")
         for i, v in enumerate(values):

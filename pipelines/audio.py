@@ -39,6 +39,8 @@ def _manifest():
 FSDD = RemoteDataset(
     "fsdd", "https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/master", _manifest()
 )
+# Silence before, between and after the recordings of an utterance, in seconds (uniform).
+GAP_SECONDS = (0.05, 0.3)
 # FSDD's own split uses takes 0-4 for testing; 5-9 validate here, 10-49 train.
 TAKE_SPLITS = {"test": range(0, 5), "valid": range(5, 10), "train": range(10, 50)}
 
@@ -103,7 +105,7 @@ class Utterance:
         return self.recordings[0].speaker
 
 
-def build_utterances(recordings, count, seed, min_digits=1, max_digits=7, gap_seconds=(0.05, 0.3), speed_range=0.0):
+def build_utterances(recordings, count, seed, min_digits=1, max_digits=7, gap_seconds=GAP_SECONDS, speed_range=0.0):
     """`count` connected-digit utterances, each from one speaker's `recordings`, seeded.
 
     With `speed_range` r > 0 each recording in an utterance is played at a speed
@@ -142,6 +144,17 @@ def change_speed(samples, speed, sample_rate=SAMPLE_RATE):
     # polyphase: fast for the ratios of 0.01 steps (soxr_hq is slow for some of them)
     rate = round(sample_rate * speed)
     return librosa.resample(samples, orig_sr=rate, target_sr=sample_rate, res_type="polyphase").astype("float32")
+
+
+def with_silence(samples, seconds=sum(GAP_SECONDS) / 2, sample_rate=SAMPLE_RATE):
+    """`samples` with `seconds` of silence before and after.
+
+    Models are trained on utterances with 50-300 ms of silence around every
+    recording; a tightly cut recording (as FSDD's are) read without it is
+    misheard far more often (README, Speech recognition with CTC).
+    """
+    silence = np.zeros(int(round(seconds * sample_rate)), dtype="float32")
+    return np.concatenate([silence, samples, silence])
 
 
 def synthesize(utterance, audio, sample_rate=SAMPLE_RATE):
@@ -209,6 +222,16 @@ def features(samples, config):
     values = np.concatenate(stack, axis=0).T
     values = (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-5)
     return values.astype("float32")
+
+
+def file_features(path, config):
+    """Features of one audio file for recognition: read as a one-recording utterance.
+
+    The file gets the silence that surrounds recordings in training utterances
+    (`with_silence`), so a tightly cut recording is read as in training.
+    """
+    samples = load_audio(path, config.sample_rate)
+    return features(with_silence(samples, sample_rate=config.sample_rate), config)
 
 
 class FeatureCache:
