@@ -212,6 +212,7 @@ def add_training_arguments(parser, app, cross_validation=True):
         "clipnorm": 5.0,
         "patience": 5,
         "ema": 0.0,
+        "reduce_lr": 0,
         **app.defaults,
     }
     add_data_arguments(parser, app)
@@ -247,7 +248,7 @@ def add_training_arguments(parser, app, cross_validation=True):
     fit.add_argument(
         "--reduce-lr",
         type=non_negative_int,
-        default=0,
+        default=d["reduce_lr"],
         metavar="PATIENCE",
         help=f"halve the learning rate after this many epochs without a better {app.monitor} "
         "(Keras' ReduceLROnPlateau); 0: a constant rate (default: %(default)s)",

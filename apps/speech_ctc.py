@@ -125,8 +125,9 @@ class SpeechCTC(runner.App):
     monitor_mode = "min"
     curve_metrics = ("val_sequence_accuracy",)
     supports_cv = True
-    defaults = {"cell": "gru", "bidirectional": True, "layers": 2, "units": 128, "dropout": 0.1,
-                "epochs": 40, "patience": 6, "batch_size": 32, "learning_rate": 2e-3}  # fmt: skip
+    # The take-split goal's configuration (README, Results): 1.88 % digit error in under 14 minutes on 2 cores.
+    defaults = {"cell": "gru", "bidirectional": True, "layers": 2, "units": 128, "dropout": 0.3,
+                "epochs": 12, "patience": 6, "batch_size": 32, "learning_rate": 2e-3, "reduce_lr": 1}  # fmt: skip
     data_arguments = runner.App.data_arguments + (
         "features", "n_mels", "stride", "train_utterances", "valid_utterances", "test_utterances",
         "max_digits", "data_seed", "test_speakers", "beam_width", "fold", "cv",
@@ -141,7 +142,7 @@ class SpeechCTC(runner.App):
         parser.add_argument("--features", choices=("logmel", "mfcc"), default="logmel", help="(default: %(default)s)")
         parser.add_argument("--n-mels", type=int, default=40, help="mel bands (default: %(default)s)")
         parser.add_argument("--conv-filters", type=int, default=128, help="filters of the strided convolution; 0: none (default: %(default)s)")
-        parser.add_argument("--stride", type=int, default=2, help="frames per output frame (default: %(default)s)")
+        parser.add_argument("--stride", type=int, default=3, help="frames per output frame (default: %(default)s)")
         parser.add_argument("--train-utterances", type=int, default=4000, help="(default: %(default)s)")
         parser.add_argument("--valid-utterances", type=int, default=500, help="(default: %(default)s)")
         parser.add_argument("--test-utterances", type=int, default=1000, help="(default: %(default)s)")
@@ -152,7 +153,7 @@ class SpeechCTC(runner.App):
         # Augmentation of the training utterances: in the runner's "model" group, as argparse shows no
         # group nested in a group.
         parser.add_argument(
-            "--speed-perturb", type=runner.fraction, default=0.0, metavar="RANGE",
+            "--speed-perturb", type=runner.fraction, default=0.2, metavar="RANGE",
             help="play each training recording at a speed drawn from [1 - RANGE, 1 + RANGE] (resampled: tempo and "
             "pitch change together; fixed per utterance, in the feature cache); 0: as recorded (default: %(default)s)",
         )  # fmt: skip

@@ -10,7 +10,7 @@ from apps.speech_ctc import APP
 from tests.support import SHARED_DATA, cli, new_store, run_main, single_run
 
 SMALL = ["--train-utterances", "160", "--valid-utterances", "30", "--test-utterances", "30",
-         "--units", "32", "--layers", "1", "--conv-filters", "32", "--learning-rate", "0.005"]  # fmt: skip
+         "--units", "32", "--layers", "1", "--conv-filters", "32", "--learning-rate", "0.005", "--stride", "2"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,8 @@ def test_training_learns_and_logs_error_rates_and_a_posteriorgram(trained):
     losses = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)]
     assert len(losses) == 3 and losses[-1] < losses[0] / 2
     assert run.data.params["freq_masks"] == "1" and run.data.params["time_masks"] == "1"
+    # The app's defaults: each training recording at a speed in 0.8-1.2, the rate halved on plateaus.
+    assert run.data.params["speed_perturb"] == "0.2" and run.data.params["reduce_lr"] == "1"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_digit_error_rate")] == [0, 1, 2]
     assert 0.0 <= run.data.metrics["test_digit_error_rate"] and 0.0 <= run.data.metrics["test_sequence_accuracy"] <= 1
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
