@@ -6,7 +6,8 @@
 
 Words -> embedding -> recurrent stack -> pooling of the steps (the last state,
 the masked mean, or attention, whose weights `predict --explain` shows) ->
-class probabilities. Data: `mr` (Pang & Lee sentence polarity), `polarity`
+class scores, plus (with --naive-bayes N) a learned share of a naive Bayes
+classifier's scores over the text's 1..N-grams -> class probabilities. Data: `mr` (Pang & Lee sentence polarity), `polarity`
 (Pang & Lee 2004 movie reviews), `nltk:NAME`, `csv:PATH` (columns text,label),
 `folder:PATH` (one file per class, one example a line). Without --cv a fixed,
 seeded, stratified 80/10/10 split; with --cv K, K folds.
@@ -23,7 +24,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from apps import runner, tracking
-from layers import POOLING_MODES, AttentionPooling, RecurrentStack
+from layers import POOLING_MODES, AttentionPooling, RecurrentStack, ScoreWeight, fit_naive_bayes
 from pipelines.classification import (
     classification_dataset,
     load_text_dataset,
@@ -46,9 +47,39 @@ class TextData:
     labels: Vocabulary
     batch_size: int
     seed: int
+    naive_bayes: object = None  # a NaiveBayesScores layer fitted on the training split, or None
 
     def __post_init__(self):
         self._ids = {}
+        self._naive_bayes_scores = {}
+
+    @property
+    def model_inputs(self):
+        return ("words", "naive_bayes") if self.naive_bayes is not None else "words"
+
+    def fit_naive_bayes(self, max_n):
+        """Fits the n-gram naive Bayes on the training split; its training texts get
+        leave-one-out scores (what it says of a text it was not fitted on), the other
+        splits the layer's, as a served model computes them."""
+        token_ids, label_ids = self.encoded("train")
+        self.naive_bayes, left_out = fit_naive_bayes(
+            token_ids, label_ids, num_labels=len(self.labels), max_n=max_n, base=len(self.words),
+            classes=list(range(self.labels.num_special, len(self.labels))),
+        )  # fmt: skip
+        self._naive_bayes_scores = {"train": left_out}
+
+    def naive_bayes_scores(self, split):
+        if split not in self._naive_bayes_scores:
+            token_ids, _ = self.encoded(split)
+            scores = np.zeros((len(token_ids), len(self.labels)), dtype="float32")
+            for start in range(0, len(token_ids), 256):
+                chunk = token_ids[start : start + 256]
+                padded = np.zeros((len(chunk), max(max(len(t) for t in chunk), 1)), dtype="int32")
+                for row, ids in enumerate(chunk):
+                    padded[row, : len(ids)] = ids
+                scores[start : start + len(chunk)] = keras.ops.convert_to_numpy(self.naive_bayes(padded))
+            self._naive_bayes_scores[split] = scores
+        return self._naive_bayes_scores[split]
 
     def has_split(self, split):
         return bool(self.splits.get(split))
@@ -65,8 +96,11 @@ class TextData:
 
     def batches(self, split, shuffle=False):
         token_ids, label_ids = self.encoded(split)
+        extra = {}
+        if self.naive_bayes is not None:
+            extra["naive_bayes"] = list(self.naive_bayes_scores(split).astype("float32"))
         return classification_dataset(
-            token_ids, label_ids, self.batch_size, shuffle_seed=self.seed if shuffle else None
+            token_ids, label_ids, self.batch_size, shuffle_seed=self.seed if shuffle else None, extra=extra
         )
 
 
@@ -122,7 +156,7 @@ class Sentiment(runner.App):
     curve_metrics = ("val_macro_f1",)
     supports_cv = True
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 15, "patience": 4}
-    data_arguments = runner.App.data_arguments + ("max_length", "keep", "min_word_count", "fold", "cv")
+    data_arguments = runner.App.data_arguments + ("max_length", "keep", "min_word_count", "fold", "cv", "naive_bayes")
 
     @property
     def search_space(self):
@@ -147,6 +181,12 @@ class Sentiment(runner.App):
             help="which tokens of a longer text are read; reviews end with their verdict (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument("--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)")
+        parser.add_argument(
+            "--naive-bayes", type=int, choices=(0, 1, 2, 3), default=2, metavar="N",
+            help="add a naive Bayes classifier's scores over the text's 1..N-grams (each counted once, "
+            "fitted on the training split; Wang & Manning 2012) to the network's class scores, with a "
+            "learned weight; the network learns what the n-grams miss. 0: the network alone (default: %(default)s)",
+        )  # fmt: skip
 
     def add_predict_arguments(self, parser):
         parser.add_argument("--explain", action="store_true", help="show how much each word counted (attention models)")
@@ -168,10 +208,17 @@ class Sentiment(runner.App):
             "split: " + ", ".join(f"{name} {len(examples)}" for name, examples in splits.items())
             + f"; {len(words.tokens)} words; reading {max_length} tokens per text"
         )  # fmt: skip
-        return TextData(splits, tokenizer, words, labels, args.batch_size, args.seed)
+        data = TextData(splits, tokenizer, words, labels, args.batch_size, args.seed)
+        if getattr(args, "naive_bayes", 0):  # absent from the saved arguments of older runs
+            data.fit_naive_bayes(args.naive_bayes)
+        return data
 
     def fit_dataset(self, data, split):
+        inputs = data.model_inputs
+
         def pairs(batch):
+            if isinstance(inputs, tuple):
+                return {key: batch[key] for key in inputs}, batch["label"]
             return batch["words"], batch["label"]
 
         return data.batches(split, shuffle=split == "train").map(pairs)
@@ -204,20 +251,38 @@ class Sentiment(runner.App):
             sentence, _ = AttentionPooling(name="attention")(recurrent)
         sentence = keras.layers.Dropout(args.dropout, name="sentence_dropout")(sentence)
         scores = keras.layers.Dense(len(data.labels), dtype="float32", name="label")(sentence)
-        return keras.Model(words, scores, name="classifier")
+        if data.naive_bayes is None:
+            return keras.Model(words, scores, name="classifier")
+        naive_bayes = keras.Input((len(data.labels),), name="naive_bayes")
+        # Start the naive Bayes scores at a unit spread; training sets how much they count.
+        train_scores = data.naive_bayes_scores("train")
+        spread = float(np.std(train_scores - train_scores.mean(axis=1, keepdims=True))) or 1.0
+        weighted = ScoreWeight(1.0 / spread, dtype="float32", name="naive_bayes_weight")(naive_bayes)
+        scores = keras.layers.Add(dtype="float32", name="scores")([scores, weighted])
+        return keras.Model({"words": words, "naive_bayes": naive_bayes}, scores, name="classifier")
 
     def compile_arguments(self, args, data):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
 
     # Metrics -----------------------------------------------------------------------------
     def predicted_labels(self, model, data, split):
-        rows = predictions_in_order(model, data.batches(split), len(data.splits[split]))
+        rows = predictions_in_order(model, data.batches(split), len(data.splits[split]), data.model_inputs)
         special = data.labels.num_special
         return [data.labels.decode([int(np.argmax(r["output"][special:])) + special])[0] for r in rows]
 
     def evaluate(self, model, data, split):
         gold = [e.label for e in data.splits[split]]
         return classification_metrics(gold, self.predicted_labels(model, data, split), data.labels.tokens)
+
+    def baseline_metrics(self, data, split):
+        """The naive Bayes part alone (nb_accuracy, nb_macro_f1), when the model has one."""
+        if data.naive_bayes is None:
+            return {}
+        special = data.labels.num_special
+        best = np.argmax(data.naive_bayes_scores(split)[:, special:], axis=1) + special
+        predicted = data.labels.decode([int(i) for i in best])
+        gold = [e.label for e in data.splits[split]]
+        return {f"nb_{k}": v for k, v in classification_metrics(gold, predicted, data.labels.tokens).items()}
 
     def reports(self, model, data, split):
         gold = [e.label for e in data.splits[split]]
@@ -240,8 +305,12 @@ class Sentiment(runner.App):
         """Raw texts -> class probabilities, in the order of `labels` (the output layer's config)."""
         text = keras.Input(shape=(), dtype="string", name="text")
         ids = data.words.lookup_layer(name="word_ids")(data.tokenizer(text))
+        if data.naive_bayes is not None:
+            scores = model({"words": ids, "naive_bayes": data.naive_bayes(ids)})
+        else:
+            scores = model(ids)
         probabilities = ClassProbabilities(data.labels.tokens, name="probabilities")(
-            model(ids)[..., data.labels.num_special :]
+            scores[..., data.labels.num_special :]
         )
         return keras.Model({"text": text}, probabilities, name="sentiment")
 
@@ -302,7 +371,8 @@ class Sentiment(runner.App):
             attention = classifier.get_layer("attention")
         except ValueError:
             raise runner.UserError("--explain needs a model trained with --pooling attention") from None
-        explainer = keras.Model(classifier.inputs, attention.output[1])
+        words = classifier.get_layer("words").output  # the attention reads the words alone
+        explainer = keras.Model(words, attention.output[1])
         tokens = serving_model.get_layer("tokenizer")(tf.constant(inputs))
         weights = explainer.predict_on_batch(serving_model.get_layer("word_ids")(tokens))
         return [

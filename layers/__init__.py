@@ -23,6 +23,7 @@ from layers.factory import (
 )
 from layers.jordan import Jordan, JordanCell
 from layers.metadata import Metadata
+from layers.naive_bayes import NaiveBayesScores, ScoreWeight, fit_naive_bayes
 from layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from layers.pooling import POOLING_MODES, AttentionPooling
 
@@ -42,13 +43,16 @@ __all__ = [
     "Jordan",
     "JordanCell",
     "Metadata",
+    "NaiveBayesScores",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "RecurrentCell",
     "RecurrentStack",
+    "ScoreWeight",
     "SequenceLikelihoodLoss",
     "ViterbiDecoder",
     "bio_constraints",
     "check_kind",
+    "fit_naive_bayes",
     "recurrent_layer",
 ]

@@ -236,8 +236,8 @@ def tokenize_texts(texts, tokenizer, chunk=2048):
     return tokens
 
 
-def classification_dataset(token_ids, label_ids, batch_size, shuffle_seed=None):
-    """Batches of {"index", "words", "label"}, bucketed by length."""
+def classification_dataset(token_ids, label_ids, batch_size, shuffle_seed=None, extra=None):
+    """Batches of {"index", "words", "label"} and the `extra` columns, bucketed by length."""
     from pipelines.text import example_batches
 
-    return example_batches({"words": token_ids, "label": label_ids}, batch_size, shuffle_seed)
+    return example_batches({"words": token_ids, "label": label_ids, **(extra or {})}, batch_size, shuffle_seed)

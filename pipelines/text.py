@@ -262,7 +262,7 @@ def example_batches(columns, batch_size, shuffle_seed=None, length_key="words"):
 
     `columns` maps a name to one value per example: a list of ids (a
     sequence, padded with 0 in a batch), a float array (steps, features)
-    (padded with 0.0), or an id (a label). Each batch also
+    (padded with 0.0), a float vector of a fixed size, or an id (a label). Each batch also
     holds "index", every example's position, so predictions can be put back
     in order after bucketing. An empty sequence is read as one padding step.
     Sequences as long as the `length_key` sequence (e.g. a tag per word) are
@@ -274,7 +274,9 @@ def example_batches(columns, batch_size, shuffle_seed=None, length_key="words"):
     key_lengths = [max(len(v), 1) for v in columns[length_key]]
     padded_shapes = {"index": []}
     for name, values in columns.items():
-        if count and isinstance(values[0], np.ndarray) and values[0].ndim == 2:
+        if count and isinstance(values[0], np.ndarray) and values[0].ndim == 1:
+            elements[name] = np.stack(values).astype("float32")  # a fixed-size vector per example
+        elif count and isinstance(values[0], np.ndarray) and values[0].ndim == 2:
             elements[name] = tf.RaggedTensor.from_row_lengths(
                 np.concatenate(values).astype("float32"), [len(v) for v in values]
             )
@@ -335,10 +337,15 @@ def predictions_in_order(model, batches, count, input_key="words"):
     """Each example's outputs ({name: array}) in the order of the examples.
 
     `batches` carry each example's position as "index" (bucketing reorders them).
+    `input_key`: the batch entry the model reads, or a tuple of entries (a
+    model with named inputs).
     """
     rows = [None] * count
     for batch in batches:
-        outputs = model.predict_on_batch(batch[input_key])
+        if isinstance(input_key, tuple):
+            outputs = model.predict_on_batch({key: batch[key] for key in input_key})
+        else:
+            outputs = model.predict_on_batch(batch[input_key])
         if not isinstance(outputs, dict):
             outputs = {"output": outputs}
         outputs = {name: np.asarray(value) for name, value in outputs.items()}

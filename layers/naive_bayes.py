@@ -1,0 +1,214 @@
+"""A naive Bayes n-gram classifier as a Keras layer, to sit beside a recurrent one.
+
+Multinomial naive Bayes over the presence of word n-grams (n = 1..max_n,
+each counted once per text, Laplace smoothing α), as in Wang & Manning 2012:
+for class c,
+
+    θ_c(g) = (n_c(g) + α) / (Σ_g' n_c(g') + α |G|),    n_c(g): training texts of class c holding g
+    score_c(x) = log P(c) + Σ_{g ∈ x, g ∈ G} log θ_c(g)
+
+over the n-grams G seen in training (unseen ones are left out). The layer
+stores each n-gram's log θ_c(g) minus its mean over the classes (the same
+class probabilities, smaller numbers), and returns the scores from a batch of
+word ids. `fit_naive_bayes` counts them; `leave_one_out_scores` gives each
+training text the score of a model that was not trained on it, which is what
+the network beside it should learn from (a text's own n-grams would make the
+score look surer than it is on new text).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from layers.base import PACKAGE
+
+MAX_ORDER = 3
+
+
+def ngram_keys(ids, max_n, base):
+    """The distinct n-gram keys (n = 1..max_n) of one id sequence; ids 0 (padding) end it.
+
+    A key is the n-gram's ids read as digits in base `base` (the vocabulary
+    size). Word ids are >= 1, so keys of different orders never coincide.
+    """
+    ids = [int(i) for i in ids]
+    if 0 in ids:
+        ids = ids[: ids.index(0)]
+    keys = set()
+    for n in range(1, max_n + 1):
+        for start in range(len(ids) - n + 1):
+            key = 0
+            for word in ids[start : start + n]:
+                key = key * base + word
+            keys.add(key)
+    return keys
+
+
+class NaiveBayesCounts:
+    """Per class, how many training texts hold each n-gram (the sufficient statistics)."""
+
+    def __init__(self, sequences, labels, classes, max_n, base, alpha=1.0):
+        if not 1 <= max_n <= MAX_ORDER:
+            raise ValueError(f"max_n must be in 1..{MAX_ORDER}, got {max_n}")
+        if base ** max_n >= 2**62:
+            raise ValueError(f"a vocabulary of {base} words is too large for {max_n}-gram keys")
+        self.classes = list(classes)  # label ids that are real classes
+        self.max_n, self.base, self.alpha = max_n, base, alpha
+        self.text_keys = [ngram_keys(s, max_n, base) for s in sequences]
+        self.labels = np.asarray(labels)
+        self.keys = np.array(sorted(set().union(*self.text_keys)), dtype="int64")
+        self.position = {int(k): i for i, k in enumerate(self.keys)}
+        self.counts = np.zeros((len(self.keys), len(self.classes)))
+        for keys, label in zip(self.text_keys, self.labels):
+            column = self.classes.index(int(label))
+            self.counts[[self.position[k] for k in keys], column] += 1
+        self.texts = np.array([np.sum(self.labels == c) for c in self.classes], dtype=float)
+
+    def log_probabilities(self, counts, totals, texts, size):
+        """(log θ per n-gram and class, log prior per class), each centred over the classes;
+        `size`: the number of n-grams seen in training (|G|)."""
+        log_theta = np.log(counts + self.alpha) - np.log(totals + self.alpha * size)
+        log_prior = np.log(texts / texts.sum())
+        return log_theta - log_theta.mean(axis=1, keepdims=True), log_prior - log_prior.mean()
+
+    def table(self):
+        return self.log_probabilities(self.counts, self.counts.sum(axis=0), self.texts, len(self.keys))
+
+    def leave_one_out_scores(self, num_labels):
+        """Each training text's scores (texts, num_labels): exactly those of a model fitted on
+        the other texts (n-grams only that text holds become unseen)."""
+        totals = self.counts.sum(axis=0)
+        scores = np.zeros((len(self.text_keys), num_labels))
+        for row, (keys, label) in enumerate(zip(self.text_keys, self.labels)):
+            column = self.classes.index(int(label))
+            rows = [self.position[k] for k in keys]
+            counts = self.counts[rows].copy()
+            counts[:, column] -= 1
+            own_totals, own_texts = totals.copy(), self.texts.copy()
+            own_totals[column] -= len(rows)
+            own_texts[column] -= 1
+            seen = counts.sum(axis=1) > 0
+            log_theta, log_prior = self.log_probabilities(
+                counts[seen], own_totals, np.maximum(own_texts, 1e-12), len(self.keys) - np.sum(~seen)
+            )
+            scores[row, self.classes] = log_prior + log_theta.sum(axis=0)
+        return scores
+
+
+def fit_naive_bayes(sequences, labels, num_labels, classes, max_n=2, alpha=1.0, base=None, name="naive_bayes"):
+    """(a `NaiveBayesScores` layer fitted on the texts, the texts' leave-one-out scores).
+
+    `sequences`: word-id lists; `labels`: label ids; `classes`: the label ids
+    that are classes (others, e.g. an OOV label, score 0); `base`: the
+    vocabulary size (default: the largest id + 1).
+    """
+    base = base or 1 + max(max(s, default=0) for s in sequences)
+    counts = NaiveBayesCounts(sequences, labels, classes, max_n, base, alpha)
+    log_theta, log_prior = counts.table()
+    layer = NaiveBayesScores(
+        num_labels=num_labels, classes=counts.classes, max_n=max_n, base=base, size=len(counts.keys), name=name
+    )
+    layer.build((None, None))
+    layer.set_table(counts.keys, log_theta, log_prior)
+    return layer, counts.leave_one_out_scores(num_labels)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class NaiveBayesScores(keras.layers.Layer):
+    """Word ids (batch, time), 0 = padding -> naive Bayes scores (batch, num_labels).
+
+    Each distinct n-gram of a text counts once; n-grams outside the table add
+    nothing. Columns of labels that are not `classes` stay 0.
+
+    Args:
+        num_labels: Width of the output (the classifier's label ids).
+        classes: The label ids the table scores.
+        max_n: Longest n-gram.
+        base: Vocabulary size (n-gram keys are ids read in this base).
+        size: Number of n-grams in the table.
+    """
+
+    def __init__(self, num_labels, classes, max_n, base, size, **kwargs):
+        super().__init__(**kwargs)
+        self.num_labels, self.classes = num_labels, list(classes)
+        self.max_n, self.base, self.size = max_n, base, size
+
+    def build(self, input_shape):
+        self.keys = self.add_weight(name="keys", shape=(self.size,), dtype="int64", initializer="zeros", trainable=False)
+        self.log_theta = self.add_weight(
+            name="log_theta", shape=(self.size, len(self.classes)), initializer="zeros", trainable=False
+        )
+        self.log_prior = self.add_weight(name="log_prior", shape=(len(self.classes),), initializer="zeros", trainable=False)
+
+    def set_table(self, keys, log_theta, log_prior):
+        keys = np.asarray(keys, dtype="int64")
+        if np.any(np.diff(keys) <= 0):
+            raise ValueError("n-gram keys must be sorted and distinct")
+        self.keys.assign(keys)
+        self.log_theta.assign(np.asarray(log_theta, dtype="float32"))
+        self.log_prior.assign(np.asarray(log_prior, dtype="float32"))
+
+    def call(self, ids):
+        ids = ops.cast(ids, "int64")
+        steps = ops.shape(ids)[1]
+        grams, valid = [], []
+        key, present = ops.zeros_like(ids), ops.ones_like(ids, dtype="bool")
+        for n in range(self.max_n):
+            # the n-gram ending at each step t (steps before the first n-1 have none)
+            shifted = ops.pad(ids, [[0, 0], [n, 0]])[:, :steps]
+            key = key + shifted * (self.base**n)
+            present = ops.logical_and(present, shifted > 0)
+            grams.append(key)
+            valid.append(present)
+        keys, valid = ops.concatenate(grams, axis=1), ops.concatenate(valid, axis=1)
+        # Count each n-gram once per text: drop a key seen at an earlier position.
+        same = ops.equal(ops.expand_dims(keys, 2), ops.expand_dims(keys, 1))
+        width = ops.shape(keys)[1]
+        earlier = ops.greater(ops.expand_dims(ops.arange(width), 1), ops.expand_dims(ops.arange(width), 0))
+        repeated = ops.any(ops.logical_and(same, ops.logical_and(earlier, ops.expand_dims(valid, 1))), axis=2)
+        counted = ops.logical_and(valid, ops.logical_not(repeated))
+        # Look each key up in the sorted table.
+        flat = ops.reshape(keys, (-1,))
+        index = ops.minimum(ops.searchsorted(self.keys, flat), self.size - 1)
+        known = ops.logical_and(ops.equal(ops.take(self.keys, index), flat), ops.reshape(counted, (-1,)))
+        rows = ops.take(self.log_theta, index, axis=0) * ops.expand_dims(ops.cast(known, self.log_theta.dtype), 1)
+        scores = ops.sum(ops.reshape(rows, (ops.shape(keys)[0], width, len(self.classes))), axis=1) + self.log_prior
+        # Spread the class columns into the label ids' positions.
+        spread = np.zeros((len(self.classes), self.num_labels), dtype="float32")
+        spread[np.arange(len(self.classes)), self.classes] = 1.0
+        return ops.matmul(scores, ops.convert_to_tensor(spread))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_labels)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_labels": self.num_labels,
+            "classes": self.classes,
+            "max_n": self.max_n,
+            "base": self.base,
+            "size": self.size,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ScoreWeight(keras.layers.Layer):
+    """`weight · scores` with one trainable weight: how much a classifier trusts a second opinion.
+
+    Args:
+        initial: The weight's starting value (e.g. 1 / the spread of the scores).
+    """
+
+    def __init__(self, initial=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.initial = float(initial)
+
+    def build(self, input_shape):
+        self.weight = self.add_weight(name="weight", shape=(), initializer=keras.initializers.Constant(self.initial))
+
+    def call(self, scores):
+        return self.weight * scores
+
+    def get_config(self):
+        return {**super().get_config(), "initial": self.initial}

@@ -1,0 +1,93 @@
+"""The naive Bayes n-gram layer (layers/naive_bayes.py) against a direct count of its equations."""
+
+import math
+from collections import Counter
+
+import keras
+import numpy as np
+import pytest
+
+from layers.naive_bayes import NaiveBayesScores, fit_naive_bayes
+
+RNG = np.random.default_rng(3)
+VOCABULARY = 9  # ids 2..8 are words (0 padding, 1 OOV)
+CLASSES = [1, 2]  # label id 0 is the classifier's OOV label
+TEXTS = [list(RNG.integers(2, VOCABULARY, size=RNG.integers(2, 9))) for _ in range(40)]
+LABELS = [int(x) for x in RNG.choice(CLASSES, size=len(TEXTS))]
+
+
+def ngrams(text, max_n):
+    return {tuple(text[i : i + n]) for n in range(1, max_n + 1) for i in range(len(text) - n + 1)}
+
+
+def reference_scores(train_texts, train_labels, text, max_n, alpha=1.0):
+    """log P(c) + Σ log θ_c(g) over the text's distinct n-grams seen in training, per class."""
+    holding = {c: Counter() for c in CLASSES}
+    for t, label in zip(train_texts, train_labels):
+        holding[label].update(ngrams(t, max_n))
+    seen = set().union(*holding.values())
+    scores = []
+    for c in CLASSES:
+        total = sum(holding[c].values())
+        score = math.log(train_labels.count(c) / len(train_labels))
+        for g in ngrams(text, max_n) & seen:
+            score += math.log((holding[c][g] + alpha) / (total + alpha * len(seen)))
+        scores.append(score)
+    return np.array(scores)
+
+
+def padded(texts):
+    batch = np.zeros((len(texts), max(len(t) for t in texts)), dtype="int32")
+    for row, t in enumerate(texts):
+        batch[row, : len(t)] = t
+    return batch
+
+
+def margins(scores):
+    """What a softmax sees: each class's score minus the first class's."""
+    return scores - scores[..., :1]
+
+
+@pytest.mark.parametrize("max_n", [1, 2, 3])
+def test_layer_scores_equal_counted_naive_bayes_on_a_padded_batch(max_n):
+    layer, _ = fit_naive_bayes(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=max_n, base=VOCABULARY)
+    new = [[2, 3, 2, 3, 1, 4], [5, 5, 5], [8, 7, 6, 5, 4, 3, 2, 1], [1]]  # repeats, OOV
+    out = keras.ops.convert_to_numpy(layer(padded(new)))
+    assert out.shape == (4, 3)
+    np.testing.assert_array_equal(out[:, 0], 0.0)  # the OOV label gets no score
+    expected = np.stack([reference_scores(TEXTS, LABELS, t, max_n) for t in new])
+    np.testing.assert_allclose(margins(out[:, 1:]), margins(expected), rtol=1e-5, atol=1e-4)
+
+
+def test_leave_one_out_scores_are_those_of_a_model_fitted_without_the_text():
+    _, left_out = fit_naive_bayes(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=2, base=VOCABULARY)
+    for i in (0, 7, 21):
+        others, other_labels = TEXTS[:i] + TEXTS[i + 1 :], LABELS[:i] + LABELS[i + 1 :]
+        expected = reference_scores(others, other_labels, TEXTS[i], 2)
+        np.testing.assert_allclose(margins(left_out[i, 1:]), margins(expected), rtol=1e-9, atol=1e-9)
+    # Without its own counts a text looks less sure of its label than the full model says.
+    full_layer, _ = fit_naive_bayes(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=2, base=VOCABULARY)
+    full = keras.ops.convert_to_numpy(full_layer(padded(TEXTS)))
+    sign = np.where(np.array(LABELS) == 2, 1.0, -1.0)
+    assert np.mean(sign * (full[:, 2] - full[:, 1])) > np.mean(sign * (left_out[:, 2] - left_out[:, 1]))
+
+
+def test_layer_survives_a_keras_save_and_load(tmp_path):
+    layer, _ = fit_naive_bayes(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=2, base=VOCABULARY)
+    words = keras.Input((None,), dtype="int32")
+    model = keras.Model(words, layer(words))
+    model.save(tmp_path / "nb.keras")
+    loaded = keras.saving.load_model(tmp_path / "nb.keras")
+    batch = padded(TEXTS[:5])
+    np.testing.assert_array_equal(loaded.predict_on_batch(batch), model.predict_on_batch(batch))
+    config = loaded.layers[-1].get_config()
+    assert (config["num_labels"], config["classes"], config["max_n"], config["base"]) == (3, CLASSES, 2, VOCABULARY)
+
+
+def test_arguments_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="max_n must be in 1..3, got 4"):
+        fit_naive_bayes(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=4)
+    with pytest.raises(ValueError, match="too large"):
+        fit_naive_bayes(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=3, base=2**21)
+    with pytest.raises(ValueError, match="sorted and distinct"):
+        NaiveBayesScores(3, CLASSES, 1, VOCABULARY, 2, name="nb").set_table([5, 3], np.zeros((2, 2)), np.zeros(2))
