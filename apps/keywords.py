@@ -14,6 +14,7 @@ scored on the same documents. Split: a seeded 50/25/25 shuffle (1000/500/500
 documents for Inspec).
 """
 
+import argparse
 import json
 import sys
 from dataclasses import dataclass, field
@@ -26,12 +27,13 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from apps import runner, tracking
-from layers import ContextWindow, RecurrentStack
+from layers import ContextWindow, RecurrentStack, WordStatistics
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import (
     TAGS,
     TfIdfBaseline,
     bio_tags,
+    word_statistics_tables,
     keyphrase_metrics,
     load_keyphrase_dataset,
     ranked_keyphrases,
@@ -93,6 +95,12 @@ class Keywords(runner.App):
         parser.add_argument("--context-window", type=int, default=3, help="odd number of words each step sees (default: %(default)s)")
         parser.add_argument("--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)")
         parser.add_argument("--max-length", type=int, default=512, help="words read per document (default: %(default)s)")
+        parser.add_argument(
+            "--word-statistics", action=argparse.BooleanOptionalAction, default=False,
+            help="give each word, beside its embedding, how often its stem occurs in the document, "
+            "where it first occurs, and its inverse document frequency in the training abstracts "
+            "(KEA's features, which a tagger cannot count) (default: %(default)s)",
+        )  # fmt: skip
 
     def add_predict_arguments(self, parser):
         parser.add_argument("--top-k", type=int, default=10, help="key terms to print per document (default: %(default)s)")
@@ -147,6 +155,10 @@ class Keywords(runner.App):
         words = keras.Input((None,), dtype="int32", name="words")
         x = keras.layers.Embedding(len(data.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
         x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
+        if getattr(args, "word_statistics", False):  # absent from the saved arguments of older runs
+            statistics = WordStatistics(len(data.words), name="word_statistics")
+            x = keras.layers.Concatenate(name="with_statistics")([x, statistics(words)])
+            statistics.set_tables(*word_statistics_tables(data.words, data.tokens["train"]))
         x = ContextWindow(args.context_window, name="context_window")(x)
         x = RecurrentStack(
             args.cell, args.units, num_layers=args.layers, bidirectional=args.bidirectional,

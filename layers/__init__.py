@@ -8,7 +8,7 @@ Importing this package registers every custom object with Keras, which a
 """
 
 from layers.base import CellLayer, RecurrentCell
-from layers.context import AppendToSteps, ContextWindow
+from layers.context import AppendToSteps, ContextWindow, WordStatistics
 from layers.crf import ConditionalRandomField, SequenceLikelihoodLoss
 from layers.ctc import CTCLoss
 from layers.decoding import ViterbiDecoder, bio_constraints
@@ -51,6 +51,7 @@ __all__ = [
     "ScoreWeight",
     "SequenceLikelihoodLoss",
     "ViterbiDecoder",
+    "WordStatistics",
     "bio_constraints",
     "check_kind",
     "fit_naive_bayes",

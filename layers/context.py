@@ -1,6 +1,8 @@
-"""Word context windows (Mesnil et al., 2015): each step sees its neighbours' embeddings."""
+"""Word context: each step sees its neighbours' embeddings (Mesnil et al., 2015), a vector of
+its sentence, or statistics of its word in the whole document."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from layers.base import PACKAGE
@@ -85,3 +87,64 @@ class AppendToSteps(keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return mask[0] if isinstance(mask, (list, tuple)) else mask
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WordStatistics(keras.layers.Layer):
+    """What a word is in its whole document, for each step: the features of KEA (Witten et al.
+    1999) that a recurrent tagger cannot count by itself.
+
+        out_t = [log(1 + n_t), idf[w_t], f_t]
+
+    with w_t the word id at step t, g(w) its group (e.g. its stem, so "network" and
+    "networks" count together; group 0: the word stands alone, as the OOV word does),
+    n_t the number of steps of the document whose word is in w_t's group, f_t the
+    position of the group's first occurrence divided by the document's length, and
+    idf the inverse document frequency of each word id. Padding steps (id 0) get zeros.
+
+    Input word ids (batch, time) -> (batch, time, 3).
+
+    Args:
+        vocabulary_size: Number of word ids (the tables' length).
+    """
+
+    def __init__(self, vocabulary_size, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+
+    def build(self, input_shape):
+        self.groups = self.add_weight(
+            name="groups", shape=(self.vocabulary_size,), dtype="int32", initializer="zeros", trainable=False
+        )
+        self.idf = self.add_weight(name="idf", shape=(self.vocabulary_size,), initializer="zeros", trainable=False)
+
+    def set_tables(self, groups, idf):
+        self.groups.assign(np.asarray(groups, dtype="int32"))
+        self.idf.assign(np.asarray(idf, dtype="float32"))
+
+    def call(self, ids):
+        ids = ops.cast(ids, "int32")
+        present = ops.cast(ids > 0, "float32")
+        groups = ops.take(self.groups, ids)
+        steps = ops.shape(ids)[1]
+        index = ops.arange(steps)
+        same = ops.equal(ops.expand_dims(groups, 2), ops.expand_dims(groups, 1))
+        same = ops.logical_and(same, ops.expand_dims(groups > 0, 2))
+        itself = ops.equal(ops.expand_dims(index, 1), ops.expand_dims(index, 0))
+        same = ops.logical_or(same, ops.expand_dims(itself, 0))  # each step is its own occurrence
+        same = ops.logical_and(same, ops.expand_dims(ids > 0, 1))  # never counting padding
+        count = ops.sum(ops.cast(same, "float32"), axis=2)
+        first = ops.min(ops.where(same, ops.expand_dims(index, 0), steps), axis=2)
+        length = ops.maximum(ops.sum(present, axis=1, keepdims=True), 1.0)
+        features = [
+            ops.log(1.0 + count),
+            ops.take(self.idf, ids),
+            ops.cast(first, "float32") / length,
+        ]
+        return ops.stack(features, axis=-1) * ops.expand_dims(present, -1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, 3)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size}

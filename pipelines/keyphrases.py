@@ -198,6 +198,29 @@ def ranked_keyphrases(tokens, probabilities, max_words=5):
     return sorted(scored.values(), key=lambda item: -item[1])
 
 
+def word_statistics_tables(words, documents):
+    """(stem group, idf) per id of the vocabulary `words`, for `layers.WordStatistics`.
+
+    Words with the same Porter stem share a group; the special ids (padding,
+    OOV) get group 0 (alone). idf = log((N + 1) / (df + 1)) over the N
+    `documents` (token lists), df counting the documents that hold the stem;
+    the OOV id gets the idf of a stem no document holds.
+    """
+    tokens = list(words.specials) + list(words.tokens)
+    stems = [None] * len(words.specials) + [stem(t) for t in words.tokens]
+    group_of = {s: i + 1 for i, s in enumerate(dict.fromkeys(s for s in stems if s is not None))}
+    groups = np.array([group_of.get(s, 0) for s in stems], dtype="int32")
+    df = Counter()
+    for document in documents:
+        df.update({stem(t) for t in document})
+    unseen = math.log(len(documents) + 1)
+    idf = np.array(
+        [unseen if s is None else math.log((len(documents) + 1) / (df[s] + 1)) for s in stems], dtype="float32"
+    )
+    idf[: len(words.specials)] = [0.0 if t == "" else unseen for t in tokens[: len(words.specials)]]
+    return groups, idf
+
+
 def prf_at_k(predicted, gold, k):
     """P@k, R@k, F@k of one document: `predicted` ranked phrases, `gold` phrases (token lists or strings)."""
     gold_keys = {stemmed(g.split() if isinstance(g, str) else g) for g in gold}

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from layers import AppendToSteps, ContextWindow
+from layers import AppendToSteps, ContextWindow, WordStatistics
 
 RNG = np.random.default_rng(7)
 STEPS = RNG.normal(size=(2, 5, 3)).astype("float32")
@@ -63,3 +63,36 @@ def test_context_layers_survive_a_keras_save_and_load(tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "context.keras")
     np.testing.assert_array_equal(reloaded.predict_on_batch(ids), model.predict_on_batch(ids))
     assert reloaded.get_layer("windows").get_config()["size"] == 3
+
+
+def numpy_word_statistics(ids, groups, idf):
+    """[log(1 + n_t), idf(w_t), first occurrence / length] per step, by the definition."""
+    out = np.zeros(ids.shape + (3,), dtype="float32")
+    for b, row in enumerate(ids):
+        length = int(np.sum(row > 0))
+        for t, word in enumerate(row):
+            if word == 0:
+                continue
+            if groups[word] == 0:
+                occurrences = [t]
+            else:
+                occurrences = [s for s in range(len(row)) if row[s] > 0 and groups[row[s]] == groups[word]]
+            out[b, t] = [np.log(1 + len(occurrences)), idf[word], min(occurrences) / length]
+    return out
+
+
+def test_word_statistics_count_groups_first_occurrences_and_idf_like_numpy(tmp_path):
+    # ids 2, 3 share group 1 ("network", "networks"); id 1 (OOV) stands alone (group 0).
+    groups = np.array([0, 0, 1, 1, 2, 3], dtype="int32")
+    idf = np.array([0.0, 3.0, 0.5, 0.7, 1.5, 2.5], dtype="float32")
+    ids = np.array([[4, 2, 5, 3, 1, 1, 2, 0], [5, 5, 4, 0, 0, 0, 0, 0]], dtype="int32")
+    words = keras.Input((None,), dtype="int32")
+    layer = WordStatistics(6, name="statistics")
+    model = keras.Model(words, layer(words))
+    layer.set_tables(groups, idf)
+    out = model.predict_on_batch(ids)
+    np.testing.assert_allclose(out, numpy_word_statistics(ids, groups, idf), rtol=1e-6)
+    assert out[0, 1, 0] == pytest.approx(np.log(4))  # "network" x2 + "networks" x1, itself included
+    model.save(tmp_path / "statistics.keras")
+    loaded = keras.saving.load_model(tmp_path / "statistics.keras")
+    np.testing.assert_array_equal(loaded.predict_on_batch(ids), out)

@@ -16,8 +16,10 @@ from pipelines.keyphrases import (
     ranked_keyphrases,
     read_liaad_zip,
     split_documents,
+    word_statistics_tables,
 )
 from pipelines.sources import DataFormatError
+from pipelines.vocab import Vocabulary
 from tests.support import SHARED_DATA
 
 
@@ -131,3 +133,15 @@ def test_tfidf_weights_count_times_inverse_document_frequency():
     assert ranking["dots"] == pytest.approx(math.log((n + 1) / (1 + 1)))
     assert ranking["quantum dots"] == ranking["dots"]
     assert ranking["quantum quantum dots"] == pytest.approx(math.log((n + 1) / 2))
+
+
+def test_word_statistics_tables_group_words_by_stem_and_give_their_idf():
+    words = Vocabulary(["network", "networks", "neural", "the"])  # ids 2..5; 0 padding, 1 OOV
+    documents = [["the", "neural", "network"], ["the", "networks"], ["the", "cat"]]
+    groups, idf = word_statistics_tables(words, documents)
+    assert groups[0] == groups[1] == 0  # padding, OOV: alone
+    assert groups[2] == groups[3] != groups[4] and len({groups[2], groups[4], groups[5]}) == 3
+    # "network(s)": 2 of 3 documents; "neural": 1; "the": 3; unseen (OOV): 0
+    np.testing.assert_allclose(
+        idf, [0.0, math.log(4), math.log(4 / 3), math.log(4 / 3), math.log(4 / 2), math.log(4 / 4)], rtol=1e-6
+    )
