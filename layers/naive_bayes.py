@@ -106,8 +106,10 @@ def fit_naive_bayes(sequences, labels, num_labels, classes, max_n=2, alpha=1.0, 
     counts = NaiveBayesCounts(sequences, labels, classes, max_n, base, alpha)
     log_theta, log_prior = counts.table()
     layer = NaiveBayesScores(
-        num_labels=num_labels, classes=counts.classes, max_n=max_n, base=base, size=len(counts.keys), name=name
-    )
+        num_labels=num_labels, classes=counts.classes, max_n=max_n, base=base, size=len(counts.keys),
+        dtype="float32",  # sums of hundreds of log-probabilities: kept out of float16 under --mixed-precision
+        name=name,
+    )  # fmt: skip
     layer.build((None, None))
     layer.set_table(counts.keys, log_theta, log_prior)
     return layer, counts.leave_one_out_scores(num_labels)

@@ -87,7 +87,7 @@ def test_cross_validation_is_a_parent_run_with_a_child_per_fold(tmp_path):
             writer.writerow([example.text, example.label])
     tracking_uri = new_store(tmp_path, "cv")
     code = runner.main(APP, [
-        "train", "--dataset", f"csv:{path}", "--cv", "3", "--epochs", "1", *SMALL,
+        "train", "--dataset", f"csv:{path}", "--cv", "3", "--epochs", "1", *SMALL, "--naive-bayes", "0",
         "--tracking-uri", tracking_uri, "--experiment", "cv", "--checkpoint-dir", str(tmp_path / "ck"),
         "--verbose", "0",
     ])  # fmt: skip
@@ -103,6 +103,8 @@ def test_cross_validation_is_a_parent_run_with_a_child_per_fold(tmp_path):
     assert parent.data.metrics["cv_accuracy"] == pytest.approx(np.mean(accuracies))
     assert parent.data.metrics["cv_accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1))
     assert all(r.info.status == "FINISHED" for r in runs)
+    # --naive-bayes 0: the network alone, no naive Bayes scores beside it
+    assert "cv_nb_accuracy" not in parent.data.metrics and "test_nb_accuracy" not in children[0].data.metrics
 
 
 def test_bad_csv_is_a_clear_error(tmp_path, capsys):
