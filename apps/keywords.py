@@ -96,7 +96,7 @@ class Keywords(runner.App):
         parser.add_argument("--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)")
         parser.add_argument("--max-length", type=int, default=512, help="words read per document (default: %(default)s)")
         parser.add_argument(
-            "--word-statistics", action=argparse.BooleanOptionalAction, default=False,
+            "--word-statistics", action=argparse.BooleanOptionalAction, default=True,
             help="give each word, beside its embedding, how often its stem occurs in the document, "
             "where it first occurs, and its inverse document frequency in the training abstracts "
             "(KEA's features, which a tagger cannot count) (default: %(default)s)",
