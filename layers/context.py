@@ -102,7 +102,7 @@ class WordStatistics(keras.layers.Layer):
     position of the group's first occurrence divided by the document's length, and
     idf the inverse document frequency of each word id. Padding steps (id 0) get zeros.
 
-    Input word ids (batch, time) -> (batch, time, 3).
+    Input word ids (batch, time) -> (batch, time, 3), masked where the id is 0.
 
     Args:
         vocabulary_size: Number of word ids (the tables' length).
@@ -145,6 +145,11 @@ class WordStatistics(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, 3)
+
+    def compute_mask(self, inputs, mask=None):
+        # Padding stays masked when these features are concatenated to masked embeddings
+        # (Concatenate reads an input without a mask as all valid).
+        return ops.not_equal(inputs, 0)
 
     def get_config(self):
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size}

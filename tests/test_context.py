@@ -96,3 +96,17 @@ def test_word_statistics_count_groups_first_occurrences_and_idf_like_numpy(tmp_p
     model.save(tmp_path / "statistics.keras")
     loaded = keras.saving.load_model(tmp_path / "statistics.keras")
     np.testing.assert_array_equal(loaded.predict_on_batch(ids), out)
+
+
+def test_word_statistics_keep_padding_masked_beside_embeddings():
+    """A tagger's outputs for a document do not depend on how much padding follows it."""
+    words = keras.Input((None,), dtype="int32")
+    statistics = WordStatistics(6)
+    x = keras.layers.Embedding(6, 4, mask_zero=True)(words)
+    x = keras.layers.Concatenate()([x, statistics(words)])
+    out = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True))(x)
+    model = keras.Model(words, out)
+    statistics.set_tables(np.array([0, 0, 1, 1, 2, 3]), np.linspace(0, 1, 6))
+    short = np.array([[4, 2, 5, 3]], dtype="int32")
+    padded = np.array([[4, 2, 5, 3, 0, 0, 0, 0, 0, 0]], dtype="int32")
+    np.testing.assert_allclose(model.predict_on_batch(padded)[:, :4], model.predict_on_batch(short), atol=1e-6)
