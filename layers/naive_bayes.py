@@ -120,7 +120,10 @@ class NaiveBayesScores(keras.layers.Layer):
     """Word ids (batch, time), 0 = padding -> naive Bayes scores (batch, num_labels).
 
     Each distinct n-gram of a text counts once; n-grams outside the table add
-    nothing. Columns of labels that are not `classes` stay 0.
+    nothing. Columns of labels that are not `classes` stay 0. The keys are
+    int64: under JAX that needs `JAX_ENABLE_X64=1` once base ** max_n passes
+    2**31 (bigrams of a vocabulary over 46,000 words); without it JAX computes
+    them in int32.
 
     Args:
         num_labels: Width of the output (the classifier's label ids).
