@@ -1,5 +1,6 @@
 """MLflow helpers shared by every app: store, tags, parameters, figures."""
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -8,6 +9,11 @@ from importlib import metadata
 from pathlib import Path
 
 import mlflow
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent first use stays MLflow's
+    fcntl = None
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 LIBRARIES = ("tensorflow", "keras", "tensorflow-text", "mlflow", "numpy", "keras-tuner")
@@ -20,8 +26,31 @@ def configure(tracking_uri=None, experiment=None):
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     if experiment:
-        mlflow.set_experiment(experiment)
+        with first_use_lock(mlflow.get_tracking_uri()):
+            mlflow.set_experiment(experiment)
     return mlflow.get_tracking_uri()
+
+
+@contextlib.contextmanager
+def first_use_lock(tracking_uri):
+    """Holds an exclusive lock on `FILE.db.lock` around the first use of a SQLite store.
+
+    MLflow creates and migrates a store's tables on first use; trainings started
+    at the same moment on a new store then fail inside its migration ("table ...
+    already exists"). Other stores (servers, PostgreSQL) pass through.
+    """
+    prefix = "sqlite:///"
+    if fcntl is None or not tracking_uri.startswith(prefix):
+        yield
+        return
+    path = Path(tracking_uri[len(prefix) :].split("?")[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def device_description():
