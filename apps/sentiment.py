@@ -7,10 +7,11 @@
 Words -> embedding -> recurrent stack -> pooling of the steps (the last state,
 the masked mean, or attention, whose weights `predict --explain` shows) ->
 class scores, plus (with --naive-bayes N) a learned share of a naive Bayes
-classifier's scores over the text's 1..N-grams -> class probabilities. Data: `mr` (Pang & Lee sentence polarity), `polarity`
-(Pang & Lee 2004 movie reviews), `nltk:NAME`, `csv:PATH` (columns text,label),
-`folder:PATH` (one file per class, one example a line). Without --cv a fixed,
-seeded, stratified 80/10/10 split; with --cv K, K folds.
+classifier's scores over the text's 1..N-grams -> class probabilities. Data:
+`mr` (Pang & Lee sentence polarity), `polarity` (Pang & Lee 2004 movie
+reviews), `nltk:NAME`, `csv:PATH` (columns text,label), `folder:PATH` (one file
+per class, one example a line). Without --cv a fixed, seeded, stratified
+80/10/10 split; with --cv K, K folds.
 """
 
 import json
