@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import keras
@@ -33,11 +34,11 @@ from pipelines.keyphrases import (
     TAGS,
     TfIdfBaseline,
     bio_tags,
-    word_statistics_tables,
     keyphrase_metrics,
     load_keyphrase_dataset,
     ranked_keyphrases,
     split_documents,
+    word_statistics_tables,
 )
 from pipelines.text import ClassProbabilities, SentenceTokenizer, example_batches, predictions_in_order
 from pipelines.vocab import Vocabulary
@@ -58,6 +59,11 @@ class KeyphraseData:
 
     def has_split(self, split):
         return bool(self.splits.get(split))
+
+    @cached_property
+    def statistics_tables(self):
+        """(stem group, idf) per word id, from the training documents (`layers.WordStatistics`)."""
+        return word_statistics_tables(self.words, self.tokens["train"])
 
     def batches(self, split, shuffle=False, labelled_only=False):
         """Batches of {"index", "words", "tags"}; `labelled_only` leaves out documents in which no
@@ -158,7 +164,7 @@ class Keywords(runner.App):
         if getattr(args, "word_statistics", False):  # absent from the saved arguments of older runs
             statistics = WordStatistics(len(data.words), name="word_statistics")
             x = keras.layers.Concatenate(name="with_statistics")([x, statistics(words)])
-            statistics.set_tables(*word_statistics_tables(data.words, data.tokens["train"]))
+            statistics.set_tables(*data.statistics_tables)
         x = ContextWindow(args.context_window, name="context_window")(x)
         x = RecurrentStack(
             args.cell, args.units, num_layers=args.layers, bidirectional=args.bidirectional,

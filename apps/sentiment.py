@@ -32,7 +32,7 @@ from pipelines.classification import (
     split_indices,
     tokenize_texts,
 )
-from pipelines.text import ClassProbabilities, SentenceTokenizer, predictions_in_order
+from pipelines.text import ClassProbabilities, SentenceTokenizer, predictions_in_order, ragged
 from pipelines.vocab import Vocabulary
 
 # Tokens kept per text: MR sentences are short; full reviews average ~790 tokens.
@@ -58,7 +58,7 @@ class TextData:
     def model_inputs(self):
         return ("words", "naive_bayes") if self.naive_bayes is not None else "words"
 
-    def fit_naive_bayes(self, max_n):
+    def add_naive_bayes(self, max_n):
         """Fits the n-gram naive Bayes on the training split; its training texts get
         leave-one-out scores (what it says of a text it was not fitted on), the other
         splits the layer's, as a served model computes them."""
@@ -74,11 +74,8 @@ class TextData:
             token_ids, _ = self.encoded(split)
             scores = np.zeros((len(token_ids), len(self.labels)), dtype="float32")
             for start in range(0, len(token_ids), 256):
-                chunk = token_ids[start : start + 256]
-                padded = np.zeros((len(chunk), max(max(len(t) for t in chunk), 1)), dtype="int32")
-                for row, ids in enumerate(chunk):
-                    padded[row, : len(ids)] = ids
-                scores[start : start + len(chunk)] = keras.ops.convert_to_numpy(self.naive_bayes(padded))
+                chunk = ragged(token_ids[start : start + 256]).to_tensor()
+                scores[start : start + len(chunk)] = keras.ops.convert_to_numpy(self.naive_bayes(chunk))
             self._naive_bayes_scores[split] = scores
         return self._naive_bayes_scores[split]
 
@@ -211,7 +208,7 @@ class Sentiment(runner.App):
         )  # fmt: skip
         data = TextData(splits, tokenizer, words, labels, args.batch_size, args.seed)
         if getattr(args, "naive_bayes", 0):  # absent from the saved arguments of older runs
-            data.fit_naive_bayes(args.naive_bayes)
+            data.add_naive_bayes(args.naive_bayes)
         return data
 
     def fit_dataset(self, data, split):

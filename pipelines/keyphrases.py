@@ -206,18 +206,15 @@ def word_statistics_tables(words, documents):
     `documents` (token lists), df counting the documents that hold the stem;
     the OOV id gets the idf of a stem no document holds.
     """
-    tokens = list(words.specials) + list(words.tokens)
-    stems = [None] * len(words.specials) + [stem(t) for t in words.tokens]
-    group_of = {s: i + 1 for i, s in enumerate(dict.fromkeys(s for s in stems if s is not None))}
-    groups = np.array([group_of.get(s, 0) for s in stems], dtype="int32")
+    stems = [stem(t) for t in words.tokens]
+    group_of = {s: i + 1 for i, s in enumerate(dict.fromkeys(stems))}
     df = Counter()
     for document in documents:
         df.update({stem(t) for t in document})
-    unseen = math.log(len(documents) + 1)
-    idf = np.array(
-        [unseen if s is None else math.log((len(documents) + 1) / (df[s] + 1)) for s in stems], dtype="float32"
-    )
-    idf[: len(words.specials)] = [0.0 if t == "" else unseen for t in tokens[: len(words.specials)]]
+    n = len(documents)
+    special_idf = [0.0 if t == "" else math.log(n + 1) for t in words.specials]  # padding, OOV
+    groups = np.array([0] * len(words.specials) + [group_of[s] for s in stems], dtype="int32")
+    idf = np.array(special_idf + [math.log((n + 1) / (df[s] + 1)) for s in stems], dtype="float32")
     return groups, idf
 
 
