@@ -26,6 +26,7 @@ from seqeval.metrics import classification_report, f1_score
 from apps import runner
 from layers import (
     AppendToSteps,
+    CharacterFeatures,
     ConditionalRandomField,
     ContextWindow,
     RecurrentStack,
@@ -39,8 +40,21 @@ from pipelines.slots import (
     slot_dataset,
     training_pairs,
 )
-from pipelines.text import LabelDecoder, SentenceTokenizer, WordLookup, predictions_in_order
+from pipelines.text import (
+    ALPHABET_SIZE,
+    CharacterIds,
+    LabelDecoder,
+    SentenceTokenizer,
+    WordLookup,
+    predictions_in_order,
+)
 from pipelines.vocab import Vocabulary
+
+# With --char-features: each word's first MAX_WORD_CHARS characters (ATIS' longest word has 16),
+# embedded in CHAR_EMBEDDING_DIM dimensions and read CHAR_WIDTH at a time (Ma & Hovy 2016).
+MAX_WORD_CHARS = 20
+CHAR_EMBEDDING_DIM = 25
+CHAR_WIDTH = 3
 
 
 @dataclass
@@ -53,6 +67,7 @@ class SlotData:
     word_dropout: float = 0.0
     decoder: ViterbiDecoder = None  # slot tags by constrained Viterbi; None: argmax per word
     crf: ConditionalRandomField = None  # with --slot-crf: the learned transition scores
+    max_chars: int = 0  # with --char-features: the characters read per word
 
     def has_split(self, split):
         return self.examples.get(split) is not None
@@ -74,6 +89,7 @@ class SlotData:
             self.tokenizer,
             self.batch_size,
             shuffle_seed=self.seed if shuffle else None,
+            max_chars=self.max_chars,
         )
 
 
@@ -91,8 +107,9 @@ class DecodingTagger:
         self.tagger = tagger
         self.decoding_model = decoding_model
 
-    def predict_on_batch(self, words):
-        outputs = self.tagger.predict_on_batch(words)
+    def predict_on_batch(self, inputs):
+        outputs = self.tagger.predict_on_batch(inputs)
+        words = inputs["words"] if isinstance(inputs, dict) else inputs
         slot_ids = self.decoding_model.predict_on_batch([outputs["slots"], np.not_equal(words, 0)])
         return {"slot_ids": slot_ids, "intent": outputs["intent"]}
 
@@ -103,7 +120,8 @@ def predict_examples(model, data, split):
     if data.crf is not None:
         data.decoder.copy_scores(data.crf)  # the transition scores as trained so far
     tagger = model if data.decoder is None else DecodingTagger(model, data.decoding_model)
-    rows = predictions_in_order(tagger, data.batches(split), len(examples))
+    input_key = ("words", "chars") if data.max_chars else "words"
+    rows = predictions_in_order(tagger, data.batches(split), len(examples), input_key=input_key)
     tags = [
         data.vocabularies.tags.decode(row["slot_ids"][: len(example.words)])
         if "slot_ids" in row
@@ -151,7 +169,7 @@ class SlotFilling(runner.App):
     # The best of the tuning runs on ATIS (see README, Results).
     defaults = {"cell": "lstm", "bidirectional": True, "units": 200, "dropout": 0.5, "epochs": 30}
     data_arguments = runner.App.data_arguments + (
-        "fold_digits", "min_word_count", "max_length", "word_dropout", "word_signatures",
+        "fold_digits", "min_word_count", "max_length", "word_dropout", "word_signatures", "char_features",
     )
 
     @property
@@ -185,6 +203,15 @@ class SlotFilling(runner.App):
             default=False,
             help="read a word unseen in training by its shape ('dh8' -> [UNK:aa0]) instead of "
             "one OOV vector for all; word dropout then trains these (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--char-features",
+            type=runner.non_negative_int,
+            default=0,
+            metavar="FILTERS",
+            help="also read each word by its letters: a convolution over character embeddings "
+            f"({CHAR_WIDTH} characters wide, max-pooled over the word's first {MAX_WORD_CHARS}) with this many "
+            "filters, beside the word embedding; reaches words the vocabulary never saw; 0: none (default: %(default)s)",
         )
         parser.add_argument(
             "--word-dropout",
@@ -246,7 +273,8 @@ class SlotFilling(runner.App):
             + f" sentences; {len(vocabularies.words.tokens)} words, "
             f"{len(vocabularies.tags.tokens)} slot tags, {len(vocabularies.intents.tokens)} intents"
         )
-        return SlotData(splits, tokenizer, vocabularies, args.batch_size, args.seed, args.word_dropout)
+        max_chars = MAX_WORD_CHARS if getattr(args, "char_features", 0) else 0
+        return SlotData(splits, tokenizer, vocabularies, args.batch_size, args.seed, args.word_dropout, max_chars=max_chars)
 
     def slot_decoder(self, args, tags):
         if getattr(args, "slot_decoding", "argmax") != "viterbi":  # older runs: argmax
@@ -290,7 +318,15 @@ class SlotFilling(runner.App):
         data.decoder = self.slot_decoder(args, vocab.tags)
         data.crf = None
         words = keras.Input((None,), dtype="int32", name="words")
+        inputs = words
         x = keras.layers.Embedding(len(vocab.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
+        if getattr(args, "char_features", 0):
+            chars = keras.Input((None, data.max_chars), dtype="int32", name="chars")
+            inputs = {"words": words, "chars": chars}
+            spelling = CharacterFeatures(
+                args.char_features, CHAR_WIDTH, CHAR_EMBEDDING_DIM, ALPHABET_SIZE, name="characters"
+            )(chars)
+            x = keras.layers.Concatenate(name="word_features")([x, spelling])
         windows = ContextWindow(args.context_window, name="context_window")(x)
         features = RecurrentStack(
             args.cell,
@@ -324,7 +360,7 @@ class SlotFilling(runner.App):
                 data.crf = ConditionalRandomField(len(vocab.tags), dtype="float32", name="slot_crf")
                 slots = data.crf(slots)
         intent = keras.layers.Dense(len(vocab.intents), dtype="float32", name="intent")(sentence)
-        return keras.Model(words, {"slots": slots, "intent": intent}, name="tagger")
+        return keras.Model(inputs, {"slots": slots, "intent": intent}, name="tagger")
 
     def compile_arguments(self, args, data):
         intent_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -359,7 +395,10 @@ class SlotFilling(runner.App):
         text = keras.Input(shape=(), dtype="string", name="text")
         tokens = data.tokenizer(text)
         ids = vocab.words.lookup_layer(name="word_ids")(tokens)
-        outputs = model(ids)
+        if data.max_chars:
+            outputs = model({"words": ids, "chars": CharacterIds(data.max_chars, name="char_ids")(tokens)})
+        else:
+            outputs = model(ids)
         slots = outputs["slots"]
         if data.decoder is not None:
             if data.crf is not None:
@@ -403,6 +442,8 @@ class SlotFilling(runner.App):
             decoder = serving_model.get_layer("slot_decoder")
         except ValueError:  # saved before Viterbi decoding, or with --slot-decoding argmax
             decoder = None
+        layer_names = {layer.name for layer in serving_model.layers}
+        max_chars = serving_model.get_layer("char_ids").max_chars if "char_ids" in layer_names else 0
         data = SlotData(
             {args.split: splits[args.split]},
             serving_model.get_layer("tokenizer"),
@@ -410,6 +451,7 @@ class SlotFilling(runner.App):
             batch_size=64,
             seed=0,
             decoder=decoder,
+            max_chars=max_chars,
         )
         # The gold tokens go through the model's own vocabulary and tagger, not its tokenizer.
         return self.evaluate(serving_model.get_layer("tagger"), data, args.split)

@@ -8,6 +8,7 @@ Importing this package registers every custom object with Keras, which a
 """
 
 from layers.base import CellLayer, RecurrentCell
+from layers.characters import CharacterFeatures
 from layers.context import AppendToSteps, ContextWindow, WordStatistics
 from layers.crf import ConditionalRandomField, SequenceLikelihoodLoss
 from layers.ctc import CTCLoss
@@ -37,6 +38,7 @@ __all__ = [
     "CTCLoss",
     "ConditionalRandomField",
     "CellLayer",
+    "CharacterFeatures",
     "ContextWindow",
     "Elman",
     "ElmanCell",

@@ -12,7 +12,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from pipelines.sources import DataFormatError, RemoteDataset, locate
-from pipelines.text import encode_words, example_batches, signature_strings
+from pipelines.text import character_id_rows, encode_words, example_batches, signature_strings
 from pipelines.vocab import Vocabulary
 
 SPLITS = ("train", "valid", "test")
@@ -182,11 +182,12 @@ def normalize_words(sequences, tokenizer):
     return [[w.decode("utf-8") for w in s] for s in folded]
 
 
-def slot_dataset(examples, vocabularies, tokenizer, batch_size, shuffle_seed=None):
+def slot_dataset(examples, vocabularies, tokenizer, batch_size, shuffle_seed=None, max_chars=0):
     """Batches of {"index", "words", "tags", "intent"} ids, bucketed by sentence length.
 
     With signatures in the word vocabulary, also "signatures": each word's
-    signature id, which word dropout puts in the word's place.
+    signature id, which word dropout puts in the word's place. With
+    `max_chars`, also "chars": each word's `character_ids` (words, max_chars).
     """
     words = normalize_words((e.words for e in examples), tokenizer)
     shapes = signature_strings(words) if vocabularies.words.signatures else None
@@ -197,7 +198,16 @@ def slot_dataset(examples, vocabularies, tokenizer, batch_size, shuffle_seed=Non
     }
     if shapes is not None:
         columns["signatures"] = [vocabularies.words.encode(s) for s in shapes]
+    if max_chars:
+        columns["chars"] = character_id_rows(words, max_chars)
     return example_batches(columns, batch_size, shuffle_seed=shuffle_seed)
+
+
+def model_inputs(batch):
+    """What the tagger reads: the word ids, and their characters where the batch has them."""
+    if "chars" in batch:
+        return {"words": batch["words"], "chars": batch["chars"]}
+    return batch["words"]
 
 
 def training_pairs(batch):
@@ -205,7 +215,7 @@ def training_pairs(batch):
     weights = tf.cast(tf.not_equal(batch["words"], 0), "float32")
     targets = {"slots": batch["tags"], "intent": batch["intent"]}
     sample_weights = {"slots": weights, "intent": tf.ones_like(batch["intent"], "float32")}
-    return batch["words"], targets, sample_weights
+    return model_inputs(batch), targets, sample_weights
 
 
 def drop_words(rate, oov_id, seed=None):
@@ -214,6 +224,7 @@ def drop_words(rate, oov_id, seed=None):
     Word dropout: the model learns to tag from context, as it must for words
     it never saw. Where the batch has "signatures", a dropped word becomes its
     signature (its shape) instead, as an unseen word of that shape will be read.
+    Its "chars" stay: an unseen word is still read by its letters.
     """
 
     def apply(batch):

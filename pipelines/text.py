@@ -209,6 +209,51 @@ class WordLookup(keras.layers.Layer):
         return {**super().get_config(), "vocabulary": self.vocabulary, "padding": self.padding}
 
 
+# Character ids: a code point below 254 is itself + 1, any other character 255, padding 0.
+ALPHABET_SIZE = 256
+
+
+def character_ids(tokens, max_chars):
+    """Each token's first `max_chars` characters as ids: tokens (...) -> int32 (..., max_chars).
+
+    Code point + 1 for code points below 254 (ASCII and Latin-1 letters keep
+    their own id), 255 for any other character, 0 after the token's end (and
+    for the padding token ""). The ids `layers.CharacterFeatures` reads.
+    """
+    tokens = tf.convert_to_tensor(tokens)
+    points = tf.strings.unicode_decode(tokens, "UTF-8", errors="replace")
+    ids = tf.ragged.map_flat_values(lambda p: tf.where(p < ALPHABET_SIZE - 2, p + 1, ALPHABET_SIZE - 1), points)
+    return ids[..., :max_chars].to_tensor(default_value=0, shape=[*tokens.shape.as_list(), max_chars])
+
+
+def character_id_rows(sequences, max_chars):
+    """`character_ids` of token sequences (lists of str): one int32 array (words, max_chars) each."""
+    sequences = [list(s) for s in sequences]
+    if not sequences:
+        return []
+    lengths = [len(s) for s in sequences]
+    flat = character_ids(tf.constant([w for s in sequences for w in s] or [""], dtype=tf.string), max_chars).numpy()
+    return np.split(flat[: sum(lengths)], np.cumsum(lengths)[:-1])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CharacterIds(keras.layers.Layer):
+    """Tokens (batch, time) -> their `character_ids` (batch, time, max_chars), in a saved model."""
+
+    def __init__(self, max_chars, **kwargs):
+        super().__init__(**kwargs)
+        self.max_chars = max_chars
+
+    def call(self, tokens):
+        return character_ids(tokens, self.max_chars)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.max_chars)
+
+    def get_config(self):
+        return {**super().get_config(), "max_chars": self.max_chars}
+
+
 def bucket_edges(max_length):
     """Padded lengths of the length buckets, the last >= `max_length`: fine for short, coarse for long.
 
@@ -261,8 +306,8 @@ def example_batches(columns, batch_size, shuffle_seed=None, length_key="words"):
     """Batches of examples given as columns, bucketed by the length of `length_key`.
 
     `columns` maps a name to one value per example: a list of ids (a
-    sequence, padded with 0 in a batch), a float array (steps, features)
-    (padded with 0.0), a float vector of a fixed size, or an id (a label). Each batch also
+    sequence, padded with 0 in a batch), an array (steps, features) of
+    floats or ids (padded with 0), a float vector of a fixed size, or an id (a label). Each batch also
     holds "index", every example's position, so predictions can be put back
     in order after bucketing. An empty sequence is read as one padding step.
     Sequences as long as the `length_key` sequence (e.g. a tag per word) are
@@ -277,8 +322,9 @@ def example_batches(columns, batch_size, shuffle_seed=None, length_key="words"):
         if count and isinstance(values[0], np.ndarray) and values[0].ndim == 1:
             elements[name] = np.stack(values).astype("float32")  # a fixed-size vector per example
         elif count and isinstance(values[0], np.ndarray) and values[0].ndim == 2:
+            dtype = "int32" if np.issubdtype(values[0].dtype, np.integer) else "float32"
             elements[name] = tf.RaggedTensor.from_row_lengths(
-                np.concatenate(values).astype("float32"), [len(v) for v in values]
+                np.concatenate(values).astype(dtype), [len(v) for v in values]
             )
         elif count and isinstance(values[0], (list, tuple)):
             elements[name] = ragged([list(v) if len(v) else [0] for v in values])

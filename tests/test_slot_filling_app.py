@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from apps import runner
 from apps.slot_filling import APP
 from pipelines.slots import read_split
+from pipelines.text import character_ids
 from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, run_main, single_run
 
 SMALL_MODEL = ["--units", "64", "--embedding-dim", "64", "--learning-rate", "0.005", "--dropout", "0.2"]
@@ -316,3 +317,39 @@ def test_self_attention_and_sentence_to_slots_read_only_the_real_words(tmp_path)
         reloaded.predict_on_batch({"text": tf.constant(SENTENCES)}),
         serving.predict_on_batch({"text": tf.constant(SENTENCES)}),
     )
+
+
+def test_char_features_read_unseen_words_by_their_letters_in_training_and_in_the_saved_model(tmp_path):
+    args = runner.build_parser(APP).parse_args(
+        ["train", "--data-dir", str(SHARED_DATA), "--char-features", "8", "--word-signatures", *SMALL_MODEL]
+    )  # fmt: skip
+    data = APP.load_data(args)
+    model = APP.build_model(args, data)
+    model.compile(optimizer="adam", **APP.compile_arguments(args, data))
+    batch = next(iter(APP.fit_dataset(data, "train")))
+    inputs = batch[0]
+    assert set(inputs) == {"words", "chars"}
+    # Every real word has its letters; padding words have none.
+    real_words = inputs["words"].numpy() != 0
+    np.testing.assert_array_equal(inputs["chars"].numpy()[..., 0] != 0, real_words)
+    model.fit(APP.fit_dataset(data, "train").take(20), verbose=0, shuffle=False)
+
+    # Two unseen codes of one shape share a word id (their signature) but not their letters.
+    ids = data.vocabularies.words.lookup_layer()(tf.constant([["dtx", "dqz"]])).numpy()
+    assert ids[0, 0] == ids[0, 1]
+    spelling = keras.Model(model.input["chars"], model.get_layer("characters").output)
+    codes = spelling.predict_on_batch(character_ids(tf.constant([["dtx", "dqz"]]), data.max_chars).numpy())
+    assert np.abs(codes[0, 0] - codes[0, 1]).max() > 1e-4
+
+    metrics = APP.evaluate(model, data, "valid")
+    serving = APP.serving_model(model, data, args)
+    serving.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(
+        reloaded.predict_on_batch({"text": tf.constant(SENTENCES)}),
+        serving.predict_on_batch({"text": tf.constant(SENTENCES)}),
+    )
+    eval_args = runner.build_parser(APP).parse_args(
+        ["evaluate", "--data-dir", str(SHARED_DATA), "--model", "unused", "--split", "valid"]
+    )
+    assert APP.evaluate_saved(reloaded, eval_args) == pytest.approx(metrics)
