@@ -27,7 +27,7 @@ import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from apps import runner, tracking
+from apps import characters, runner, tracking
 from layers import ContextWindow, RecurrentStack, WordStatistics
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import (
@@ -40,7 +40,14 @@ from pipelines.keyphrases import (
     split_documents,
     word_statistics_tables,
 )
-from pipelines.text import ClassProbabilities, SentenceTokenizer, example_batches, predictions_in_order
+from pipelines.text import (
+    ClassProbabilities,
+    SentenceTokenizer,
+    character_id_rows,
+    example_batches,
+    predictions_in_order,
+    word_inputs,
+)
 from pipelines.vocab import Vocabulary
 
 
@@ -56,6 +63,7 @@ class KeyphraseData:
     batch_size: int
     seed: int
     skipped: dict = field(default_factory=dict)
+    max_chars: int = 0  # with --char-features: the characters read per word
 
     def has_split(self, split):
         return bool(self.splits.get(split))
@@ -66,15 +74,19 @@ class KeyphraseData:
         return word_statistics_tables(self.words, self.tokens["train"])
 
     def batches(self, split, shuffle=False, labelled_only=False):
-        """Batches of {"index", "words", "tags"}; `labelled_only` leaves out documents in which no
-        gold keyphrase occurs (nothing to learn from)."""
+        """Batches of {"index", "words", "tags"} (and "chars" with --char-features); `labelled_only`
+        leaves out documents in which no gold keyphrase occurs (nothing to learn from)."""
         columns = {"words": [], "tags": []}
+        kept = []
         for tokens, gold in zip(self.tokens[split], self.gold[split]):
             tags, found = bio_tags(tokens, gold)
             if labelled_only and not found:
                 continue
+            kept.append(tokens)
             columns["words"].append(self.words.encode(tokens))
             columns["tags"].append(self.tags.encode(tags))
+        if self.max_chars:
+            columns["chars"] = character_id_rows(kept, self.max_chars)
         return example_batches(columns, self.batch_size, shuffle_seed=self.seed if shuffle else None)
 
 
@@ -86,7 +98,7 @@ class Keywords(runner.App):
     monitor = "val_f1_at_10"
     curve_metrics = ("val_f1_at_5", "val_precision_at_10", "val_recall_at_10")
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5}
-    data_arguments = runner.App.data_arguments + ("max_length", "min_word_count")
+    data_arguments = runner.App.data_arguments + ("max_length", "min_word_count", "char_features")
 
     @property
     def search_space(self):
@@ -107,6 +119,7 @@ class Keywords(runner.App):
             "where it first occurs, and its inverse document frequency in the training abstracts "
             "(KEA's features, which a tagger cannot count) (default: %(default)s)",
         )  # fmt: skip
+        characters.add_argument(parser)
 
     def add_predict_arguments(self, parser):
         parser.add_argument("--top-k", type=int, default=10, help="key terms to print per document (default: %(default)s)")
@@ -132,7 +145,7 @@ class Keywords(runner.App):
             words=Vocabulary.build(tokens["train"], args.min_word_count),
             tags=Vocabulary(TAGS),
             tfidf=TfIdfBaseline(all_tokens),
-            batch_size=args.batch_size, seed=args.seed, skipped=skipped,
+            batch_size=args.batch_size, seed=args.seed, skipped=skipped, max_chars=characters.max_chars(args),
         )  # fmt: skip
         print(
             f"{dataset.name}: " + ", ".join(f"{s} {len(d)}" for s, d in splits.items()) + " documents; "
@@ -145,7 +158,7 @@ class Keywords(runner.App):
     def fit_dataset(self, data, split):
         def pairs(batch):
             weights = tf.cast(tf.not_equal(batch["words"], 0), "float32")
-            return batch["words"], batch["tags"], weights
+            return word_inputs(batch), batch["tags"], weights
 
         return data.batches(split, shuffle=split == "train", labelled_only=split == "train").map(pairs)
 
@@ -160,6 +173,7 @@ class Keywords(runner.App):
     def build_model(self, args, data):
         words = keras.Input((None,), dtype="int32", name="words")
         x = keras.layers.Embedding(len(data.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
+        inputs, x = characters.with_characters(words, x, args)
         x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
         if getattr(args, "word_statistics", False):  # absent from the saved arguments of older runs
             statistics = WordStatistics(len(data.words), name="word_statistics")
@@ -172,7 +186,7 @@ class Keywords(runner.App):
         )(x)  # fmt: skip
         x = keras.layers.Dropout(args.dropout, name="output_dropout")(x)
         scores = keras.layers.Dense(len(data.tags), dtype="float32", name="tags")(x)
-        return keras.Model(words, scores, name="tagger")
+        return keras.Model(inputs, scores, name="tagger")
 
     def compile_arguments(self, args, data):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
@@ -180,7 +194,9 @@ class Keywords(runner.App):
     # Metrics -----------------------------------------------------------------------------
     def rankings(self, model, data, split):
         """Each document's candidates, best first: [(phrase, score), ...]."""
-        rows = predictions_in_order(model, data.batches(split), len(data.tokens[split]))
+        rows = predictions_in_order(
+            model, data.batches(split), len(data.tokens[split]), characters.input_key(data.max_chars)
+        )
         special = data.tags.num_special
         rankings = []
         for row, tokens in zip(rows, data.tokens[split]):
@@ -211,8 +227,9 @@ class Keywords(runner.App):
     def serving_model(self, model, data, args):
         """Raw documents -> per word (P(B), P(I), P(O)); rows past the text's words are padding."""
         text = keras.Input(shape=(), dtype="string", name="text")
-        ids = data.words.lookup_layer(name="word_ids")(data.tokenizer(text))
-        scores = model(ids)[..., data.tags.num_special :]
+        tokens = data.tokenizer(text)
+        ids = data.words.lookup_layer(name="word_ids")(tokens)
+        scores = model(characters.tagger_inputs(ids, tokens, data.max_chars))[..., data.tags.num_special :]
         probabilities = ClassProbabilities(list(TAGS), name="probabilities")(scores)
         return keras.Model({"text": text}, probabilities, name="keywords")
 

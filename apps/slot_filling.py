@@ -23,10 +23,9 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from seqeval.metrics import classification_report, f1_score
 
-from apps import runner
+from apps import characters, runner
 from layers import (
     AppendToSteps,
-    CharacterFeatures,
     ConditionalRandomField,
     ContextWindow,
     RecurrentStack,
@@ -40,21 +39,8 @@ from pipelines.slots import (
     slot_dataset,
     training_pairs,
 )
-from pipelines.text import (
-    ALPHABET_SIZE,
-    CharacterIds,
-    LabelDecoder,
-    SentenceTokenizer,
-    WordLookup,
-    predictions_in_order,
-)
+from pipelines.text import LabelDecoder, SentenceTokenizer, WordLookup, predictions_in_order
 from pipelines.vocab import Vocabulary
-
-# With --char-features: each word's first MAX_WORD_CHARS characters (ATIS' longest word has 16),
-# embedded in CHAR_EMBEDDING_DIM dimensions and read CHAR_WIDTH at a time (Ma & Hovy 2016).
-MAX_WORD_CHARS = 20
-CHAR_EMBEDDING_DIM = 25
-CHAR_WIDTH = 3
 
 
 @dataclass
@@ -120,8 +106,7 @@ def predict_examples(model, data, split):
     if data.crf is not None:
         data.decoder.copy_scores(data.crf)  # the transition scores as trained so far
     tagger = model if data.decoder is None else DecodingTagger(model, data.decoding_model)
-    input_key = ("words", "chars") if data.max_chars else "words"
-    rows = predictions_in_order(tagger, data.batches(split), len(examples), input_key=input_key)
+    rows = predictions_in_order(tagger, data.batches(split), len(examples), characters.input_key(data.max_chars))
     tags = [
         data.vocabularies.tags.decode(row["slot_ids"][: len(example.words)])
         if "slot_ids" in row
@@ -204,15 +189,7 @@ class SlotFilling(runner.App):
             help="read a word unseen in training by its shape ('dh8' -> [UNK:aa0]) instead of "
             "one OOV vector for all; word dropout then trains these (default: %(default)s)",
         )
-        parser.add_argument(
-            "--char-features",
-            type=runner.non_negative_int,
-            default=0,
-            metavar="FILTERS",
-            help="also read each word by its letters: a convolution over character embeddings "
-            f"({CHAR_WIDTH} characters wide, max-pooled over the word's first {MAX_WORD_CHARS}) with this many "
-            "filters, beside the word embedding; reaches words the vocabulary never saw; 0: none (default: %(default)s)",
-        )
+        characters.add_argument(parser)
         parser.add_argument(
             "--word-dropout",
             type=float,
@@ -273,8 +250,10 @@ class SlotFilling(runner.App):
             + f" sentences; {len(vocabularies.words.tokens)} words, "
             f"{len(vocabularies.tags.tokens)} slot tags, {len(vocabularies.intents.tokens)} intents"
         )
-        max_chars = MAX_WORD_CHARS if getattr(args, "char_features", 0) else 0
-        return SlotData(splits, tokenizer, vocabularies, args.batch_size, args.seed, args.word_dropout, max_chars=max_chars)
+        return SlotData(
+            splits, tokenizer, vocabularies, args.batch_size, args.seed, args.word_dropout,
+            max_chars=characters.max_chars(args),
+        )  # fmt: skip
 
     def slot_decoder(self, args, tags):
         if getattr(args, "slot_decoding", "argmax") != "viterbi":  # older runs: argmax
@@ -318,15 +297,8 @@ class SlotFilling(runner.App):
         data.decoder = self.slot_decoder(args, vocab.tags)
         data.crf = None
         words = keras.Input((None,), dtype="int32", name="words")
-        inputs = words
         x = keras.layers.Embedding(len(vocab.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
-        if getattr(args, "char_features", 0):
-            chars = keras.Input((None, data.max_chars), dtype="int32", name="chars")
-            inputs = {"words": words, "chars": chars}
-            spelling = CharacterFeatures(
-                args.char_features, CHAR_WIDTH, CHAR_EMBEDDING_DIM, ALPHABET_SIZE, name="characters"
-            )(chars)
-            x = keras.layers.Concatenate(name="word_features")([x, spelling])
+        inputs, x = characters.with_characters(words, x, args)
         windows = ContextWindow(args.context_window, name="context_window")(x)
         features = RecurrentStack(
             args.cell,
@@ -395,10 +367,7 @@ class SlotFilling(runner.App):
         text = keras.Input(shape=(), dtype="string", name="text")
         tokens = data.tokenizer(text)
         ids = vocab.words.lookup_layer(name="word_ids")(tokens)
-        if data.max_chars:
-            outputs = model({"words": ids, "chars": CharacterIds(data.max_chars, name="char_ids")(tokens)})
-        else:
-            outputs = model(ids)
+        outputs = model(characters.tagger_inputs(ids, tokens, data.max_chars))
         slots = outputs["slots"]
         if data.decoder is not None:
             if data.crf is not None:
@@ -442,8 +411,6 @@ class SlotFilling(runner.App):
             decoder = serving_model.get_layer("slot_decoder")
         except ValueError:  # saved before Viterbi decoding, or with --slot-decoding argmax
             decoder = None
-        layer_names = {layer.name for layer in serving_model.layers}
-        max_chars = serving_model.get_layer("char_ids").max_chars if "char_ids" in layer_names else 0
         data = SlotData(
             {args.split: splits[args.split]},
             serving_model.get_layer("tokenizer"),
@@ -451,7 +418,7 @@ class SlotFilling(runner.App):
             batch_size=64,
             seed=0,
             decoder=decoder,
-            max_chars=max_chars,
+            max_chars=characters.max_chars_of(serving_model),
         )
         # The gold tokens go through the model's own vocabulary and tagger, not its tokenizer.
         return self.evaluate(serving_model.get_layer("tagger"), data, args.split)

@@ -12,7 +12,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from pipelines.sources import DataFormatError, RemoteDataset, locate
-from pipelines.text import character_id_rows, encode_words, example_batches, signature_strings
+from pipelines.text import character_id_rows, encode_words, example_batches, signature_strings, word_inputs
 from pipelines.vocab import Vocabulary
 
 SPLITS = ("train", "valid", "test")
@@ -203,19 +203,12 @@ def slot_dataset(examples, vocabularies, tokenizer, batch_size, shuffle_seed=Non
     return example_batches(columns, batch_size, shuffle_seed=shuffle_seed)
 
 
-def model_inputs(batch):
-    """What the tagger reads: the word ids, and their characters where the batch has them."""
-    if "chars" in batch:
-        return {"words": batch["words"], "chars": batch["chars"]}
-    return batch["words"]
-
-
 def training_pairs(batch):
     """(inputs, targets, sample weights) for `Model.fit`: padding carries no weight."""
     weights = tf.cast(tf.not_equal(batch["words"], 0), "float32")
     targets = {"slots": batch["tags"], "intent": batch["intent"]}
     sample_weights = {"slots": weights, "intent": tf.ones_like(batch["intent"], "float32")}
-    return model_inputs(batch), targets, sample_weights
+    return word_inputs(batch), targets, sample_weights
 
 
 def drop_words(rate, oov_id, seed=None):

@@ -236,6 +236,13 @@ def character_id_rows(sequences, max_chars):
     return np.split(flat[: sum(lengths)], np.cumsum(lengths)[:-1])
 
 
+def word_inputs(batch):
+    """What a word tagger reads from a batch: the word ids, and their characters where it has them."""
+    if "chars" in batch:
+        return {"words": batch["words"], "chars": batch["chars"]}
+    return batch["words"]
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class CharacterIds(keras.layers.Layer):
     """Tokens (batch, time) -> their `character_ids` (batch, time, max_chars), in a saved model."""

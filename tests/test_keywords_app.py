@@ -92,3 +92,30 @@ def test_predict_reads_a_file_or_a_string_and_prints_ranked_terms(trained, tmp_p
     for block in blocks:
         scores = [float(line.split()[0]) for line in block.splitlines()[1:]]
         assert 0 < len(scores) <= 5 and scores == sorted(scores, reverse=True)
+
+
+def test_char_features_feed_the_tagger_and_the_saved_model_reads_them_from_raw_text(subset, tmp_path):
+    import keras
+    import tensorflow as tf
+
+    args = runner.build_parser(APP).parse_args([
+        "train", "--dataset", f"liaad:{subset}", "--char-features", "6", "--units", "16",
+        "--embedding-dim", "16", "--max-length", "128",
+    ])  # fmt: skip
+    data = APP.load_data(args)
+    model = APP.build_model(args, data)
+    model.compile(optimizer="adam", **APP.compile_arguments(args, data))
+    inputs, _, weights = next(iter(APP.fit_dataset(data, "train")))
+    # Each real word carries its letters, padding none.
+    np.testing.assert_array_equal(inputs["chars"].numpy()[..., 0] != 0, weights.numpy() > 0)
+    model.fit(APP.fit_dataset(data, "train").take(3), verbose=0, shuffle=False)
+    metrics = APP.evaluate(model, data, "test")
+    serving = APP.serving_model(model, data, args)
+    serving.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(
+        reloaded.predict_on_batch({"text": tf.constant([ABSTRACT])}), serving.predict_on_batch({"text": tf.constant([ABSTRACT])})
+    )
+    eval_args = runner.build_parser(APP).parse_args(["evaluate", "--dataset", f"liaad:{subset}", "--model", "unused"])
+    for name, value in APP.evaluate_saved(reloaded, eval_args).items():
+        assert value == pytest.approx(metrics[name], abs=1e-9), name
