@@ -178,8 +178,10 @@ def ranked_keyphrases(tokens, probabilities, max_words=5):
     A span's score is the probability that the tagger marks exactly it:
     P(B) at its first word, P(I) at each further word, and not P(I) at the
     word after it (tokens taken as independent, as the tagger predicts them).
-    Every span of up to `max_words` words without punctuation is a candidate;
-    candidates with the same stemmed form count once, at their best score.
+    Every span of up to `max_words` words without punctuation is a candidate,
+    except one that starts or ends inside a hyphenated word ("three-" of
+    "three- and four-player", "-based"); candidates with the same stemmed
+    form count once, at their best score.
     """
     begin, inside = probabilities[:, 0], probabilities[:, 1]
     scored = {}
@@ -190,6 +192,8 @@ def ranked_keyphrases(tokens, probabilities, max_words=5):
                 break
             if end > start:
                 probability *= inside[end]
+            if tokens[start].startswith("-") or tokens[end].endswith("-"):
+                continue  # a piece of a word, not a phrase (longer spans may still close it)
             closed = probability * (1.0 - (inside[end + 1] if end + 1 < len(tokens) else 0.0))
             words = tokens[start : end + 1]
             key = stemmed(words)

@@ -101,6 +101,15 @@ def test_candidates_are_spans_ranked_by_their_tagging_probability_and_deduplicat
     assert list(ranked)[0] == "neural networks"
 
 
+def test_a_suspended_hyphen_is_never_a_candidate_end_but_a_span_may_run_through_it():
+    tokens = ["three-", "and", "four-player", "games"]
+    probabilities = np.array([[0.9, 0.0, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1]])
+    ranked = dict(ranked_keyphrases(tokens, probabilities))
+    assert "three-" not in ranked
+    assert ranked["three- and four-player games"] == pytest.approx(0.9 * 0.8 * 0.8 * 0.8)
+    assert ranked["four-player games"] == pytest.approx(0.1 * 0.8)
+
+
 def test_precision_recall_f1_at_k_by_hand():
     gold = [["neural", "networks"], ["deep", "learning"], ["back", "propagation"], ["gradients"]]
     predicted = ["neural network", "learning", "gradient", "deep learning"]
