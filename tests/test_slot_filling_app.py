@@ -332,7 +332,7 @@ def test_char_features_read_unseen_words_by_their_letters_in_training_and_in_the
     # Every real word has its letters; padding words have none.
     real_words = inputs["words"].numpy() != 0
     np.testing.assert_array_equal(inputs["chars"].numpy()[..., 0] != 0, real_words)
-    model.fit(APP.fit_dataset(data, "train").take(20), verbose=0, shuffle=False)
+    model.fit(APP.fit_dataset(data, "train").take(5), verbose=0, shuffle=False)
 
     # Two unseen codes of one shape share a word id (their signature) but not their letters.
     ids = data.vocabularies.words.lookup_layer()(tf.constant([["dtx", "dqz"]])).numpy()
