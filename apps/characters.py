@@ -60,8 +60,3 @@ def max_chars_of(serving_model):
     """The characters per word a saved model reads: 0 for a model without character features."""
     names = {layer.name for layer in serving_model.layers}
     return serving_model.get_layer(SERVING_LAYER).max_chars if SERVING_LAYER in names else 0
-
-
-def input_key(count):
-    """`predictions_in_order`'s input key for batches with (or without) "chars"."""
-    return ("words", "chars") if count else "words"

@@ -194,9 +194,7 @@ class Keywords(runner.App):
     # Metrics -----------------------------------------------------------------------------
     def rankings(self, model, data, split):
         """Each document's candidates, best first: [(phrase, score), ...]."""
-        rows = predictions_in_order(
-            model, data.batches(split), len(data.tokens[split]), characters.input_key(data.max_chars)
-        )
+        rows = predictions_in_order(model, data.batches(split), len(data.tokens[split]))
         special = data.tags.num_special
         rankings = []
         for row, tokens in zip(rows, data.tokens[split]):

@@ -106,7 +106,7 @@ def predict_examples(model, data, split):
     if data.crf is not None:
         data.decoder.copy_scores(data.crf)  # the transition scores as trained so far
     tagger = model if data.decoder is None else DecodingTagger(model, data.decoding_model)
-    rows = predictions_in_order(tagger, data.batches(split), len(examples), characters.input_key(data.max_chars))
+    rows = predictions_in_order(tagger, data.batches(split), len(examples))
     tags = [
         data.vocabularies.tags.decode(row["slot_ids"][: len(example.words)])
         if "slot_ids" in row

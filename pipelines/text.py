@@ -386,16 +386,18 @@ class ClassProbabilities(keras.layers.Layer):
         return {**super().get_config(), "labels": self.labels}
 
 
-def predictions_in_order(model, batches, count, input_key="words"):
+def predictions_in_order(model, batches, count, input_key=None):
     """Each example's outputs ({name: array}) in the order of the examples.
 
     `batches` carry each example's position as "index" (bucketing reorders them).
     `input_key`: the batch entry the model reads, or a tuple of entries (a
-    model with named inputs).
+    model with named inputs); by default a word tagger's (`word_inputs`).
     """
     rows = [None] * count
     for batch in batches:
-        if isinstance(input_key, tuple):
+        if input_key is None:
+            outputs = model.predict_on_batch(word_inputs(batch))
+        elif isinstance(input_key, tuple):
             outputs = model.predict_on_batch({key: batch[key] for key in input_key})
         else:
             outputs = model.predict_on_batch(batch[input_key])
