@@ -13,3 +13,9 @@ if os.environ.get("KERAS_BACKEND") == "jax":
     import jax
 
     jax.config.update("jax_default_matmul_precision", "highest")
+elif os.environ.get("KERAS_BACKEND") == "torch":
+    import torch
+
+    # The same for PyTorch's cuDNN convolutions and matrix products, which may use TF32 on a GPU.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False

@@ -16,7 +16,17 @@ from pipelines.slots import (
     training_pairs,
 )
 from pipelines.sources import DataFormatError
-from pipelines.text import SentenceTokenizer, WordLookup, bucket_edges, encode_words, word_signatures
+from pipelines.text import (
+    ALPHABET_SIZE,
+    CharacterIds,
+    SentenceTokenizer,
+    WordLookup,
+    bucket_edges,
+    character_id_rows,
+    character_ids,
+    encode_words,
+    word_signatures,
+)
 from pipelines.vocab import OOV, PAD, Vocabulary
 from tests.support import SHARED_DATA
 
@@ -231,3 +241,17 @@ def test_word_dropout_puts_the_signature_in_a_dropped_words_place():
     changed = dropped != words.numpy()
     assert (dropped[changed] == words.numpy()[changed] + 1000).all()
     assert changed[words.numpy() != 0].mean() == pytest.approx(0.25, abs=0.02)
+
+
+def test_character_ids_are_code_points_cut_and_padded():
+    ids = character_ids(tf.constant([["dtw", "", "transcontinental"], ["m80", "é€", "a"]]), 6).numpy()
+    expected = [
+        [[ord("d") + 1, ord("t") + 1, ord("w") + 1, 0, 0, 0], [0] * 6, [ord(c) + 1 for c in "transc"]],
+        [[ord("m") + 1, ord("8") + 1, ord("0") + 1, 0, 0, 0], [ord("é") + 1, ALPHABET_SIZE - 1, 0, 0, 0, 0], [ord("a") + 1, 0, 0, 0, 0, 0]],
+    ]
+    np.testing.assert_array_equal(ids, expected)
+    rows = character_id_rows([["ab", "c"], [], ["d"]], 3)
+    assert [r.shape for r in rows] == [(2, 3), (0, 3), (1, 3)]
+    np.testing.assert_array_equal(rows[0], [[98, 99, 0], [100, 0, 0]])
+    layer = CharacterIds(4)
+    np.testing.assert_array_equal(layer(tf.constant([["ab", ""]])).numpy(), [[[98, 99, 0, 0], [0, 0, 0, 0]]])
