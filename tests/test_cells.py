@@ -378,3 +378,27 @@ def test_factory_builds_each_kind_with_the_requested_width():
         assert tuple(stack(x).shape) == (2, 3, 2 * width)
         last = RecurrentStack(kind, 4, return_sequences=False)  # Jordan: output_units = units
         assert tuple(last(x).shape) == (2, 4)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_every_kind_computes_in_low_precision_close_to_float32(policy):
+    # --mixed-precision: the same weights give the float32 outputs up to the low dtype's rounding
+    # (float16 keeps 11 bits, bfloat16 8), with finite values on the masked batch.
+    x = RNG.normal(size=(BATCH, TIME, FEATURES)).astype("float32")
+    tolerance = {"mixed_float16": 1e-2, "mixed_bfloat16": 5e-2}[policy]
+    try:
+        for kind in CELL_KINDS:
+            keras.config.set_dtype_policy("float32")
+            reference = RecurrentStack(kind, 8, bidirectional=True, output_units=5)
+            expected = ops.convert_to_numpy(reference(x, mask=MASK))
+            keras.config.set_dtype_policy(policy)
+            low = RecurrentStack(kind, 8, bidirectional=True, output_units=5)
+            low.build(x.shape)
+            low.set_weights(reference.get_weights())
+            out = low(x, mask=MASK)
+            assert keras.backend.standardize_dtype(out.dtype) == policy.removeprefix("mixed_"), kind
+            got = ops.convert_to_numpy(ops.cast(out, "float32"))
+            assert np.all(np.isfinite(got)), kind
+            np.testing.assert_allclose(got[MASK], expected[MASK], atol=tolerance, err_msg=kind)
+    finally:
+        keras.config.set_dtype_policy("float32")
