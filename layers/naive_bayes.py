@@ -115,6 +115,15 @@ def fit_naive_bayes(sequences, labels, num_labels, classes, max_n=2, alpha=1.0, 
     return layer, counts.leave_one_out_scores(num_labels)
 
 
+def int64_available():
+    """Whether the backend computes int64 as int64 (JAX does only with its x64 flag on)."""
+    if keras.backend.backend() != "jax":
+        return True
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class NaiveBayesScores(keras.layers.Layer):
     """Word ids (batch, time), 0 = padding -> naive Bayes scores (batch, num_labels).
@@ -135,6 +144,12 @@ class NaiveBayesScores(keras.layers.Layer):
 
     def __init__(self, num_labels, classes, max_n, base, size, **kwargs):
         super().__init__(**kwargs)
+        if base**max_n >= 2**31 and not int64_available():
+            raise ValueError(
+                f"NaiveBayesScores: {max_n}-gram keys of a {base}-word vocabulary pass 2**31, and JAX "
+                "computes int64 in int32 unless its 64-bit types are on, which would mix n-grams up: "
+                "set JAX_ENABLE_X64=1, use another Keras backend, or a lower --naive-bayes order."
+            )
         self.num_labels, self.classes = num_labels, list(classes)
         self.max_n, self.base, self.size = max_n, base, size
 

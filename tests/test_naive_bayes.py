@@ -6,6 +6,7 @@ from collections import Counter
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from layers.naive_bayes import NaiveBayesScores, fit_naive_bayes
 
@@ -91,3 +92,23 @@ def test_arguments_out_of_range_are_refused():
         fit_naive_bayes(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=3, base=2**21)
     with pytest.raises(ValueError, match="sorted and distinct"):
         NaiveBayesScores(3, CLASSES, 1, VOCABULARY, 2, name="nb").set_table([5, 3], np.zeros((2, 2)), np.zeros(2))
+
+
+def test_keys_past_int32_are_refused_only_where_the_backend_computes_int64_in_int32():
+    # Bigrams of a 50,000-word vocabulary reach 2.5e9 > 2**31: fine on TensorFlow and PyTorch,
+    # a clear error on JAX without its x64 flag (where the keys would silently wrap around).
+    int32_only = False
+    if keras.backend.backend() == "jax":
+        import jax
+
+        int32_only = not jax.config.jax_enable_x64
+    if int32_only:
+        with pytest.raises(ValueError, match="JAX_ENABLE_X64=1"):
+            NaiveBayesScores(3, CLASSES, 2, 50_000, 4)
+    else:
+        layer = NaiveBayesScores(3, CLASSES, 2, 50_000, 2)
+        layer.build((None, None))
+        layer.set_table([7, 49_999 * 50_000 + 49_999], np.zeros((2, len(CLASSES))), np.zeros(len(CLASSES)))
+        assert keras.backend.standardize_dtype(layer.keys.dtype) == "int64"
+        assert int(ops.convert_to_numpy(layer.keys)[1]) == 49_999 * 50_000 + 49_999
+    NaiveBayesScores(3, CLASSES, 2, 46_000, 4)  # 46,000² < 2**31: accepted on every backend
