@@ -244,6 +244,24 @@ def test_logged_model_tags_are_valid_iob_chunks(trained):
     assert not invalid, invalid[:3]
 
 
+def assert_saved_serving_model_predicts_the_same(model, data, args, tmp_path, metrics=None):
+    """Saves the serving model, reloads it: the same predictions from raw text, and (given the
+    tagger's `metrics` on valid) `evaluate_saved` reproduces them. Returns the reloaded model."""
+    serving = APP.serving_model(model, data, args)
+    serving.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(
+        reloaded.predict_on_batch({"text": tf.constant(SENTENCES)}),
+        serving.predict_on_batch({"text": tf.constant(SENTENCES)}),
+    )
+    if metrics is not None:
+        eval_args = runner.build_parser(APP).parse_args(
+            ["evaluate", "--data-dir", str(SHARED_DATA), "--model", "unused", "--split", "valid"]
+        )
+        assert APP.evaluate_saved(reloaded, eval_args) == pytest.approx(metrics)
+    return reloaded
+
+
 def test_slot_crf_trains_its_transitions_and_the_saved_model_decodes_with_them(tmp_path):
     args = runner.build_parser(APP).parse_args(
         ["train", "--data-dir", str(SHARED_DATA), "--slot-crf", *SMALL_MODEL, "--learning-rate", "0.02"]
@@ -259,20 +277,10 @@ def test_slot_crf_trains_its_transitions_and_the_saved_model_decodes_with_them(t
 
     metrics = APP.evaluate(model, data, "valid")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(data.decoder.transition_scores), transitions)
-    serving = APP.serving_model(model, data, args)
-    serving.save(tmp_path / "model.keras")
-    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    reloaded = assert_saved_serving_model_predicts_the_same(model, data, args, tmp_path, metrics)
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(reloaded.get_layer("slot_decoder").transition_scores), transitions
     )
-    np.testing.assert_array_equal(
-        reloaded.predict_on_batch({"text": tf.constant(SENTENCES)}),
-        serving.predict_on_batch({"text": tf.constant(SENTENCES)}),
-    )
-    eval_args = runner.build_parser(APP).parse_args(
-        ["evaluate", "--data-dir", str(SHARED_DATA), "--model", "unused", "--split", "valid"]
-    )
-    assert APP.evaluate_saved(reloaded, eval_args) == pytest.approx(metrics)
 
 
 def test_slot_crf_with_a_forward_jordan_tagger_says_why_not():
@@ -310,13 +318,7 @@ def test_self_attention_and_sentence_to_slots_read_only_the_real_words(tmp_path)
     for row, length in enumerate([4, 7]):
         np.testing.assert_allclose(padded["slots"][row, :length], short["slots"][row, :length], rtol=1e-5, atol=1e-5)
 
-    serving = APP.serving_model(model, data, args)
-    serving.save(tmp_path / "model.keras")
-    reloaded = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_array_equal(
-        reloaded.predict_on_batch({"text": tf.constant(SENTENCES)}),
-        serving.predict_on_batch({"text": tf.constant(SENTENCES)}),
-    )
+    assert_saved_serving_model_predicts_the_same(model, data, args, tmp_path)
 
 
 def test_char_features_read_unseen_words_by_their_letters_in_training_and_in_the_saved_model(tmp_path):
@@ -342,14 +344,4 @@ def test_char_features_read_unseen_words_by_their_letters_in_training_and_in_the
     assert np.abs(codes[0, 0] - codes[0, 1]).max() > 1e-4
 
     metrics = APP.evaluate(model, data, "valid")
-    serving = APP.serving_model(model, data, args)
-    serving.save(tmp_path / "model.keras")
-    reloaded = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_array_equal(
-        reloaded.predict_on_batch({"text": tf.constant(SENTENCES)}),
-        serving.predict_on_batch({"text": tf.constant(SENTENCES)}),
-    )
-    eval_args = runner.build_parser(APP).parse_args(
-        ["evaluate", "--data-dir", str(SHARED_DATA), "--model", "unused", "--split", "valid"]
-    )
-    assert APP.evaluate_saved(reloaded, eval_args) == pytest.approx(metrics)
+    assert_saved_serving_model_predicts_the_same(model, data, args, tmp_path, metrics)
