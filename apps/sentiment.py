@@ -32,7 +32,7 @@ from pipelines.classification import (
     split_indices,
     tokenize_texts,
 )
-from pipelines.text import ClassProbabilities, SentenceTokenizer, predictions_in_order, ragged
+from pipelines.text import ClassProbabilities, SentenceTokenizer, batch_inputs, predictions_in_order, ragged
 from pipelines.vocab import Vocabulary
 
 # Tokens kept per text: MR sentences are short; full reviews average ~790 tokens.
@@ -215,9 +215,7 @@ class Sentiment(runner.App):
         inputs = data.model_inputs
 
         def pairs(batch):
-            if isinstance(inputs, tuple):
-                return {key: batch[key] for key in inputs}, batch["label"]
-            return batch["words"], batch["label"]
+            return batch_inputs(batch, inputs), batch["label"]
 
         return data.batches(split, shuffle=split == "train").map(pairs)
 

@@ -236,11 +236,17 @@ def character_id_rows(sequences, max_chars):
     return np.split(flat[: sum(lengths)], np.cumsum(lengths)[:-1])
 
 
+def batch_inputs(batch, keys):
+    """The entries of a batch a model reads: `batch[keys]` for one key, a dict for a tuple of keys
+    (a model with named inputs)."""
+    if isinstance(keys, tuple):
+        return {key: batch[key] for key in keys}
+    return batch[keys]
+
+
 def word_inputs(batch):
     """What a word tagger reads from a batch: the word ids, and their characters where it has them."""
-    if "chars" in batch:
-        return {"words": batch["words"], "chars": batch["chars"]}
-    return batch["words"]
+    return batch_inputs(batch, ("words", "chars") if "chars" in batch else "words")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -395,12 +401,8 @@ def predictions_in_order(model, batches, count, input_key=None):
     """
     rows = [None] * count
     for batch in batches:
-        if input_key is None:
-            outputs = model.predict_on_batch(word_inputs(batch))
-        elif isinstance(input_key, tuple):
-            outputs = model.predict_on_batch({key: batch[key] for key in input_key})
-        else:
-            outputs = model.predict_on_batch(batch[input_key])
+        inputs = word_inputs(batch) if input_key is None else batch_inputs(batch, input_key)
+        outputs = model.predict_on_batch(inputs)
         if not isinstance(outputs, dict):
             outputs = {"output": outputs}
         outputs = {name: np.asarray(value) for name, value in outputs.items()}
