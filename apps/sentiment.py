@@ -25,7 +25,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from apps import runner, tracking
-from layers import POOLING_MODES, AttentionPooling, RecurrentStack, ScoreWeight, fit_naive_bayes
+from layers import POOLING_MODES, AttentionPooling, RecurrentStack, ScoreWeight, fit_naive_bayes, fit_nbsvm
 from pipelines.classification import (
     classification_dataset,
     load_text_dataset,
@@ -58,12 +58,16 @@ class TextData:
     def model_inputs(self):
         return ("words", "naive_bayes") if self.naive_bayes is not None else "words"
 
-    def add_naive_bayes(self, max_n):
-        """Fits the n-gram naive Bayes on the training split; its training texts get
-        leave-one-out scores (what it says of a text it was not fitted on), the other
-        splits the layer's, as a served model computes them."""
+    def add_naive_bayes(self, max_n, classifier="nbsvm"):
+        """Fits the n-gram classifier (NBSVM or multinomial naive Bayes) on the training split;
+        its training texts get scores of a classifier not fitted on them (cross-fitted, or
+        naive Bayes' exact leave-one-out), the other splits the layer's, as a served model
+        computes them."""
         token_ids, label_ids = self.encoded("train")
-        self.naive_bayes, left_out = fit_naive_bayes(
+        fit = fit_nbsvm if classifier == "nbsvm" else fit_naive_bayes
+        if classifier == "nbsvm":
+            print(f"fitting NBSVM on {len(token_ids)} training texts and on 5 folds of them ...", flush=True)
+        self.naive_bayes, left_out = fit(
             token_ids, label_ids, num_labels=len(self.labels), max_n=max_n, base=len(self.words),
             classes=list(range(self.labels.num_special, len(self.labels))),
         )  # fmt: skip
@@ -154,7 +158,9 @@ class Sentiment(runner.App):
     curve_metrics = ("val_macro_f1",)
     supports_cv = True
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 15, "patience": 4}
-    data_arguments = runner.App.data_arguments + ("max_length", "keep", "min_word_count", "fold", "cv", "naive_bayes")
+    data_arguments = runner.App.data_arguments + (
+        "max_length", "keep", "min_word_count", "fold", "cv", "naive_bayes", "ngram_classifier",
+    )  # fmt: skip
 
     @property
     def search_space(self):
@@ -181,9 +187,15 @@ class Sentiment(runner.App):
         parser.add_argument("--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)")
         parser.add_argument(
             "--naive-bayes", type=int, choices=(0, 1, 2, 3), default=2, metavar="N",
-            help="add a naive Bayes classifier's scores over the text's 1..N-grams (each counted once, "
+            help="add an n-gram classifier's scores over the text's 1..N-grams (each counted once, "
             "fitted on the training split; Wang & Manning 2012) to the network's class scores, with a "
             "learned weight; the network learns what the n-grams miss. 0: the network alone (default: %(default)s)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--ngram-classifier", choices=("nbsvm", "mnb"), default="nbsvm",
+            help="the n-gram classifier of --naive-bayes: nbsvm, a linear SVM over the n-grams scaled by "
+            "naive Bayes log-count ratios (C = 1, β = 0.25), or mnb, multinomial naive Bayes "
+            "(default: %(default)s)",
         )  # fmt: skip
 
     def add_predict_arguments(self, parser):
@@ -207,8 +219,8 @@ class Sentiment(runner.App):
             + f"; {len(words.tokens)} words; reading {max_length} tokens per text"
         )  # fmt: skip
         data = TextData(splits, tokenizer, words, labels, args.batch_size, args.seed)
-        if getattr(args, "naive_bayes", 0):  # absent from the saved arguments of older runs
-            data.add_naive_bayes(args.naive_bayes)
+        if getattr(args, "naive_bayes", 0):  # both absent from the saved arguments of older runs
+            data.add_naive_bayes(args.naive_bayes, getattr(args, "ngram_classifier", "mnb"))
         return data
 
     def fit_dataset(self, data, split):

@@ -24,7 +24,7 @@ from layers.factory import (
 )
 from layers.jordan import Jordan, JordanCell
 from layers.metadata import Metadata
-from layers.naive_bayes import NaiveBayesScores, ScoreWeight, fit_naive_bayes
+from layers.naive_bayes import NaiveBayesScores, ScoreWeight, fit_naive_bayes, fit_nbsvm
 from layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from layers.pooling import POOLING_MODES, AttentionPooling
 
@@ -57,5 +57,6 @@ __all__ = [
     "bio_constraints",
     "check_kind",
     "fit_naive_bayes",
+    "fit_nbsvm",
     "recurrent_layer",
 ]

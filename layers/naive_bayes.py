@@ -14,6 +14,20 @@ word ids. `fit_naive_bayes` counts them; `leave_one_out_scores` gives each
 training text the score of a model that was not trained on it, which is what
 the network beside it should learn from (a text's own n-grams would make the
 score look surer than it is on new text).
+
+`fit_nbsvm` fills the same layer with Wang & Manning's NBSVM instead: a linear
+SVM (L2, squared hinge) over the binary n-gram features scaled by the naive
+Bayes log-count ratio, for a class c against the others
+
+    r = log(p / ||p||_1) - log(q / ||q||_1),   p = α + Σ_{texts of c} x,  q = α + Σ_{others} x
+    w, b = LinearSVC(C) on x ∘ r,   w' = (1 - β) mean|w| + β w,   b' = β b
+    score_c(x) = Σ_{g ∈ x, g ∈ G} w'(g) r(g) + b'
+
+(the SVM weighted by β, plus 1 - β of the naive Bayes direction r scaled to
+the SVM weights' mean magnitude, which brings no bias of its own)
+so each n-gram's table entry is w'(g) r(g) (two classes: one SVM, ± half of
+its score per class). Its training texts get cross-fitted scores: those of an
+NBSVM fitted on the other folds of the training texts.
 """
 
 import keras
@@ -64,6 +78,14 @@ class NaiveBayesCounts:
             self.counts[[self.position[k] for k in keys], column] += 1
         self.texts = np.array([np.sum(self.labels == c) for c in self.classes], dtype=float)
 
+    def features(self):
+        """The training texts' binary n-gram features, a sparse (texts, n-grams) matrix."""
+        from scipy import sparse
+
+        rows = np.repeat(np.arange(len(self.text_keys)), [len(k) for k in self.text_keys])
+        columns = [self.position[k] for keys in self.text_keys for k in keys]
+        return sparse.csr_matrix((np.ones(len(columns)), (rows, columns)), shape=(len(self.text_keys), len(self.keys)))
+
     def log_probabilities(self, counts, totals, texts, size):
         """(log θ per n-gram and class, log prior per class), each centred over the classes;
         `size`: the number of n-grams seen in training (|G|)."""
@@ -113,6 +135,65 @@ def fit_naive_bayes(sequences, labels, num_labels, classes, max_n=2, alpha=1.0, 
     layer.build((None, None))
     layer.set_table(counts.keys, log_theta, log_prior)
     return layer, counts.leave_one_out_scores(num_labels)
+
+
+def nbsvm_table(features, targets, C=1.0, beta=0.25, alpha=1.0):
+    """(entry per n-gram, bias) of a binary NBSVM: `targets` True for the class, False for the others.
+
+    Features no training text holds get 0 (they are not in the model)."""
+    from sklearn.svm import LinearSVC
+
+    targets = np.asarray(targets, dtype=bool)
+    if targets.all() or not targets.any():
+        raise ValueError("NBSVM needs training texts of the class and of the others")
+    p = alpha + np.asarray(features[targets].sum(axis=0)).ravel()
+    q = alpha + np.asarray(features[~targets].sum(axis=0)).ravel()
+    ratio = np.log(p / p.sum()) - np.log(q / q.sum())
+    svm = LinearSVC(C=C, max_iter=10_000).fit(features.multiply(ratio).tocsr(), targets)
+    w = svm.coef_[0]
+    interpolated = (1 - beta) * np.abs(w).mean() + beta * w
+    seen = np.asarray(features.sum(axis=0)).ravel() > 0
+    return np.where(seen, interpolated * ratio, 0.0), beta * float(svm.intercept_[0])
+
+
+def nbsvm_scores_table(features, labels, classes, C=1.0, beta=0.25, alpha=1.0):
+    """(table (n-grams, classes), bias (classes,)): one NBSVM per class against the others; for two
+    classes one NBSVM, half its score for the second class and minus half for the first."""
+    labels = np.asarray(labels)
+    if len(classes) == 2:
+        entries, bias = nbsvm_table(features, labels == classes[1], C, beta, alpha)
+        return np.stack([-entries / 2, entries / 2], axis=1), np.array([-bias / 2, bias / 2])
+    fitted = [nbsvm_table(features, labels == c, C, beta, alpha) for c in classes]
+    return np.stack([t for t, _ in fitted], axis=1), np.array([b for _, b in fitted])
+
+
+def fit_nbsvm(
+    sequences, labels, num_labels, classes, max_n=2, C=1.0, beta=0.25, alpha=1.0, base=None, folds=5, seed=0,
+    name="naive_bayes",
+):  # fmt: skip
+    """(a `NaiveBayesScores` layer holding an NBSVM fitted on the texts, the texts' cross-fitted
+    scores: each text scored by an NBSVM fitted on the other `folds` - 1 folds of them).
+
+    Arguments as `fit_naive_bayes`; `C`: the SVM's inverse regularization; `beta`: the weight of
+    the SVM's own weights against their mean magnitude (Wang & Manning: C = 1, β = 0.25).
+    """
+    base = base or 1 + max(max(s, default=0) for s in sequences)
+    counts = NaiveBayesCounts(sequences, labels, classes, max_n, base, alpha)
+    features, labels = counts.features(), counts.labels
+    table, bias = nbsvm_scores_table(features, labels, counts.classes, C, beta, alpha)
+    layer = NaiveBayesScores(
+        num_labels=num_labels, classes=counts.classes, max_n=max_n, base=base, size=len(counts.keys),
+        dtype="float32", name=name,
+    )  # fmt: skip
+    layer.build((None, None))
+    layer.set_table(counts.keys, table, bias)
+    fold = np.random.default_rng(seed).permutation(len(labels)) % folds
+    scores = np.zeros((len(labels), num_labels))
+    for k in range(folds):
+        held_out = fold == k
+        part_table, part_bias = nbsvm_scores_table(features[~held_out], labels[~held_out], counts.classes, C, beta, alpha)
+        scores[np.ix_(held_out, counts.classes)] = features[held_out] @ part_table + part_bias
+    return layer, scores
 
 
 def int64_available():

@@ -1,4 +1,5 @@
-"""The naive Bayes n-gram layer (layers/naive_bayes.py) against a direct count of its equations."""
+"""The naive Bayes n-gram layer (layers/naive_bayes.py) against a direct count of its equations,
+and its NBSVM table against Wang & Manning's equations over scikit-learn's own n-gram features."""
 
 import math
 from collections import Counter
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from layers.naive_bayes import NaiveBayesScores, fit_naive_bayes
+from layers.naive_bayes import NaiveBayesScores, fit_naive_bayes, fit_nbsvm
 
 RNG = np.random.default_rng(3)
 VOCABULARY = 9  # ids 2..8 are words (0 padding, 1 OOV)
@@ -112,3 +113,57 @@ def test_keys_past_int32_are_refused_only_where_the_backend_computes_int64_in_in
         assert keras.backend.standardize_dtype(layer.keys.dtype) == "int64"
         assert int(ops.convert_to_numpy(layer.keys)[1]) == 49_999 * 50_000 + 49_999
     NaiveBayesScores(3, CLASSES, 2, 46_000, 4)  # 46,000² < 2**31: accepted on every backend
+
+
+def reference_nbsvm(train_texts, train_labels, texts, max_n, positive, C=1.0, beta=0.25, alpha=1.0):
+    """Wang & Manning's NBSVM, written from the paper over CountVectorizer's binary n-grams:
+    the decision value for class `positive` against the others, for each of `texts`."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.svm import LinearSVC
+
+    def analyzer(text):
+        return [" ".join(map(str, g)) for g in ngrams(text, max_n)]
+
+    vectorizer = CountVectorizer(analyzer=analyzer, binary=True)
+    x = vectorizer.fit_transform(train_texts).toarray().astype(float)
+    y = np.array(train_labels) == positive
+    p, q = alpha + x[y].sum(axis=0), alpha + x[~y].sum(axis=0)
+    r = np.log(p / p.sum()) - np.log(q / q.sum())
+    svm = LinearSVC(C=C, max_iter=10_000).fit(x * r, y)
+    w = (1 - beta) * np.abs(svm.coef_[0]).mean() + beta * svm.coef_[0]
+    return (vectorizer.transform(texts).toarray() * r) @ w + beta * svm.intercept_[0]
+
+
+@pytest.mark.parametrize("max_n", [1, 2])
+def test_nbsvm_layer_scores_equal_the_papers_equations(max_n):
+    layer, _ = fit_nbsvm(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=max_n, base=VOCABULARY)
+    new = [[2, 3, 2, 3, 1, 4], [5, 5, 5], [8, 7, 6, 5, 4, 3, 2, 1], [1]]
+    out = keras.ops.convert_to_numpy(layer(padded(new)))
+    np.testing.assert_array_equal(out[:, 0], 0.0)
+    expected = reference_nbsvm(TEXTS, LABELS, new, max_n, positive=2)
+    # two classes: half the decision value for the second, minus half for the first
+    np.testing.assert_allclose(out[:, 2] - out[:, 1], expected, rtol=1e-4, atol=1e-4)
+    assert np.std(expected) > 0.1  # the texts are told apart: the comparison has something to compare
+
+
+def test_nbsvm_one_against_the_others_for_three_classes():
+    classes = [1, 2, 3]
+    labels = [int(x) for x in np.random.default_rng(5).choice(classes, size=len(TEXTS))]
+    layer, _ = fit_nbsvm(TEXTS, labels, num_labels=4, classes=classes, max_n=2, base=VOCABULARY)
+    out = keras.ops.convert_to_numpy(layer(padded(TEXTS[:6])))
+    for column, c in enumerate(classes, start=1):
+        np.testing.assert_allclose(out[:, column], reference_nbsvm(TEXTS, labels, TEXTS[:6], 2, c), rtol=1e-4, atol=1e-4)
+
+
+def test_nbsvm_training_scores_come_from_models_fitted_without_the_text():
+    layer, crossed = fit_nbsvm(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=2, base=VOCABULARY, folds=5, seed=0)
+    fold = np.random.default_rng(0).permutation(len(TEXTS)) % 5  # the documented fold assignment
+    held_out = np.flatnonzero(fold == 2)
+    others = [i for i in range(len(TEXTS)) if fold[i] != 2]
+    expected = reference_nbsvm([TEXTS[i] for i in others], [LABELS[i] for i in others], [TEXTS[i] for i in held_out], 2, 2)
+    np.testing.assert_allclose(crossed[held_out, 2] - crossed[held_out, 1], expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(crossed[:, 0], 0.0)
+    # The full model is surer of its own training texts than the cross-fitted scores are.
+    full = keras.ops.convert_to_numpy(layer(padded(TEXTS)))
+    sign = np.where(np.array(LABELS) == 2, 1.0, -1.0)
+    assert np.mean(sign * (full[:, 2] - full[:, 1])) > np.mean(sign * (crossed[:, 2] - crossed[:, 1]))
