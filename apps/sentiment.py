@@ -16,6 +16,7 @@ per class, one example a line). Without --cv a fixed, seeded, stratified
 
 import json
 import sys
+from collections import Counter
 from dataclasses import dataclass
 
 import keras
@@ -66,6 +67,14 @@ class TextData:
         token_ids, label_ids = self.encoded("train")
         fit = fit_nbsvm if classifier == "nbsvm" else fit_naive_bayes
         if classifier == "nbsvm":
+            counts = Counter(e.label for e in self.splits["train"])
+            lone = [label for label in self.labels.tokens if counts[label] < 2]
+            if lone:
+                raise runner.UserError(
+                    f"--ngram-classifier nbsvm: class(es) {', '.join(lone)} have fewer than two training texts "
+                    f"({', '.join(str(counts[label]) for label in lone)}), and NBSVM's cross-fitted training scores need two or more of each class: add texts, "
+                    "or use --ngram-classifier mnb or --naive-bayes 0"
+                )
             print(f"fitting NBSVM on {len(token_ids)} training texts and on 5 folds of them ...", flush=True)
         self.naive_bayes, left_out = fit(
             token_ids, label_ids, num_labels=len(self.labels), max_n=max_n, base=len(self.words),

@@ -140,20 +140,23 @@ def fit_naive_bayes(sequences, labels, num_labels, classes, max_n=2, alpha=1.0, 
 def nbsvm_table(features, targets, C=1.0, beta=0.25, alpha=1.0):
     """(entry per n-gram, bias) of a binary NBSVM: `targets` True for the class, False for the others.
 
-    Features no training text holds get 0 (they are not in the model)."""
+    Only the n-grams some training text holds are in the model (as if the others had never been
+    counted); the others' entries are 0."""
     from sklearn.svm import LinearSVC
 
     targets = np.asarray(targets, dtype=bool)
     if targets.all() or not targets.any():
         raise ValueError("NBSVM needs training texts of the class and of the others")
-    p = alpha + np.asarray(features[targets].sum(axis=0)).ravel()
-    q = alpha + np.asarray(features[~targets].sum(axis=0)).ravel()
+    seen = np.flatnonzero(np.asarray(features.sum(axis=0)).ravel() > 0)
+    held = features[:, seen]
+    p = alpha + np.asarray(held[targets].sum(axis=0)).ravel()
+    q = alpha + np.asarray(held[~targets].sum(axis=0)).ravel()
     ratio = np.log(p / p.sum()) - np.log(q / q.sum())
-    svm = LinearSVC(C=C, max_iter=10_000).fit(features.multiply(ratio).tocsr(), targets)
+    svm = LinearSVC(C=C, max_iter=10_000).fit(held.multiply(ratio).tocsr(), targets)
     w = svm.coef_[0]
-    interpolated = (1 - beta) * np.abs(w).mean() + beta * w
-    seen = np.asarray(features.sum(axis=0)).ravel() > 0
-    return np.where(seen, interpolated * ratio, 0.0), beta * float(svm.intercept_[0])
+    entries = np.zeros(features.shape[1])
+    entries[seen] = ((1 - beta) * np.abs(w).mean() + beta * w) * ratio
+    return entries, beta * float(svm.intercept_[0])
 
 
 def nbsvm_scores_table(features, labels, classes, C=1.0, beta=0.25, alpha=1.0):
@@ -167,12 +170,30 @@ def nbsvm_scores_table(features, labels, classes, C=1.0, beta=0.25, alpha=1.0):
     return np.stack([t for t, _ in fitted], axis=1), np.array([b for _, b in fitted])
 
 
+def cross_fit_folds(labels, folds, seed):
+    """Fold (0..folds-1) of each text: each class's texts dealt in turn over the folds, in a
+    seeded order, so that every fold's complement holds every class that has two or more texts."""
+    labels = np.asarray(labels)
+    fold = np.empty(len(labels), dtype=int)
+    rng = np.random.default_rng(seed)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if len(members) < 2:
+            raise ValueError(
+                f"NBSVM: label id {label} has {len(members)} training text; cross-fitting its scores "
+                "needs at least 2 texts of each class"
+            )
+        fold[rng.permutation(members)] = np.arange(len(members)) % folds
+    return fold
+
+
 def fit_nbsvm(
     sequences, labels, num_labels, classes, max_n=2, C=1.0, beta=0.25, alpha=1.0, base=None, folds=5, seed=0,
     name="naive_bayes",
 ):  # fmt: skip
     """(a `NaiveBayesScores` layer holding an NBSVM fitted on the texts, the texts' cross-fitted
-    scores: each text scored by an NBSVM fitted on the other `folds` - 1 folds of them).
+    scores: each text scored by an NBSVM fitted on the other `folds` - 1 folds of them, the
+    folds of `cross_fit_folds`).
 
     Arguments as `fit_naive_bayes`; `C`: the SVM's inverse regularization; `beta`: the weight of
     the SVM's own weights against their mean magnitude (Wang & Manning: C = 1, β = 0.25).
@@ -187,7 +208,7 @@ def fit_nbsvm(
     )  # fmt: skip
     layer.build((None, None))
     layer.set_table(counts.keys, table, bias)
-    fold = np.random.default_rng(seed).permutation(len(labels)) % folds
+    fold = cross_fit_folds(labels, folds, seed)
     scores = np.zeros((len(labels), num_labels))
     for k in range(folds):
         held_out = fold == k

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from layers.naive_bayes import NaiveBayesScores, fit_naive_bayes, fit_nbsvm
+from layers.naive_bayes import NaiveBayesScores, cross_fit_folds, fit_naive_bayes, fit_nbsvm
 
 RNG = np.random.default_rng(3)
 VOCABULARY = 9  # ids 2..8 are words (0 padding, 1 OOV)
@@ -157,7 +157,7 @@ def test_nbsvm_one_against_the_others_for_three_classes():
 
 def test_nbsvm_training_scores_come_from_models_fitted_without_the_text():
     layer, crossed = fit_nbsvm(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=2, base=VOCABULARY, folds=5, seed=0)
-    fold = np.random.default_rng(0).permutation(len(TEXTS)) % 5  # the documented fold assignment
+    fold = cross_fit_folds(LABELS, 5, seed=0)
     held_out = np.flatnonzero(fold == 2)
     others = [i for i in range(len(TEXTS)) if fold[i] != 2]
     expected = reference_nbsvm([TEXTS[i] for i in others], [LABELS[i] for i in others], [TEXTS[i] for i in held_out], 2, 2)
@@ -167,3 +167,13 @@ def test_nbsvm_training_scores_come_from_models_fitted_without_the_text():
     full = keras.ops.convert_to_numpy(layer(padded(TEXTS)))
     sign = np.where(np.array(LABELS) == 2, 1.0, -1.0)
     assert np.mean(sign * (full[:, 2] - full[:, 1])) > np.mean(sign * (crossed[:, 2] - crossed[:, 1]))
+
+
+def test_cross_fit_folds_deal_each_class_evenly_and_refuse_a_lone_text():
+    labels = [1] * 7 + [2] * 12 + [3] * 2
+    fold = cross_fit_folds(labels, 5, seed=1)
+    for label, size in ((1, 7), (2, 12), (3, 2)):
+        per_fold = np.bincount(fold[np.array(labels) == label], minlength=5)
+        assert per_fold.max() - per_fold.min() <= 1 and per_fold.sum() == size
+    with pytest.raises(ValueError, match="label id 3 has 1 training text"):
+        cross_fit_folds([1, 1, 2, 2, 3], 5, seed=0)

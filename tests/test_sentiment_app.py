@@ -114,3 +114,15 @@ def test_bad_csv_is_a_clear_error(tmp_path, capsys):
                       "--experiment", "bad", "--checkpoint-dir", tmp_path, capsys=capsys)  # fmt: skip
     assert result.returncode == 2
     assert "bad.csv: the CSV needs columns 'text' and 'label'" in result.stderr
+
+
+def test_a_class_too_small_for_nbsvm_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "tiny.csv"
+    rows = [("a fine film", "pos"), ("a dull film", "neg")] * 30 + [("well, it was a film", "meh")]
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    result = run_main(APP, "train", "--dataset", f"csv:{path}", "--tracking-uri", new_store(tmp_path, "tiny"),
+                      "--experiment", "tiny", "--checkpoint-dir", tmp_path, capsys=capsys)  # fmt: skip
+    assert result.returncode == 2
+    assert "--ngram-classifier nbsvm: class(es) meh have fewer than two training texts" in result.stderr
+    assert "--ngram-classifier mnb" in result.stderr
