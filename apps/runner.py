@@ -104,6 +104,11 @@ class App:
         """The app's metrics (fractions 0..1) of the training model on `split`."""
         raise NotImplementedError
 
+    def after_training(self, model, data):
+        """A last step on the best epoch's model before it is tested and saved (e.g. blending two
+        classifiers' scores with weights fitted on the validation split); returns metrics to log."""
+        return {}
+
     def baseline_metrics(self, data, split):
         """Metrics of a baseline method on `split`, logged beside the model's (e.g. tfidf_f1_at_10)."""
         return {}
@@ -617,9 +622,10 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
     backup = keras.callbacks.BackupAndRestore(str(checkpoint / "backup"))
     fit_model(app, model, data, args, args.epochs, verbose, callbacks=[best], after_logging=[backup])
     best.restore(model)
+    finishing = app.after_training(model, data)
     train_seconds = time.perf_counter() - started
 
-    final = {f"best_{app.monitor}": best.state["best"], "best_epoch": best.state["best_epoch"] + 1}
+    final = {f"best_{app.monitor}": best.state["best"], "best_epoch": best.state["best_epoch"] + 1, **finishing}
     final["train_seconds"] = train_seconds
     has_test = data.has_split("test")
     report_split = "test" if has_test else "valid"

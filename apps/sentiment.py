@@ -50,10 +50,12 @@ class TextData:
     batch_size: int
     seed: int
     naive_bayes: object = None  # a NaiveBayesScores layer fitted on the training split, or None
+    fusion: str = "late"  # how the network's and the n-gram classifier's scores combine (--fusion)
 
     def __post_init__(self):
         self._ids = {}
         self._naive_bayes_scores = {}
+        self.network_scores = {}  # split -> the network's own class scores (after training)
 
     @property
     def model_inputs(self):
@@ -126,6 +128,31 @@ def classification_metrics(gold, predicted, labels):
         recall = true_positive / gold_count if gold_count else 0.0
         f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
     return {"accuracy": float(np.mean(gold == predicted)), "macro_f1": float(np.mean(f1s))}
+
+
+def fit_blend(network, ngram, gold):
+    """(a, b) minimizing the cross-entropy of softmax(a · network + b · ngram) against `gold`.
+
+    `network`, `ngram`: two classifiers' class scores (texts, classes); `gold`: class indices.
+    With two classes this is a logistic regression without intercept on the two score margins.
+    """
+    from scipy.optimize import minimize
+
+    network, ngram, gold = np.asarray(network, float), np.asarray(ngram, float), np.asarray(gold)
+
+    def loss_and_gradient(weights):
+        scores = weights[0] * network + weights[1] * ngram
+        scores -= scores.max(axis=1, keepdims=True)
+        probabilities = np.exp(scores)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        loss = -np.mean(np.log(probabilities[np.arange(len(gold)), gold] + 1e-300))
+        error = probabilities
+        error[np.arange(len(gold)), gold] -= 1.0
+        return loss, np.array([np.sum(error * network), np.sum(error * ngram)]) / len(gold)
+
+    start = np.array([1.0, 1.0 / (np.std(ngram) or 1.0)])
+    result = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B")
+    return float(result.x[0]), float(result.x[1])
 
 
 def confusion_matrix(gold, predicted, labels):
@@ -201,6 +228,13 @@ class Sentiment(runner.App):
             "learned weight; the network learns what the n-grams miss. 0: the network alone (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
+            "--fusion", choices=("late", "joint"), default="late",
+            help="how the network and the n-gram classifier of --naive-bayes combine: late, the network "
+            "trained alone, then its scores and the n-gram classifier's added with two weights fitted on "
+            "the validation split; joint, the network trained on top of the n-gram scores, their weight "
+            "learned with it (default: %(default)s)",
+        )  # fmt: skip
+        parser.add_argument(
             "--ngram-classifier", choices=("nbsvm", "mnb"), default="nbsvm",
             help="the n-gram classifier of --naive-bayes: nbsvm, a linear SVM over the n-grams scaled by "
             "naive Bayes log-count ratios (C = 1, β = 0.25), or mnb, multinomial naive Bayes "
@@ -227,7 +261,8 @@ class Sentiment(runner.App):
             "split: " + ", ".join(f"{name} {len(examples)}" for name, examples in splits.items())
             + f"; {len(words.tokens)} words; reading {max_length} tokens per text"
         )  # fmt: skip
-        data = TextData(splits, tokenizer, words, labels, args.batch_size, args.seed)
+        # older runs' saved arguments have no --fusion: they trained jointly
+        data = TextData(splits, tokenizer, words, labels, args.batch_size, args.seed, fusion=getattr(args, "fusion", "joint"))
         if getattr(args, "naive_bayes", 0):  # both absent from the saved arguments of older runs
             data.add_naive_bayes(args.naive_bayes, getattr(args, "ngram_classifier", "mnb"))
         return data
@@ -271,10 +306,15 @@ class Sentiment(runner.App):
         if data.naive_bayes is None:
             return keras.Model(words, scores, name="classifier")
         naive_bayes = keras.Input((len(data.labels),), name="naive_bayes")
-        # Start the naive Bayes scores at a unit spread; training sets how much they count.
-        train_scores = data.naive_bayes_scores("train")
-        spread = float(np.std(train_scores - train_scores.mean(axis=1, keepdims=True))) or 1.0
-        weighted = ScoreWeight(1.0 / spread, dtype="float32", name="naive_bayes_weight")(naive_bayes)
+        if data.fusion == "late":
+            # The network trains alone; `after_training` sets this weight (and scales the network's).
+            weight = ScoreWeight(0.0, dtype="float32", trainable=False, name="naive_bayes_weight")
+        else:
+            # Start the n-gram scores at a unit spread; training sets how much they count.
+            train_scores = data.naive_bayes_scores("train")
+            spread = float(np.std(train_scores - train_scores.mean(axis=1, keepdims=True))) or 1.0
+            weight = ScoreWeight(1.0 / spread, dtype="float32", name="naive_bayes_weight")
+        weighted = weight(naive_bayes)
         scores = keras.layers.Add(dtype="float32", name="scores")([scores, weighted])
         return keras.Model({"words": words, "naive_bayes": naive_bayes}, scores, name="classifier")
 
@@ -291,15 +331,49 @@ class Sentiment(runner.App):
         gold = [e.label for e in data.splits[split]]
         return classification_metrics(gold, self.predicted_labels(model, data, split), data.labels.tokens)
 
-    def baseline_metrics(self, data, split):
-        """The naive Bayes part alone (nb_accuracy, nb_macro_f1), when the model has one."""
+    def after_training(self, model, data):
+        """Keeps the network's own scores (to score it alone); with --fusion late, fits the weights
+        of the network's and the n-gram classifier's scores on the validation split and sets them
+        in the model (its `label` layer scaled, the n-gram weight assigned)."""
         if data.naive_bayes is None:
             return {}
         special = data.labels.num_special
-        best = np.argmax(data.naive_bayes_scores(split)[:, special:], axis=1) + special
-        predicted = data.labels.decode([int(i) for i in best])
+        network = keras.Model(model.input, model.get_layer("label").output)
+        for split in ("valid", "test"):
+            if data.has_split(split):
+                rows = predictions_in_order(network, data.batches(split), len(data.splits[split]), data.model_inputs)
+                data.network_scores[split] = np.stack([r["output"] for r in rows])
+        metrics = {f"valid_{k}": v for k, v in self.baseline_metrics(data, "valid").items()}
+        if data.fusion == "late":
+            gold = np.array(data.encoded("valid")[1]) - special
+            a, b = fit_blend(
+                data.network_scores["valid"][:, special:], data.naive_bayes_scores("valid")[:, special:], gold
+            )  # fmt: skip
+            label = model.get_layer("label")
+            label.kernel.assign(label.kernel * a)
+            label.bias.assign(label.bias * a)
+            model.get_layer("naive_bayes_weight").weight.assign(b)
+            metrics.update(fusion_network_weight=a, fusion_ngram_weight=b)
+            print(f"late fusion on the validation split: network × {a:.3f} + n-grams × {b:.3f}")
+        return metrics
+
+    def baseline_metrics(self, data, split):
+        """Each part alone, when the model has two: the n-gram classifier (nb_accuracy,
+        nb_macro_f1) and the network (network_accuracy, network_macro_f1)."""
+        if data.naive_bayes is None:
+            return {}
+        special = data.labels.num_special
         gold = [e.label for e in data.splits[split]]
-        return {f"nb_{k}": v for k, v in classification_metrics(gold, predicted, data.labels.tokens).items()}
+        parts = {"nb": data.naive_bayes_scores(split)}
+        if split in data.network_scores:
+            parts["network"] = data.network_scores[split]
+        metrics = {}
+        for part, scores in parts.items():
+            best = np.argmax(scores[:, special:], axis=1) + special
+            predicted = data.labels.decode([int(i) for i in best])
+            scored = classification_metrics(gold, predicted, data.labels.tokens)
+            metrics.update({f"{part}_{k}": v for k, v in scored.items()})
+        return metrics
 
     def reports(self, model, data, split):
         gold = [e.label for e in data.splits[split]]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from apps import runner
-from apps.sentiment import APP
+from apps.sentiment import APP, fit_blend
 from pipelines.classification import load_text_dataset
 from tests.support import SHARED_DATA, cli, new_store, run_main, runs_of, single_run
 
@@ -34,9 +34,12 @@ def test_training_logs_accuracy_macro_f1_and_a_confusion_matrix(trained):
     assert run.data.params["pooling"] == "attention" and run.data.tags["app"] == "sentiment"
     metrics = run.data.metrics
     assert 0.65 < metrics["test_accuracy"] <= 1.0 and 0.6 < metrics["test_macro_f1"] <= 1.0
-    # The n-gram part alone, scored on the same test split (bigram NBSVM gets about 0.79 on MR).
+    # Each part alone, scored on the same test split (bigram NBSVM gets about 0.79 on MR).
     assert run.data.params["naive_bayes"] == "2" and run.data.params["ngram_classifier"] == "nbsvm"
-    assert 0.72 < metrics["test_nb_accuracy"] < 0.85
+    assert run.data.params["fusion"] == "late"
+    assert 0.72 < metrics["test_nb_accuracy"] < 0.85 and 0.55 < metrics["test_network_accuracy"] <= 1.0
+    # Late fusion: both weights fitted on the validation split, the n-grams' clearly positive.
+    assert metrics["fusion_ngram_weight"] > 0.1 and "fusion_network_weight" in metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "reports")}
     assert {"reports/confusion_matrix_test.png", "reports/classification_report_test.txt"} <= artifacts
 
@@ -126,3 +129,29 @@ def test_a_class_too_small_for_nbsvm_is_a_clear_error(tmp_path, capsys):
     assert result.returncode == 2
     assert "--ngram-classifier nbsvm: class(es) meh have fewer than two training texts" in result.stderr
     assert "--ngram-classifier mnb" in result.stderr
+
+
+def test_fit_blend_is_a_logistic_regression_on_the_score_margins():
+    # Two classes: softmax(a·n + b·g) is a logistic regression without intercept on the margins
+    # (n1 - n0, g1 - g0); scikit-learn's unpenalized fit is the reference.
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, size=400)
+    sign = np.where(gold == 1, 1.0, -1.0)
+    network = np.stack([np.zeros(400), 0.8 * sign + rng.normal(0, 1.5, 400)], axis=1)
+    ngram = np.stack([-0.5 * (1.5 * sign + rng.normal(0, 2.0, 400)), 0.5 * (1.5 * sign + rng.normal(0, 2.0, 400))], axis=1)
+    a, b = fit_blend(network, ngram, gold)
+    margins = np.stack([network[:, 1] - network[:, 0], ngram[:, 1] - ngram[:, 0]], axis=1)
+    reference = LogisticRegression(C=np.inf, fit_intercept=False, tol=1e-10, max_iter=10_000).fit(margins, gold)
+    np.testing.assert_allclose([a, b], reference.coef_[0], rtol=1e-3)
+    # and the three-class case lowers the loss below either classifier alone at its best scale
+    gold3 = rng.integers(0, 3, size=300)
+    network3 = rng.normal(0, 1, (300, 3)) + 1.2 * np.eye(3)[gold3]
+    ngram3 = rng.normal(0, 1, (300, 3)) + 1.0 * np.eye(3)[gold3]
+    def loss(x):
+        x = x - x.max(axis=1, keepdims=True)
+        return -np.mean(x[np.arange(300), gold3] - np.log(np.exp(x).sum(axis=1)))
+    a3, b3 = fit_blend(network3, ngram3, gold3)
+    scales = np.linspace(0.05, 5, 100)
+    assert loss(a3 * network3 + b3 * ngram3) < min(min(loss(s * network3) for s in scales), min(loss(s * ngram3) for s in scales))
