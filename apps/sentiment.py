@@ -6,8 +6,10 @@
 
 Words -> embedding -> recurrent stack -> pooling of the steps (the last state,
 the masked mean, or attention, whose weights `predict --explain` shows) ->
-class scores, plus (with --naive-bayes N) a learned share of a naive Bayes
-classifier's scores over the text's 1..N-grams -> class probabilities. Data:
+class scores, plus (with --naive-bayes N) an n-gram classifier's scores over
+the text's 1..N-grams (NBSVM or naive Bayes), weighted by a blend fitted on the
+validation split (--fusion late) or learned with the network (--fusion joint)
+-> class probabilities. Data:
 `mr` (Pang & Lee sentence polarity), `polarity` (Pang & Lee 2004 movie
 reviews), `nltk:NAME`, `csv:PATH` (columns text,label), `folder:PATH` (one file
 per class, one example a line). Without --cv a fixed, seeded, stratified
