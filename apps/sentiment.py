@@ -74,10 +74,11 @@ class TextData:
             counts = Counter(e.label for e in self.splits["train"])
             lone = [label for label in self.labels.tokens if counts[label] < 2]
             if lone:
+                sizes = ", ".join(str(counts[label]) for label in lone)
                 raise runner.UserError(
-                    f"--ngram-classifier nbsvm: class(es) {', '.join(lone)} have fewer than two training texts "
-                    f"({', '.join(str(counts[label]) for label in lone)}), and NBSVM's cross-fitted training scores need two or more of each class: add texts, "
-                    "or use --ngram-classifier mnb or --naive-bayes 0"
+                    f"--ngram-classifier nbsvm: class(es) {', '.join(lone)} have fewer than two training "
+                    f"texts ({sizes}), and NBSVM's cross-fitted training scores need two or more of each "
+                    "class: add texts, or use --ngram-classifier mnb or --naive-bayes 0"
                 )
             print(f"fitting NBSVM on {len(token_ids)} training texts and on 5 folds of them ...", flush=True)
         self.naive_bayes, left_out = fit(
@@ -226,8 +227,8 @@ class Sentiment(runner.App):
         parser.add_argument(
             "--naive-bayes", type=int, choices=(0, 1, 2, 3), default=2, metavar="N",
             help="add an n-gram classifier's scores over the text's 1..N-grams (each counted once, "
-            "fitted on the training split; Wang & Manning 2012) to the network's class scores, with a "
-            "learned weight; the network learns what the n-grams miss. 0: the network alone (default: %(default)s)",
+            "fitted on the training split; Wang & Manning 2012) to the network's class scores, weighted "
+            "as --fusion says. 0: the network alone (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
             "--fusion", choices=("late", "joint"), default="late",
