@@ -155,14 +155,17 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
 
 class InterruptAtBatchEnd(keras.callbacks.Callback):
-    """Ctrl-C (or `kill`'s SIGTERM) stops training for certain: again at the end of the current batch.
+    """Ctrl-C (or `kill`'s SIGTERM) stops training at the end of the current batch; a second one at once.
 
-    Python raises KeyboardInterrupt wherever the main thread is when the signal
-    lands; inside a finalizer or a call back from TensorFlow's runtime it can
-    be printed and dropped, and training would go on. The handler also records
-    the signal, and this callback raises it again after the batch. SIGTERM (a
-    `kill`, a job scheduler's stop) is handled like Ctrl-C rather than ending
-    the process on the spot, so the run is marked KILLED and can be resumed.
+    The first signal only records itself, and this callback raises
+    KeyboardInterrupt after the batch, at a point where TensorFlow holds no
+    half-built state: raised wherever the main thread happens to be (inside
+    a data iterator's construction, say), it can leave native objects that
+    crash the process as it exits, and inside a finalizer or a call back from
+    TensorFlow's runtime it is printed and dropped. A second signal raises at
+    once, for a user who will not wait for the batch. SIGTERM (a `kill`, a job
+    scheduler's stop) is handled like Ctrl-C rather than ending the process on
+    the spot, so the run is marked KILLED and can be resumed.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -173,8 +176,10 @@ class InterruptAtBatchEnd(keras.callbacks.Callback):
         self._previous = {}
 
     def _handler(self, signum, frame):
+        if self.interrupted:
+            self._restore()  # a third signal gets Python's own handling
+            raise KeyboardInterrupt
         self.interrupted = True
-        raise KeyboardInterrupt
 
     def on_train_begin(self, logs=None):
         self.interrupted = False

@@ -11,20 +11,24 @@ from apps.callbacks import AveragedWeights, InterruptAtBatchEnd, moving_averages
 
 
 class SwallowedCtrlC(keras.callbacks.Callback):
-    """Sends the signal at batch 2 and drops the KeyboardInterrupt, as a finalizer would."""
+    """Sends the signal `times` times at batch 2 and drops a KeyboardInterrupt, as a finalizer would."""
 
-    def __init__(self, signum=signal.SIGINT):
+    def __init__(self, signum=signal.SIGINT, times=1, swallow=True):
         super().__init__()
         self.batches = 0
-        self.signum = signum
+        self.signum, self.times, self.swallow = signum, times, swallow
+        self.raised_at_once = False
 
     def on_train_batch_begin(self, batch, logs=None):
         self.batches += 1
         if self.batches == 2:
-            try:
-                os.kill(os.getpid(), self.signum)  # its handler runs inside this try
-            except KeyboardInterrupt:
-                pass
+            for _ in range(self.times):
+                try:
+                    os.kill(os.getpid(), self.signum)  # its handler runs inside this try
+                except KeyboardInterrupt:
+                    self.raised_at_once = True
+                    if not self.swallow:
+                        raise
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
@@ -37,6 +41,19 @@ def test_ctrl_c_or_kill_stops_training_at_the_batch_end_even_when_swallowed(sign
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[InterruptAtBatchEnd(), swallow])
     assert swallow.batches == 2  # stopped after the batch in which the signal came, not 32 batches later
+    assert not swallow.raised_at_once  # the first signal waits for the batch's end
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_a_second_signal_stops_training_at_once():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((64, 3), "float32"), np.zeros((64, 1), "float32")
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    twice = SwallowedCtrlC(signal.SIGINT, times=2, swallow=False)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[InterruptAtBatchEnd(), twice])
+    assert twice.raised_at_once and twice.batches == 2
     assert {s: signal.getsignal(s) for s in before} == before
 
 
