@@ -18,7 +18,6 @@ per class, one example a line). Without --cv a fixed, seeded, stratified
 
 import json
 import sys
-from collections import Counter
 from dataclasses import dataclass
 
 import keras
@@ -28,7 +27,15 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from apps import runner, tracking
-from layers import POOLING_MODES, AttentionPooling, RecurrentStack, ScoreWeight, fit_naive_bayes, fit_nbsvm
+from layers import (
+    POOLING_MODES,
+    AttentionPooling,
+    RecurrentStack,
+    ScoreWeight,
+    TooFewTexts,
+    fit_naive_bayes,
+    fit_nbsvm,
+)
 from pipelines.classification import (
     classification_dataset,
     load_text_dataset,
@@ -71,20 +78,19 @@ class TextData:
         token_ids, label_ids = self.encoded("train")
         fit = fit_nbsvm if classifier == "nbsvm" else fit_naive_bayes
         if classifier == "nbsvm":
-            counts = Counter(e.label for e in self.splits["train"])
-            lone = [label for label in self.labels.tokens if counts[label] < 2]
-            if lone:
-                sizes = ", ".join(str(counts[label]) for label in lone)
-                raise runner.UserError(
-                    f"--ngram-classifier nbsvm: class(es) {', '.join(lone)} have fewer than two training "
-                    f"texts ({sizes}), and NBSVM's cross-fitted training scores need two or more of each "
-                    "class: add texts, or use --ngram-classifier mnb or --naive-bayes 0"
-                )
             print(f"fitting NBSVM on {len(token_ids)} training texts and on 5 folds of them ...", flush=True)
-        self.naive_bayes, left_out = fit(
-            token_ids, label_ids, num_labels=len(self.labels), max_n=max_n, base=len(self.words),
-            classes=list(range(self.labels.num_special, len(self.labels))),
-        )  # fmt: skip
+        try:
+            self.naive_bayes, left_out = fit(
+                token_ids, label_ids, num_labels=len(self.labels), max_n=max_n, base=len(self.words),
+                classes=list(range(self.labels.num_special, len(self.labels))),
+            )  # fmt: skip
+        except TooFewTexts as error:
+            names = self.labels.decode(list(error.counts))
+            raise runner.UserError(
+                f"--ngram-classifier nbsvm: class(es) {', '.join(names)} have fewer than two training texts "
+                f"({', '.join(map(str, error.counts.values()))}), and NBSVM's cross-fitted training scores "
+                "need two or more of each class: add texts, or use --ngram-classifier mnb or --naive-bayes 0"
+            ) from None
         self._naive_bayes_scores = {"train": left_out}
 
     def naive_bayes_scores(self, split):
@@ -96,6 +102,11 @@ class TextData:
                 scores[start : start + len(chunk)] = keras.ops.convert_to_numpy(self.naive_bayes(chunk))
             self._naive_bayes_scores[split] = scores
         return self._naive_bayes_scores[split]
+
+    def best_labels(self, scores):
+        """The best-scoring real label (no special one) of each row of class scores (texts, labels)."""
+        special = self.labels.num_special
+        return self.labels.decode([int(i) + special for i in np.argmax(np.asarray(scores)[:, special:], axis=1)])
 
     def has_split(self, split):
         return bool(self.splits.get(split))
@@ -327,8 +338,7 @@ class Sentiment(runner.App):
     # Metrics -----------------------------------------------------------------------------
     def predicted_labels(self, model, data, split):
         rows = predictions_in_order(model, data.batches(split), len(data.splits[split]), data.model_inputs)
-        special = data.labels.num_special
-        return [data.labels.decode([int(np.argmax(r["output"][special:])) + special])[0] for r in rows]
+        return data.best_labels(np.stack([r["output"] for r in rows]))
 
     def evaluate(self, model, data, split):
         gold = [e.label for e in data.splits[split]]
@@ -365,16 +375,13 @@ class Sentiment(runner.App):
         nb_macro_f1) and the network (network_accuracy, network_macro_f1)."""
         if data.naive_bayes is None:
             return {}
-        special = data.labels.num_special
         gold = [e.label for e in data.splits[split]]
         parts = {"nb": data.naive_bayes_scores(split)}
         if split in data.network_scores:
             parts["network"] = data.network_scores[split]
         metrics = {}
         for part, scores in parts.items():
-            best = np.argmax(scores[:, special:], axis=1) + special
-            predicted = data.labels.decode([int(i) for i in best])
-            scored = classification_metrics(gold, predicted, data.labels.tokens)
+            scored = classification_metrics(gold, data.best_labels(scores), data.labels.tokens)
             metrics.update({f"{part}_{k}": v for k, v in scored.items()})
         return metrics
 

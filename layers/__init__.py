@@ -24,7 +24,7 @@ from layers.factory import (
 )
 from layers.jordan import Jordan, JordanCell
 from layers.metadata import Metadata
-from layers.naive_bayes import NaiveBayesScores, ScoreWeight, fit_naive_bayes, fit_nbsvm
+from layers.naive_bayes import NaiveBayesScores, ScoreWeight, TooFewTexts, fit_naive_bayes, fit_nbsvm
 from layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from layers.pooling import POOLING_MODES, AttentionPooling
 
@@ -51,6 +51,7 @@ __all__ = [
     "RecurrentCell",
     "RecurrentStack",
     "ScoreWeight",
+    "TooFewTexts",
     "SequenceLikelihoodLoss",
     "ViterbiDecoder",
     "WordStatistics",

@@ -72,13 +72,13 @@ class NaiveBayesCounts:
         self.labels = np.asarray(labels)
         self.keys = np.array(sorted(set().union(*self.text_keys)), dtype="int64")
         self.position = {int(k): i for i, k in enumerate(self.keys)}
-        self.counts = np.zeros((len(self.keys), len(self.classes)))
-        for keys, label in zip(self.text_keys, self.labels):
-            column = self.classes.index(int(label))
-            self.counts[[self.position[k] for k in keys], column] += 1
+        self.features = self._features()
+        self.counts = np.stack(
+            [np.asarray(self.features[self.labels == c].sum(axis=0)).ravel() for c in self.classes], axis=1
+        )  # fmt: skip
         self.texts = np.array([np.sum(self.labels == c) for c in self.classes], dtype=float)
 
-    def features(self):
+    def _features(self):
         """The training texts' binary n-gram features, a sparse (texts, n-grams) matrix."""
         from scipy import sparse
 
@@ -170,19 +170,30 @@ def nbsvm_scores_table(features, labels, classes, C=1.0, beta=0.25, alpha=1.0):
     return np.stack([t for t, _ in fitted], axis=1), np.array([b for _, b in fitted])
 
 
-def cross_fit_folds(labels, folds, seed):
+class TooFewTexts(ValueError):
+    """Classes with fewer than two training texts, too few to cross-fit; `counts`: {label id: texts}."""
+
+    def __init__(self, counts):
+        self.counts = counts
+        super().__init__(
+            "NBSVM: " + "; ".join(f"label id {label} has {n} training text" for label, n in counts.items())
+            + "; cross-fitting its scores needs at least 2 texts of each class"
+        )  # fmt: skip
+
+
+def cross_fit_folds(labels, folds, seed, classes=None):
     """Fold (0..folds-1) of each text: each class's texts dealt in turn over the folds, in a
-    seeded order, so that every fold's complement holds every class that has two or more texts."""
+    seeded order, so that every fold's complement holds every class. Raises `TooFewTexts` when
+    a class (of `classes`, by default those in `labels`) has fewer than two texts."""
     labels = np.asarray(labels)
+    present = np.unique(labels)
+    sizes = {int(c): int(np.sum(labels == c)) for c in (present if classes is None else classes)}
+    if any(n < 2 for n in sizes.values()):
+        raise TooFewTexts({label: n for label, n in sizes.items() if n < 2})
     fold = np.empty(len(labels), dtype=int)
     rng = np.random.default_rng(seed)
-    for label in np.unique(labels):
+    for label in present:
         members = np.flatnonzero(labels == label)
-        if len(members) < 2:
-            raise ValueError(
-                f"NBSVM: label id {label} has {len(members)} training text; cross-fitting its scores "
-                "needs at least 2 texts of each class"
-            )
         fold[rng.permutation(members)] = np.arange(len(members)) % folds
     return fold
 
@@ -198,9 +209,10 @@ def fit_nbsvm(
     Arguments as `fit_naive_bayes`; `C`: the SVM's inverse regularization; `beta`: the weight of
     the SVM's own weights against their mean magnitude (Wang & Manning: C = 1, β = 0.25).
     """
+    fold = cross_fit_folds(labels, folds, seed, classes)  # first: a class too small fails before any fit
     base = base or 1 + max(max(s, default=0) for s in sequences)
     counts = NaiveBayesCounts(sequences, labels, classes, max_n, base, alpha)
-    features, labels = counts.features(), counts.labels
+    features, labels = counts.features, counts.labels
     table, bias = nbsvm_scores_table(features, labels, counts.classes, C, beta, alpha)
     layer = NaiveBayesScores(
         num_labels=num_labels, classes=counts.classes, max_n=max_n, base=base, size=len(counts.keys),
@@ -208,7 +220,6 @@ def fit_nbsvm(
     )  # fmt: skip
     layer.build((None, None))
     layer.set_table(counts.keys, table, bias)
-    fold = cross_fit_folds(labels, folds, seed)
     scores = np.zeros((len(labels), num_labels))
     for k in range(folds):
         held_out = fold == k
