@@ -7,7 +7,8 @@
 Words -> embedding -> recurrent stack -> pooling of the steps (the last state,
 the masked mean, or attention, whose weights `predict --explain` shows) ->
 class scores, plus (with --naive-bayes N) an n-gram classifier's scores over
-the text's 1..N-grams (NBSVM or naive Bayes), weighted by a blend fitted on the
+the text's 1..N-grams (NBSVM or naive Bayes; with NBSVM also over the words'
+character 2..5-grams, --char-ngrams), weighted by a blend fitted on the
 validation split (--fusion late) or learned with the network (--fusion joint)
 -> class probabilities. Data:
 `mr` (Pang & Lee sentence polarity), `polarity` (Pang & Lee 2004 movie
@@ -27,6 +28,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from apps import runner, tracking
+from apps.characters import MAX_WORD_CHARS
 from layers import (
     POOLING_MODES,
     AttentionPooling,
@@ -42,12 +44,22 @@ from pipelines.classification import (
     split_indices,
     tokenize_texts,
 )
-from pipelines.text import ClassProbabilities, SentenceTokenizer, batch_inputs, predictions_in_order, ragged
+from pipelines.text import (
+    ALPHABET_SIZE,
+    CharacterIds,
+    ClassProbabilities,
+    SentenceTokenizer,
+    batch_inputs,
+    character_id_rows,
+    predictions_in_order,
+    ragged,
+)
 from pipelines.vocab import Vocabulary
 
 # Tokens kept per text: MR sentences are short; full reviews average ~790 tokens.
 MAX_LENGTH = {"mr": 80, "polarity": 800}
 DEFAULT_MAX_LENGTH = 400
+CHAR_NGRAMS_NBSVM = 5  # --char-ngrams' default with NBSVM: character 2..5-grams
 
 
 @dataclass
@@ -59,22 +71,27 @@ class TextData:
     batch_size: int
     seed: int
     naive_bayes: object = None  # a NaiveBayesScores layer fitted on the training split, or None
+    char_naive_bayes: object = None  # the same over the words' character n-grams (--char-ngrams), or None
     fusion: str = "late"  # how the network's and the n-gram classifier's scores combine (--fusion)
 
     def __post_init__(self):
         self._ids = {}
+        self._tokens = {}
         self._naive_bayes_scores = {}
+        self.ngram_weights = {}  # with character n-grams: the weights of the word and character scores
         self.network_scores = {}  # split -> the network's own class scores (after training)
 
     @property
     def model_inputs(self):
         return ("words", "naive_bayes") if self.naive_bayes is not None else "words"
 
-    def add_naive_bayes(self, max_n, classifier="nbsvm"):
+    def add_naive_bayes(self, max_n, classifier="nbsvm", char_max_n=0):
         """Fits the n-gram classifier (NBSVM or multinomial naive Bayes) on the training split;
         its training texts get scores of a classifier not fitted on them (cross-fitted, or
         naive Bayes' exact leave-one-out), the other splits the layer's, as a served model
-        computes them."""
+        computes them. With `char_max_n`, a second NBSVM over the words' character
+        2..char_max_n-grams; the two are stacked by weights fitted on their cross-fitted training
+        scores (by cross-entropy, `fit_blend`), which scale their tables."""
         token_ids, label_ids = self.encoded("train")
         fit = fit_nbsvm if classifier == "nbsvm" else fit_naive_bayes
         if classifier == "nbsvm":
@@ -91,17 +108,46 @@ class TextData:
                 f"({', '.join(map(str, error.counts.values()))}), and NBSVM's cross-fitted training scores "
                 "need two or more of each class: add texts, or use --ngram-classifier mnb or --naive-bayes 0"
             ) from None
+        if char_max_n:
+            print(f"fitting NBSVM on the character 2..{char_max_n}-grams of the words ...", flush=True)
+            self.char_naive_bayes, char_left_out = fit_nbsvm(
+                character_id_rows(self.tokens("train"), MAX_WORD_CHARS), label_ids, num_labels=len(self.labels),
+                classes=list(range(self.labels.num_special, len(self.labels))), max_n=char_max_n, min_n=2,
+                base=ALPHABET_SIZE + 1, unit="chars", name="char_naive_bayes",
+            )  # fmt: skip
+            special = self.labels.num_special
+            a, b = fit_blend(left_out[:, special:], char_left_out[:, special:], np.array(label_ids) - special)
+            self.naive_bayes.scale(a)
+            self.char_naive_bayes.scale(b)
+            left_out = a * left_out + b * char_left_out
+            self.ngram_weights = {"ngram_word_weight": a, "ngram_char_weight": b}
+            print(f"n-gram scores: word n-grams × {a:.3f} + character n-grams × {b:.3f}")
         self._naive_bayes_scores = {"train": left_out}
 
     def naive_bayes_scores(self, split):
+        """The n-gram classifier's class scores of a split's texts (texts, labels)."""
         if split not in self._naive_bayes_scores:
             token_ids, _ = self.encoded(split)
+            tokens = self.tokens(split)
             scores = np.zeros((len(token_ids), len(self.labels)), dtype="float32")
             for start in range(0, len(token_ids), 256):
                 chunk = ragged(token_ids[start : start + 256]).to_tensor()
-                scores[start : start + len(chunk)] = keras.ops.convert_to_numpy(self.naive_bayes(chunk))
+                part = self.naive_bayes(chunk)
+                if self.char_naive_bayes is not None:
+                    chars = character_id_rows(tokens[start : start + 256], MAX_WORD_CHARS)
+                    part = part + self.char_naive_bayes(ragged(chars).to_tensor())
+                scores[start : start + len(chunk)] = keras.ops.convert_to_numpy(part)
             self._naive_bayes_scores[split] = scores
         return self._naive_bayes_scores[split]
+
+    def ngram_scores(self, ids, tokens):
+        """In a saved model: the n-gram classifier's class scores from the text's word ids and
+        tokens (their characters, with character n-grams)."""
+        scores = self.naive_bayes(ids)
+        if self.char_naive_bayes is None:
+            return scores
+        chars = CharacterIds(MAX_WORD_CHARS, name="char_ids")(tokens)
+        return keras.layers.Add(name="ngram_scores")([scores, self.char_naive_bayes(chars)])
 
     def best_labels(self, scores):
         """The best-scoring real label (no special one) of each row of class scores (texts, labels)."""
@@ -111,13 +157,16 @@ class TextData:
     def has_split(self, split):
         return bool(self.splits.get(split))
 
+    def tokens(self, split):
+        if split not in self._tokens:
+            self._tokens[split] = tokenize_texts([e.text for e in self.splits[split]], self.tokenizer)
+        return self._tokens[split]
+
     def encoded(self, split):
         if split not in self._ids:
-            examples = self.splits[split]
-            tokens = tokenize_texts([e.text for e in examples], self.tokenizer)
             self._ids[split] = (
-                [self.words.encode(t) for t in tokens],
-                [self.labels.id(e.label) for e in examples],
+                [self.words.encode(t) for t in self.tokens(split)],
+                [self.labels.id(e.label) for e in self.splits[split]],
             )
         return self._ids[split]
 
@@ -129,6 +178,20 @@ class TextData:
         return classification_dataset(
             token_ids, label_ids, self.batch_size, shuffle_seed=self.seed if shuffle else None, extra=extra
         )
+
+
+def char_ngram_order(args, classifier):
+    """The longest character n-gram of --char-ngrams: its default by classifier (0 for runs saved
+    before it existed); refused with mnb, which has no character n-grams."""
+    if not hasattr(args, "char_ngrams"):
+        return 0
+    if args.char_ngrams is None:
+        return CHAR_NGRAMS_NBSVM if classifier == "nbsvm" else 0
+    if args.char_ngrams and classifier != "nbsvm":
+        raise runner.UserError(f"--char-ngrams {args.char_ngrams} needs --ngram-classifier nbsvm (or pass --char-ngrams 0)")
+    if args.char_ngrams == 1:
+        raise runner.UserError("--char-ngrams 1: character n-grams start at 2 (a word's single letters); pass 2 or more, or 0")
+    return args.char_ngrams
 
 
 def classification_metrics(gold, predicted, labels):
@@ -209,7 +272,7 @@ class Sentiment(runner.App):
     supports_cv = True
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 15, "patience": 4}
     data_arguments = runner.App.data_arguments + (
-        "max_length", "keep", "min_word_count", "fold", "cv", "naive_bayes", "ngram_classifier",
+        "max_length", "keep", "min_word_count", "fold", "cv", "naive_bayes", "ngram_classifier", "char_ngrams",
     )  # fmt: skip
 
     @property
@@ -254,6 +317,13 @@ class Sentiment(runner.App):
             "naive Bayes log-count ratios (C = 1, β = 0.25), or mnb, multinomial naive Bayes "
             "(default: %(default)s)",
         )  # fmt: skip
+        parser.add_argument(
+            "--char-ngrams", type=runner.non_negative_int, metavar="N",
+            help="with --ngram-classifier nbsvm, a second NBSVM over each word's character 2..N-grams "
+            "(read between word-boundary marks, as scikit-learn's char_wb), stacked with the word "
+            "n-grams by weights fitted on their cross-fitted training scores; reaches words the "
+            f"training texts never held. 0: none (default: {CHAR_NGRAMS_NBSVM} with nbsvm, 0 with mnb)",
+        )  # fmt: skip
 
     def add_predict_arguments(self, parser):
         parser.add_argument("--explain", action="store_true", help="show how much each word counted (attention models)")
@@ -278,7 +348,8 @@ class Sentiment(runner.App):
         # older runs' saved arguments have no --fusion: they trained jointly
         data = TextData(splits, tokenizer, words, labels, args.batch_size, args.seed, fusion=getattr(args, "fusion", "joint"))
         if getattr(args, "naive_bayes", 0):  # both absent from the saved arguments of older runs
-            data.add_naive_bayes(args.naive_bayes, getattr(args, "ngram_classifier", "mnb"))
+            classifier = getattr(args, "ngram_classifier", "mnb")
+            data.add_naive_bayes(args.naive_bayes, classifier, char_ngram_order(args, classifier))
         return data
 
     def fit_dataset(self, data, split):
@@ -368,6 +439,7 @@ class Sentiment(runner.App):
             model.get_layer("naive_bayes_weight").weight.assign(b)
             metrics.update(fusion_network_weight=a, fusion_ngram_weight=b)
             print(f"late fusion on the validation split: network × {a:.3f} + n-grams × {b:.3f}")
+        metrics.update(data.ngram_weights)
         return metrics
 
     def baseline_metrics(self, data, split):
@@ -405,9 +477,10 @@ class Sentiment(runner.App):
     def serving_model(self, model, data, args):
         """Raw texts -> class probabilities, in the order of `labels` (the output layer's config)."""
         text = keras.Input(shape=(), dtype="string", name="text")
-        ids = data.words.lookup_layer(name="word_ids")(data.tokenizer(text))
+        tokens = data.tokenizer(text)
+        ids = data.words.lookup_layer(name="word_ids")(tokens)
         if data.naive_bayes is not None:
-            scores = model({"words": ids, "naive_bayes": data.naive_bayes(ids)})
+            scores = model({"words": ids, "naive_bayes": data.ngram_scores(ids, tokens)})
         else:
             scores = model(ids)
         probabilities = ClassProbabilities(data.labels.tokens, name="probabilities")(

@@ -28,7 +28,14 @@ the SVM weights' mean magnitude, which brings no bias of its own)
 so each n-gram's table entry is w'(g) r(g) (two classes: one SVM, ± half of
 its score per class). Its training texts get cross-fitted scores: those of an
 NBSVM fitted on the other folds of the training texts.
+
+The same layer also scores character n-grams (`unit="chars"`): each word's
+characters between word-boundary marks, n = min_n..max_n, counted once per
+text, as scikit-learn's `char_wb` analyzer cuts them (" movie " → " m", "mo",
+..., "ie "), which reach words the vocabulary never saw.
 """
+
+from functools import lru_cache
 
 import keras
 import numpy as np
@@ -58,17 +65,64 @@ def ngram_keys(ids, max_n, base):
     return keys
 
 
+def char_ngram_keys(words, min_n, max_n, base):
+    """The distinct character n-gram keys (n = min_n..max_n) of one text, from its words'
+    character ids (words, max_chars), ids >= 1 and 0 after a word's end.
+
+    Each word is read between two boundary marks (id `base` - 1); a key is the
+    n-gram's ids read as digits in base `base`. Words without characters
+    (padding) hold none.
+    """
+    keys = set()
+    for row in np.asarray(words):
+        keys.update(_word_char_keys(tuple(int(c) for c in row if c > 0), min_n, max_n, base))
+    return keys
+
+
+@lru_cache(maxsize=500_000)
+def _word_char_keys(chars, min_n, max_n, base):
+    if not chars:
+        return frozenset()
+    marked = (base - 1, *chars, base - 1)
+    keys = set()
+    for n in range(min_n, max_n + 1):
+        for start in range(len(marked) - n + 1):
+            key = 0
+            for char in marked[start : start + n]:
+                key = key * base + char
+            keys.add(key)
+    return frozenset(keys)
+
+
+def text_ngram_keys(texts, unit, min_n, max_n, base):
+    """Each text's distinct n-gram keys: `texts` word-id sequences (unit "words", n = 1..max_n) or
+    per text the words' character ids (unit "chars", n = min_n..max_n; see `char_ngram_keys`)."""
+    if unit == "words":
+        return [ngram_keys(s, max_n, base) for s in texts]
+    return [char_ngram_keys(words, min_n, max_n, base) for words in texts]
+
+
+def check_order(unit, min_n, max_n, base):
+    """Rejects n-gram orders the layer cannot key: word n-grams up to MAX_ORDER, keys below 2**62."""
+    if unit not in ("words", "chars"):
+        raise ValueError(f"unit must be 'words' or 'chars', got {unit!r}")
+    if unit == "words" and not 1 <= max_n <= MAX_ORDER:
+        raise ValueError(f"max_n must be in 1..{MAX_ORDER}, got {max_n}")
+    if unit == "words" and min_n != 1:
+        raise ValueError(f"word n-grams start at 1, got min_n = {min_n}")
+    if not 1 <= min_n <= max_n:
+        raise ValueError(f"n-gram orders must satisfy 1 <= min_n <= max_n, got {min_n}..{max_n}")
+    if base**max_n >= 2**62:
+        raise ValueError(f"a vocabulary of {base} symbols is too large for {max_n}-gram keys")
+
+
 class NaiveBayesCounts:
     """Per class, how many training texts hold each n-gram (the sufficient statistics)."""
 
-    def __init__(self, sequences, labels, classes, max_n, base, alpha=1.0):
-        if not 1 <= max_n <= MAX_ORDER:
-            raise ValueError(f"max_n must be in 1..{MAX_ORDER}, got {max_n}")
-        if base ** max_n >= 2**62:
-            raise ValueError(f"a vocabulary of {base} words is too large for {max_n}-gram keys")
+    def __init__(self, text_keys, labels, classes, alpha=1.0):
         self.classes = list(classes)  # label ids that are real classes
-        self.max_n, self.base, self.alpha = max_n, base, alpha
-        self.text_keys = [ngram_keys(s, max_n, base) for s in sequences]
+        self.alpha = alpha
+        self.text_keys = text_keys  # per text, its distinct n-gram keys (`text_ngram_keys`)
         self.labels = np.asarray(labels)
         self.keys = np.array(sorted(set().union(*self.text_keys)), dtype="int64")
         self.position = {int(k): i for i, k in enumerate(self.keys)}
@@ -125,7 +179,8 @@ def fit_naive_bayes(sequences, labels, num_labels, classes, max_n=2, alpha=1.0, 
     vocabulary size (default: the largest id + 1).
     """
     base = base or 1 + max(max(s, default=0) for s in sequences)
-    counts = NaiveBayesCounts(sequences, labels, classes, max_n, base, alpha)
+    check_order("words", 1, max_n, base)
+    counts = NaiveBayesCounts(text_ngram_keys(sequences, "words", 1, max_n, base), labels, classes, alpha)
     log_theta, log_prior = counts.table()
     layer = NaiveBayesScores(
         num_labels=num_labels, classes=counts.classes, max_n=max_n, base=base, size=len(counts.keys),
@@ -200,7 +255,7 @@ def cross_fit_folds(labels, folds, seed, classes=None):
 
 def fit_nbsvm(
     sequences, labels, num_labels, classes, max_n=2, C=1.0, beta=0.25, alpha=1.0, base=None, folds=5, seed=0,
-    name="naive_bayes",
+    unit="words", min_n=1, name="naive_bayes",
 ):  # fmt: skip
     """(a `NaiveBayesScores` layer holding an NBSVM fitted on the texts, the texts' cross-fitted
     scores: each text scored by an NBSVM fitted on the other `folds` - 1 folds of them, the
@@ -208,17 +263,23 @@ def fit_nbsvm(
 
     Arguments as `fit_naive_bayes`; `C`: the SVM's inverse regularization; `beta`: the weight of
     the SVM's own weights against their mean magnitude (Wang & Manning: C = 1, β = 0.25).
+    `unit="chars"`: `sequences` are per text its words' character ids (words, max_chars), the
+    n-grams those of characters, n = `min_n`..`max_n` (`char_ngram_keys`), `base` the alphabet's
+    size + 1 (the last id marks word boundaries).
     """
     fold = cross_fit_folds(labels, folds, seed, classes)  # first: a class too small fails before any fit
+    if unit == "chars" and not base:
+        raise ValueError("character n-grams need base: the alphabet's size + 1")
     base = base or 1 + max(max(s, default=0) for s in sequences)
-    counts = NaiveBayesCounts(sequences, labels, classes, max_n, base, alpha)
+    check_order(unit, min_n, max_n, base)
+    counts = NaiveBayesCounts(text_ngram_keys(sequences, unit, min_n, max_n, base), labels, classes, alpha)
     features, labels = counts.features, counts.labels
     table, bias = nbsvm_scores_table(features, labels, counts.classes, C, beta, alpha)
     layer = NaiveBayesScores(
         num_labels=num_labels, classes=counts.classes, max_n=max_n, base=base, size=len(counts.keys),
-        dtype="float32", name=name,
+        unit=unit, min_n=min_n, dtype="float32", name=name,
     )  # fmt: skip
-    layer.build((None, None))
+    layer.build((None, None) if unit == "words" else (None, None, None))
     layer.set_table(counts.keys, table, bias)
     scores = np.zeros((len(labels), num_labels))
     for k in range(folds):
@@ -239,7 +300,9 @@ def int64_available():
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class NaiveBayesScores(keras.layers.Layer):
-    """Word ids (batch, time), 0 = padding -> naive Bayes scores (batch, num_labels).
+    """Word ids (batch, time), 0 = padding -> naive Bayes scores (batch, num_labels); with
+    `unit="chars"`, the words' character ids (batch, time, max_chars) -> scores of their
+    character n-grams (`char_ngram_keys`).
 
     Each distinct n-gram of a text counts once; n-grams outside the table add
     nothing. Columns of labels that are not `classes` stay 0. The keys are
@@ -251,12 +314,16 @@ class NaiveBayesScores(keras.layers.Layer):
         num_labels: Width of the output (the classifier's label ids).
         classes: The label ids the table scores.
         max_n: Longest n-gram.
-        base: Vocabulary size (n-gram keys are ids read in this base).
+        base: Vocabulary size (n-gram keys are ids read in this base); for characters the
+            alphabet's size + 1, the last id marking word boundaries.
         size: Number of n-grams in the table.
+        unit: "words" or "chars": what the n-grams are made of.
+        min_n: Shortest n-gram (1 for words).
     """
 
-    def __init__(self, num_labels, classes, max_n, base, size, **kwargs):
+    def __init__(self, num_labels, classes, max_n, base, size, unit="words", min_n=1, **kwargs):
         super().__init__(**kwargs)
+        check_order(unit, min_n, max_n, base)
         if base**max_n >= 2**31 and not int64_available():
             raise ValueError(
                 f"NaiveBayesScores: {max_n}-gram keys of a {base}-word vocabulary pass 2**31, and JAX "
@@ -265,6 +332,7 @@ class NaiveBayesScores(keras.layers.Layer):
             )
         self.num_labels, self.classes = num_labels, list(classes)
         self.max_n, self.base, self.size = max_n, base, size
+        self.unit, self.min_n = unit, min_n
 
     def build(self, input_shape):
         self.keys = self.add_weight(name="keys", shape=(self.size,), dtype="int64", initializer="zeros", trainable=False)
@@ -281,25 +349,46 @@ class NaiveBayesScores(keras.layers.Layer):
         self.log_theta.assign(np.asarray(log_theta, dtype="float32"))
         self.log_prior.assign(np.asarray(log_prior, dtype="float32"))
 
-    def call(self, ids):
-        ids = ops.cast(ids, "int64")
-        steps = ops.shape(ids)[1]
+    def scale(self, factor):
+        """Multiplies every score by `factor` (a weight fitted for the layer's scores)."""
+        self.log_theta.assign(self.log_theta * factor)
+        self.log_prior.assign(self.log_prior * factor)
+
+    def keys_of(self, ids):
+        """(keys, valid), each (batch, positions): the key of the n-gram ending at each position."""
+        if self.unit == "chars":
+            # Each word between boundary marks: [boundary, c_1 .. c_k, boundary, 0 ...].
+            length = ops.sum(ops.cast(ids > 0, "int64"), axis=-1)
+            boundary = self.base - 1
+            width = ops.shape(ids)[-1] + 2
+            marks = ops.expand_dims(ops.cast(length > 0, "int64") * boundary, -1)  # none in padding words
+            marked = ops.concatenate([marks, ids, ops.zeros_like(marks)], axis=-1)
+            sequences = marked + ops.cast(ops.one_hot(length + 1, width), "int64") * marks  # (batch, words, width)
+        else:
+            sequences = ids
+        steps = ops.shape(sequences)[-1]
         grams, valid = [], []
-        key, present = ops.zeros_like(ids), ops.ones_like(ids, dtype="bool")
+        key, present = ops.zeros_like(sequences), ops.ones_like(sequences, dtype="bool")
         for n in range(self.max_n):
             # the n-gram ending at each step t (steps before the first n-1 have none)
-            shifted = ops.pad(ids, [[0, 0], [n, 0]])[:, :steps]
+            padding = [[0, 0]] * (len(sequences.shape) - 1) + [[n, 0]]
+            shifted = ops.pad(sequences, padding)[..., :steps]
             key = key + shifted * (self.base**n)
             present = ops.logical_and(present, shifted > 0)
-            grams.append(key)
-            valid.append(present)
-        keys, valid = ops.concatenate(grams, axis=1), ops.concatenate(valid, axis=1)
-        # Count each n-gram once per text: drop a key seen at an earlier position.
-        same = ops.equal(ops.expand_dims(keys, 2), ops.expand_dims(keys, 1))
+            if n + 1 >= self.min_n:
+                grams.append(key)
+                valid.append(present)
+        keys, valid = ops.concatenate(grams, axis=-1), ops.concatenate(valid, axis=-1)
+        batch = ops.shape(ids)[0]
+        return ops.reshape(keys, (batch, -1)), ops.reshape(valid, (batch, -1))
+
+    def call(self, ids):
+        keys, valid = self.keys_of(ops.cast(ids, "int64"))
+        # Count each n-gram once per text: sorted, a key equal to the one before it is a repeat.
+        keys = ops.sort(ops.where(valid, keys, 0), axis=-1)
+        earlier = ops.pad(keys, [[0, 0], [1, 0]])[:, :-1]
+        counted = ops.logical_and(keys > 0, ops.not_equal(keys, earlier))
         width = ops.shape(keys)[1]
-        earlier = ops.greater(ops.expand_dims(ops.arange(width), 1), ops.expand_dims(ops.arange(width), 0))
-        repeated = ops.any(ops.logical_and(same, ops.logical_and(earlier, ops.expand_dims(valid, 1))), axis=2)
-        counted = ops.logical_and(valid, ops.logical_not(repeated))
         # Look each key up in the sorted table.
         flat = ops.reshape(keys, (-1,))
         index = ops.minimum(ops.searchsorted(self.keys, flat), self.size - 1)
@@ -322,6 +411,8 @@ class NaiveBayesScores(keras.layers.Layer):
             "max_n": self.max_n,
             "base": self.base,
             "size": self.size,
+            "unit": self.unit,
+            "min_n": self.min_n,
         }
 
 
