@@ -177,3 +177,89 @@ def test_cross_fit_folds_deal_each_class_evenly_and_refuse_a_lone_text():
         assert per_fold.max() - per_fold.min() <= 1 and per_fold.sum() == size
     with pytest.raises(ValueError, match="label id 3 has 1 training text"):
         cross_fit_folds([1, 1, 2, 2, 3], 5, seed=0)
+
+
+# Character n-grams ------------------------------------------------------------------------
+
+WORDS = ["gorgeous", "witty", "dull", "witless", "a", "movie", "plot", "café", "it's", "!", "un-funny", "seductive"]
+WORD_TEXTS = [list(RNG.choice(WORDS, size=RNG.integers(1, 7))) for _ in range(40)]
+WORD_LABELS = [2 if ("gorgeous" in t or "witty" in t) and "dull" not in t else 1 for t in WORD_TEXTS]
+
+
+def char_rows(texts):
+    """The texts' words as character ids, padded to one batch (batch, words, MAX_CHARS)."""
+    from pipelines.text import character_id_rows
+
+    rows = character_id_rows(texts, 20)
+    batch = np.zeros((len(rows), max(len(r) for r in rows), 20), dtype="int32")
+    for i, r in enumerate(rows):
+        batch[i, : len(r)] = r
+    return rows, batch
+
+
+def test_character_ngrams_are_scikit_learns_char_wb_ngrams():
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from layers.naive_bayes import text_ngram_keys
+    from pipelines.text import ALPHABET_SIZE
+
+    base = ALPHABET_SIZE + 1
+    analyzer = CountVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=False).build_analyzer()
+
+    def decoded(key):
+        ids = []
+        while key:
+            key, digit = divmod(key, base)
+            ids.append(digit)
+        return "".join(" " if i == base - 1 else chr(i - 1) for i in reversed(ids))
+
+    rows, _ = char_rows(WORD_TEXTS)
+    for text, keys in zip(WORD_TEXTS, text_ngram_keys(rows, "chars", 2, 5, base)):
+        assert sorted(decoded(k) for k in keys) == sorted(set(analyzer(" ".join(text))))
+
+
+def test_character_nbsvm_layer_scores_equal_the_papers_equations_over_char_wb_features():
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.svm import LinearSVC
+
+    from pipelines.text import ALPHABET_SIZE
+
+    rows, _ = char_rows(WORD_TEXTS)
+    layer, _ = fit_nbsvm(
+        rows, WORD_LABELS, num_labels=3, classes=CLASSES, max_n=5, min_n=2, base=ALPHABET_SIZE + 1, unit="chars"
+    )  # fmt: skip
+    new = [["a", "gorgeous", "café", "gorgeous"], ["dull"], ["witless", "un-funny", "plot", "!", "movie"], ["unseen"]]
+    out = keras.ops.convert_to_numpy(layer(char_rows(new)[1]))  # padded: words and characters
+    # the paper's equations over scikit-learn's char_wb features
+    vectorizer = CountVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=False, binary=True)
+    x = vectorizer.fit_transform([" ".join(t) for t in WORD_TEXTS]).toarray().astype(float)
+    y = np.array(WORD_LABELS) == 2
+    p, q = 1 + x[y].sum(axis=0), 1 + x[~y].sum(axis=0)
+    r = np.log(p / p.sum()) - np.log(q / q.sum())
+    svm = LinearSVC(C=1.0, max_iter=10_000).fit(x * r, y)
+    w = 0.75 * np.abs(svm.coef_[0]).mean() + 0.25 * svm.coef_[0]
+    expected = (vectorizer.transform([" ".join(t) for t in new]).toarray() * r) @ w + 0.25 * svm.intercept_[0]
+    np.testing.assert_allclose(out[:, 2] - out[:, 1], expected, rtol=1e-4, atol=1e-4)
+    assert np.std(expected) > 0.1
+
+
+def test_character_layer_survives_saving_and_refuses_orders_it_cannot_key(tmp_path):
+    from pipelines.text import ALPHABET_SIZE
+
+    rows, batch = char_rows(WORD_TEXTS)
+    layer, _ = fit_nbsvm(rows, WORD_LABELS, 3, CLASSES, max_n=3, min_n=2, base=ALPHABET_SIZE + 1, unit="chars")
+    chars = keras.Input((None, 20), dtype="int32")
+    model = keras.Model(chars, layer(chars))
+    model.save(tmp_path / "chars.keras")
+    loaded = keras.saving.load_model(tmp_path / "chars.keras")
+    np.testing.assert_array_equal(loaded.predict_on_batch(batch), model.predict_on_batch(batch))
+    config = loaded.layers[-1].get_config()
+    assert (config["unit"], config["min_n"], config["max_n"]) == ("chars", 2, 3)
+    with pytest.raises(ValueError, match="1 <= min_n <= max_n"):
+        NaiveBayesScores(3, CLASSES, 2, ALPHABET_SIZE + 1, 4, unit="chars", min_n=3)
+    with pytest.raises(ValueError, match="too large"):
+        NaiveBayesScores(3, CLASSES, 8, ALPHABET_SIZE + 1, 4, unit="chars", min_n=2)
+    with pytest.raises(ValueError, match="word n-grams start at 1"):
+        NaiveBayesScores(3, CLASSES, 2, VOCABULARY, 4, min_n=2)
+    with pytest.raises(ValueError, match="need base"):
+        fit_nbsvm(rows, WORD_LABELS, 3, CLASSES, max_n=3, min_n=2, unit="chars")

@@ -40,6 +40,8 @@ def test_training_logs_accuracy_macro_f1_and_a_confusion_matrix(trained):
     assert 0.72 < metrics["test_nb_accuracy"] < 0.85 and 0.55 < metrics["test_network_accuracy"] <= 1.0
     # Late fusion: both weights fitted on the validation split, the n-grams' clearly positive.
     assert metrics["fusion_ngram_weight"] > 0.1 and "fusion_network_weight" in metrics
+    # NBSVM's default: word bigrams and character 2..5-grams, stacked on cross-fitted scores.
+    assert metrics["ngram_word_weight"] > 0.1 and metrics["ngram_char_weight"] > 0.1
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "reports")}
     assert {"reports/confusion_matrix_test.png", "reports/classification_report_test.txt"} <= artifacts
 
@@ -129,6 +131,17 @@ def test_a_class_too_small_for_nbsvm_is_a_clear_error(tmp_path, capsys):
     assert result.returncode == 2
     assert "--ngram-classifier nbsvm: class(es) meh have fewer than two training texts" in result.stderr
     assert "--ngram-classifier mnb" in result.stderr
+
+
+def test_character_ngrams_with_naive_bayes_are_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "small.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *[("a fine film", "pos"), ("a dull film", "neg")] * 30])
+    result = run_main(APP, "train", "--dataset", f"csv:{path}", "--ngram-classifier", "mnb", "--char-ngrams", "4",
+                      "--tracking-uri", new_store(tmp_path, "small"), "--experiment", "small",
+                      "--checkpoint-dir", tmp_path, capsys=capsys)  # fmt: skip
+    assert result.returncode == 2
+    assert "--char-ngrams 4 needs --ngram-classifier nbsvm (or pass --char-ngrams 0)" in result.stderr
 
 
 def test_fit_blend_is_a_logistic_regression_on_the_score_margins():
