@@ -6,8 +6,11 @@
 
 The document is a word sequence; a (bidirectional) recurrent tagger gives
 each word B, I or O (Begin, Inside, Outside a keyphrase), trained on the gold
-keyphrases' occurrences. The candidates are the tagged spans, ranked by the
-model's confidence and de-duplicated on their stemmed form. Evaluation as in
+keyphrases' occurrences. The candidates are the tagged spans, de-duplicated on
+their stemmed form, ranked by the model's confidence; with --ranking fitted
+(the default) the 40 most confident are re-ranked by a logistic regression,
+fitted on the validation split after training, over the confidence of the
+best occurrence, the sum over occurrences, and the phrase's length. Evaluation as in
 the keyphrase literature: the top k against all gold keyphrases, Porter-
 stemmed, exact match (F1@5, F1@10, P@10, R@10), beside a TF-IDF baseline
 scored on the same documents. Split: a seeded 50/25/25 shuffle (1000/500/500
@@ -31,9 +34,12 @@ from apps import characters, runner, tracking
 from layers import ContextWindow, RecurrentStack, WordStatistics
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import (
+    RANKING_FEATURES,
     TAGS,
+    PhraseRanking,
     TfIdfBaseline,
     bio_tags,
+    fit_phrase_ranking,
     keyphrase_metrics,
     load_keyphrase_dataset,
     ranked_keyphrases,
@@ -64,6 +70,8 @@ class KeyphraseData:
     seed: int
     skipped: dict = field(default_factory=dict)
     max_chars: int = 0  # with --char-features: the characters read per word
+    fitted_ranking: bool = True  # --ranking fitted
+    ranking: list = None  # after training with --ranking fitted: `fit_phrase_ranking`'s coefficients
 
     def has_split(self, split):
         return bool(self.splits.get(split))
@@ -98,7 +106,7 @@ class Keywords(runner.App):
     monitor = "val_f1_at_10"
     curve_metrics = ("val_f1_at_5", "val_precision_at_10", "val_recall_at_10")
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5}
-    data_arguments = runner.App.data_arguments + ("max_length", "min_word_count", "char_features")
+    data_arguments = runner.App.data_arguments + ("max_length", "min_word_count", "char_features", "ranking")
 
     @property
     def search_space(self):
@@ -118,6 +126,13 @@ class Keywords(runner.App):
             help="give each word, beside its embedding, how often its stem occurs in the document, "
             "where it first occurs, and its inverse document frequency in the training abstracts "
             "(KEA's features, which a tagger cannot count) (default: %(default)s)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--ranking", choices=("fitted", "confidence"), default="fitted",
+            help="how candidates are ranked: confidence, the probability that the tagger marks the "
+            "phrase's best occurrence exactly; fitted, the 40 most confident re-ranked by a logistic "
+            "regression fitted on the validation split after training, over that confidence, its sum "
+            "over the phrase's occurrences and the phrase's length (default: %(default)s)",
         )  # fmt: skip
         characters.add_argument(parser)
 
@@ -146,6 +161,7 @@ class Keywords(runner.App):
             tags=Vocabulary(TAGS),
             tfidf=TfIdfBaseline(all_tokens),
             batch_size=args.batch_size, seed=args.seed, skipped=skipped, max_chars=characters.max_chars(args),
+            fitted_ranking=getattr(args, "ranking", "confidence") == "fitted",  # older runs ranked by confidence
         )  # fmt: skip
         print(
             f"{dataset.name}: " + ", ".join(f"{s} {len(d)}" for s, d in splits.items()) + " documents; "
@@ -192,17 +208,36 @@ class Keywords(runner.App):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
 
     # Metrics -----------------------------------------------------------------------------
-    def rankings(self, model, data, split):
-        """Each document's candidates, best first: [(phrase, score), ...]."""
+    def tag_probabilities(self, model, data, split):
+        """Per document, its words' (P(B), P(I), P(O)) (words, 3)."""
         rows = predictions_in_order(model, data.batches(split), len(data.tokens[split]))
         special = data.tags.num_special
-        rankings = []
+        documents = []
         for row, tokens in zip(rows, data.tokens[split]):
             scores = row["output"][: len(tokens), special:]
             probabilities = np.exp(scores - scores.max(axis=-1, keepdims=True))
-            probabilities /= probabilities.sum(axis=-1, keepdims=True)
-            rankings.append(ranked_keyphrases(tokens, probabilities))
-        return rankings
+            documents.append(probabilities / probabilities.sum(axis=-1, keepdims=True))
+        return documents
+
+    def rankings(self, model, data, split):
+        """Each document's candidates, best first: [(phrase, score), ...]."""
+        return [
+            ranked_keyphrases(tokens, probabilities, data.ranking)
+            for tokens, probabilities in zip(data.tokens[split], self.tag_probabilities(model, data, split))
+        ]  # fmt: skip
+
+    def after_training(self, model, data):
+        """With --ranking fitted: fits the phrase ranking on the validation split (the trained
+        tagger's probabilities there), used from then on and saved with the model."""
+        if not data.fitted_ranking or not data.has_split("valid"):
+            return {}
+        probabilities = self.tag_probabilities(model, data, "valid")
+        data.ranking = fit_phrase_ranking(data.tokens["valid"], probabilities, data.gold["valid"])
+        names = [f"ranking_{name}" for name in RANKING_FEATURES] + ["ranking_intercept"]
+        print("phrase ranking fitted on the validation split: " + ", ".join(
+            f"{name} {value:.3f}" for name, value in zip(names, data.ranking)
+        ))  # fmt: skip
+        return dict(zip(names, data.ranking))
 
     def evaluate(self, model, data, split):
         rankings = self.rankings(model, data, split)
@@ -229,7 +264,8 @@ class Keywords(runner.App):
         ids = data.words.lookup_layer(name="word_ids")(tokens)
         scores = model(characters.tagger_inputs(ids, tokens, data.max_chars))[..., data.tags.num_special :]
         probabilities = ClassProbabilities(list(TAGS), name="probabilities")(scores)
-        return keras.Model({"text": text}, probabilities, name="keywords")
+        ranked = PhraseRanking(data.ranking, name="phrase_ranking")(probabilities)
+        return keras.Model({"text": text}, ranked, name="keywords")
 
     def signature(self, serving_model):
         length = serving_model.get_layer("tokenizer").max_length
@@ -252,12 +288,14 @@ class Keywords(runner.App):
     @staticmethod
     def rank_texts(serving_model, texts, batch_size=32):
         tokenizer = serving_model.get_layer("tokenizer")
+        names = {layer.name for layer in serving_model.layers}
+        ranking = serving_model.get_layer("phrase_ranking").coefficients if "phrase_ranking" in names else None
         rankings = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             probabilities = serving_model.predict_on_batch({"text": tf.constant(chunk)})
             for tokens, row in zip(tokenize_texts(chunk, tokenizer), probabilities):
-                rankings.append(ranked_keyphrases(tokens, row[: len(tokens)]))
+                rankings.append(ranked_keyphrases(tokens, row[: len(tokens)], ranking))
         return rankings
 
     def predict(self, serving_model, inputs, args):

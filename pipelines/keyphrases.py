@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import keras
 import numpy as np
 
+from layers.base import PACKAGE
 from pipelines.sources import DataFormatError, DataNotFoundError, RemoteDataset, locate
 
 INSPEC = RemoteDataset(
@@ -172,19 +174,21 @@ def bio_tags(tokens, keyphrase_tokens):
     return tags, found
 
 
-def ranked_keyphrases(tokens, probabilities, max_words=5):
-    """Candidate spans from per-token (P(B), P(I), P(O)), best first: [(phrase, score), ...].
+def phrase_candidates(tokens, probabilities, max_words=5):
+    """Candidate spans from per-token (P(B), P(I), P(O)), one per stemmed form:
+    {stemmed form: (phrase, best, total, words)}.
 
-    A span's score is the probability that the tagger marks exactly it:
+    A span's confidence is the probability that the tagger marks exactly it:
     P(B) at its first word, P(I) at each further word, and not P(I) at the
     word after it (tokens taken as independent, as the tagger predicts them).
     Every span of up to `max_words` words without punctuation is a candidate,
     except one that starts or ends inside a hyphenated word ("three-" of
-    "three- and four-player", "-based"); candidates with the same stemmed
-    form count once, at their best score.
+    "three- and four-player", "-based"). `best`: the confidence of the form's
+    best occurrence (its phrase is that occurrence's words); `total`: the sum
+    over its occurrences; `words`: its length.
     """
     begin, inside = probabilities[:, 0], probabilities[:, 1]
-    scored = {}
+    candidates = {}
     for start in range(len(tokens)):
         probability = begin[start]
         for end in range(start, min(start + max_words, len(tokens))):
@@ -194,12 +198,82 @@ def ranked_keyphrases(tokens, probabilities, max_words=5):
                 probability *= inside[end]
             if tokens[start].startswith("-") or tokens[end].endswith("-"):
                 continue  # a piece of a word, not a phrase (longer spans may still close it)
-            closed = probability * (1.0 - (inside[end + 1] if end + 1 < len(tokens) else 0.0))
+            closed = float(probability * (1.0 - (inside[end + 1] if end + 1 < len(tokens) else 0.0)))
             words = tokens[start : end + 1]
             key = stemmed(words)
-            if key not in scored or closed > scored[key][1]:
-                scored[key] = (" ".join(words), float(closed))
-    return sorted(scored.values(), key=lambda item: -item[1])
+            phrase, best, total, _ = candidates.get(key, ("", -1.0, 0.0, 0))
+            if closed > best:
+                phrase, best = " ".join(words), closed
+            candidates[key] = (phrase, best, total + closed, len(words))
+    return candidates
+
+
+RANKING_FEATURES = ("log_best", "log_total", "words")
+RANKING_POOL = 40  # candidates re-ranked per document: the best by confidence
+
+
+def ranking_features(candidates):
+    """(phrases, stemmed forms, features (n, 3)) of the `RANKING_POOL` most confident candidates
+    (`phrase_candidates`), most confident first; features as `RANKING_FEATURES` name them."""
+    pool = sorted(candidates.items(), key=lambda item: -item[1][1])[:RANKING_POOL]
+    features = np.array(
+        [[math.log(best + 1e-12), math.log(total + 1e-12), words] for _, (_, best, total, words) in pool]
+    ).reshape(-1, len(RANKING_FEATURES))
+    return [c[0] for _, c in pool], [key for key, _ in pool], features
+
+
+def ranked_keyphrases(tokens, probabilities, ranking=None, max_words=5):
+    """Candidate phrases, best first: [(phrase, score), ...] (see `phrase_candidates`).
+
+    Without `ranking`, by the confidence of each stemmed form's best occurrence.
+    With `ranking` (coefficients of `RANKING_FEATURES` and an intercept, from
+    `fit_phrase_ranking`), the `RANKING_POOL` most confident are re-ranked by the
+    logistic regression's probability that the phrase is a keyphrase, the rest
+    following by confidence.
+    """
+    candidates = phrase_candidates(tokens, probabilities, max_words)
+    ranked = sorted(((phrase, best) for phrase, best, _, _ in candidates.values()), key=lambda item: -item[1])
+    if ranking is None or not ranked:
+        return ranked
+    phrases, _, features = ranking_features(candidates)
+    weights, intercept = np.asarray(ranking[:-1]), ranking[-1]
+    scores = 1.0 / (1.0 + np.exp(-(features @ weights + intercept)))
+    order = np.argsort(-scores, kind="stable")
+    return [(phrases[i], float(scores[i])) for i in order] + ranked[len(phrases) :]
+
+
+def fit_phrase_ranking(token_lists, probability_lists, gold_lists, C=1.0):
+    """Coefficients of `RANKING_FEATURES` and an intercept: a logistic regression telling gold
+    keyphrases (stemmed, exact) among each document's `RANKING_POOL` most confident candidates."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows, targets = [], []
+    for tokens, probabilities, gold in zip(token_lists, probability_lists, gold_lists):
+        gold_keys = {stemmed(g) for g in gold}
+        _, keys, features = ranking_features(phrase_candidates(tokens, probabilities))
+        rows.append(features)
+        targets += [key in gold_keys for key in keys]
+    targets = np.array(targets)
+    if not targets.any() or targets.all():
+        raise ValueError("fitting a phrase ranking needs candidates that are keyphrases and ones that are not")
+    model = LogisticRegression(C=C, max_iter=1000).fit(np.concatenate(rows), targets)
+    return [float(w) for w in model.coef_[0]] + [float(model.intercept_[0])]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PhraseRanking(keras.layers.Layer):
+    """Passes the tagger's probabilities through, carrying in its config how a saved model ranks
+    the candidate phrases: the coefficients of `fit_phrase_ranking` (None: by confidence)."""
+
+    def __init__(self, coefficients=None, **kwargs):
+        super().__init__(**kwargs)
+        self.coefficients = None if coefficients is None else [float(c) for c in coefficients]
+
+    def call(self, probabilities):
+        return probabilities
+
+    def get_config(self):
+        return {**super().get_config(), "coefficients": self.coefficients}
 
 
 def word_statistics_tables(words, documents):

@@ -9,9 +9,11 @@ import pytest
 from pipelines.keyphrases import (
     TfIdfBaseline,
     bio_tags,
+    fit_phrase_ranking,
     keyphrase_metrics,
     load_keyphrase_dataset,
     ngram_candidates,
+    phrase_candidates,
     prf_at_k,
     ranked_keyphrases,
     read_liaad_zip,
@@ -99,6 +101,64 @@ def test_candidates_are_spans_ranked_by_their_tagging_probability_and_deduplicat
     assert ranked["networks"] == pytest.approx(0.1 * 1.0)
     assert "networks , neural" not in ranked and len(ranked) == 3
     assert list(ranked)[0] == "neural networks"
+
+
+NEURAL = ["neural", "networks", ",", "neural", "network"]
+NEURAL_PROBABILITIES = np.array([
+    [0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.0, 0.0, 1.0], [0.6, 0.2, 0.2], [0.1, 0.9, 0.0],
+])  # fmt: skip  (the example above)
+
+
+def test_candidates_keep_their_best_and_total_confidence_over_occurrences():
+    candidates = {
+        phrase: (best, total, words) for phrase, best, total, words in phrase_candidates(NEURAL, NEURAL_PROBABILITIES).values()
+    }  # fmt: skip
+    assert candidates["neural networks"] == pytest.approx((0.8 * 0.7, 0.8 * 0.7 + 0.6 * 0.9, 2))
+    assert candidates["neural"] == pytest.approx((0.8 * 0.3, 0.8 * 0.3 + 0.6 * 0.1, 1))
+    # "networks" (at 1: 0.1, then the comma) and "network" (at 4: 0.1, the text's end) share a stem
+    assert candidates["networks"] == pytest.approx((0.1, 0.2, 1))
+
+
+def test_a_fitted_ranking_rescores_candidates_by_its_logistic_regression():
+    # coefficients of (log best, log total, words) and the intercept: here, short phrases first
+    ranked = ranked_keyphrases(NEURAL, NEURAL_PROBABILITIES, ranking=[0.0, 0.0, -3.0, 3.0])
+    assert [p for p, _ in ranked] == ["neural", "networks", "neural networks"]  # the tie keeps confidence order
+    assert [s for _, s in ranked] == pytest.approx([0.5, 0.5, 1 / (1 + math.exp(3.0))])
+    ranked = dict(ranked_keyphrases(NEURAL, NEURAL_PROBABILITIES, ranking=[1.0, 0.5, 0.0, -0.2]))
+    expected = 1 / (1 + math.exp(-(math.log(0.24) + 0.5 * math.log(0.30) - 0.2)))
+    assert ranked["neural"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_fitted_ranking_is_a_logistic_regression_on_the_most_confident_candidates():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    vocabulary = ["graph", "kernel", "method", "learning", "sparse", "model", "data", "network"]
+    documents, probabilities, gold = [], [], []
+    for _ in range(30):
+        tokens = list(rng.choice(vocabulary, size=30))
+        scores = rng.dirichlet([1.0, 1.0, 2.0], size=len(tokens))
+        candidates = phrase_candidates(tokens, scores)
+        # gold: the forms that occur most confidently in total, whatever their best occurrence
+        by_total = sorted(candidates.values(), key=lambda c: -c[2])
+        documents.append(tokens)
+        probabilities.append(scores)
+        gold.append([c[0].split() for c in by_total[:4]])
+    coefficients = fit_phrase_ranking(documents, probabilities, gold)
+    # the reference: the same regression over features computed here from the candidates
+    rows, targets = [], []
+    for tokens, scores, keys in zip(documents, probabilities, gold):
+        pool = sorted(phrase_candidates(tokens, scores).values(), key=lambda c: -c[1])[:40]
+        rows += [[math.log(best), math.log(total), words] for _, best, total, words in pool]
+        targets += [phrase.split() in keys for phrase, _, _, _ in pool]
+    reference = LogisticRegression(max_iter=1000).fit(np.array(rows), np.array(targets))
+    np.testing.assert_allclose(coefficients, [*reference.coef_[0], reference.intercept_[0]], rtol=1e-4, atol=1e-4)
+    assert coefficients[1] > 0  # the total is what tells gold here
+    fitted = [[p for p, _ in ranked_keyphrases(t, s, coefficients)] for t, s in zip(documents, probabilities)]
+    plain = [[p for p, _ in ranked_keyphrases(t, s)] for t, s in zip(documents, probabilities)]
+    assert keyphrase_metrics(fitted, gold)["f1_at_5"] > keyphrase_metrics(plain, gold)["f1_at_5"]
+    with pytest.raises(ValueError, match="keyphrases and ones that are not"):
+        fit_phrase_ranking(documents, probabilities, [[] for _ in documents])
 
 
 def test_a_suspended_hyphen_is_never_a_candidate_end_but_a_span_may_run_through_it():

@@ -53,6 +53,8 @@ def test_training_logs_keyphrase_metrics_beside_the_tfidf_baseline(trained):
     for name in ("f1_at_5", "f1_at_10", "precision_at_10", "recall_at_10"):
         assert 0.0 <= metrics[f"test_{name}"] <= 1.0
     assert metrics["test_f1_at_10"] > 0.05  # four epochs of a small tagger find some keyphrases
+    # --ranking fitted (the default): the ranking's coefficients fitted on the validation split
+    assert {"ranking_log_best", "ranking_log_total", "ranking_words", "ranking_intercept"} <= set(metrics)
     # The baseline as computed independently here, on the same 100 test documents.
     documents = load_keyphrase_dataset(trained["dataset"]).documents
     assert len(documents) == DOCUMENTS
