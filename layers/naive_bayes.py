@@ -326,9 +326,10 @@ class NaiveBayesScores(keras.layers.Layer):
         check_order(unit, min_n, max_n, base)
         if base**max_n >= 2**31 and not int64_available():
             raise ValueError(
-                f"NaiveBayesScores: {max_n}-gram keys of a {base}-word vocabulary pass 2**31, and JAX "
-                "computes int64 in int32 unless its 64-bit types are on, which would mix n-grams up: "
-                "set JAX_ENABLE_X64=1, use another Keras backend, or a lower --naive-bayes order."
+                f"NaiveBayesScores: {max_n}-gram keys of a {base}-symbol {unit} vocabulary pass 2**31, and "
+                "JAX computes int64 in int32 unless its 64-bit types are on, which would mix n-grams up: "
+                "set JAX_ENABLE_X64=1, use another Keras backend, or a lower --naive-bayes order "
+                "(--char-ngrams 0 for character n-grams)."
             )
         self.num_labels, self.classes = num_labels, list(classes)
         self.max_n, self.base, self.size = max_n, base, size
