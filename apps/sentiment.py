@@ -60,6 +60,7 @@ from pipelines.vocab import Vocabulary
 MAX_LENGTH = {"mr": 80, "polarity": 800}
 DEFAULT_MAX_LENGTH = 400
 CHAR_NGRAMS_NBSVM = 5  # --char-ngrams' default with NBSVM: character 2..5-grams
+MAX_CHAR_NGRAMS = 7  # (alphabet + 1) ** 7 < 2 ** 62, the n-gram keys' limit
 
 
 @dataclass
@@ -189,8 +190,11 @@ def char_ngram_order(args, classifier):
         return CHAR_NGRAMS_NBSVM if classifier == "nbsvm" else 0
     if args.char_ngrams and classifier != "nbsvm":
         raise runner.UserError(f"--char-ngrams {args.char_ngrams} needs --ngram-classifier nbsvm (or pass --char-ngrams 0)")
-    if args.char_ngrams == 1:
-        raise runner.UserError("--char-ngrams 1: character n-grams start at 2 (a word's single letters); pass 2 or more, or 0")
+    if args.char_ngrams == 1 or args.char_ngrams > MAX_CHAR_NGRAMS:
+        raise runner.UserError(
+            f"--char-ngrams {args.char_ngrams}: pass 2..{MAX_CHAR_NGRAMS} (character n-grams start at 2, and "
+            f"longer ones do not fit the n-gram keys), or 0 for none"
+        )  # fmt: skip
     return args.char_ngrams
 
 

@@ -137,11 +137,14 @@ def test_character_ngrams_with_naive_bayes_are_a_clear_error(tmp_path, capsys):
     path = tmp_path / "small.csv"
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerows([("text", "label"), *[("a fine film", "pos"), ("a dull film", "neg")] * 30])
+    store = new_store(tmp_path, "small")
     result = run_main(APP, "train", "--dataset", f"csv:{path}", "--ngram-classifier", "mnb", "--char-ngrams", "4",
-                      "--tracking-uri", new_store(tmp_path, "small"), "--experiment", "small",
-                      "--checkpoint-dir", tmp_path, capsys=capsys)  # fmt: skip
+                      "--tracking-uri", store, "--experiment", "small", "--checkpoint-dir", tmp_path, capsys=capsys)  # fmt: skip
     assert result.returncode == 2
     assert "--char-ngrams 4 needs --ngram-classifier nbsvm (or pass --char-ngrams 0)" in result.stderr
+    result = run_main(APP, "train", "--dataset", f"csv:{path}", "--char-ngrams", "9",
+                      "--tracking-uri", store, "--experiment", "small", "--checkpoint-dir", tmp_path, capsys=capsys)  # fmt: skip
+    assert result.returncode == 2 and "--char-ngrams 9: pass 2..7" in result.stderr
 
 
 def test_fit_blend_is_a_logistic_regression_on_the_score_margins():
