@@ -232,7 +232,11 @@ class Keywords(runner.App):
         if not data.fitted_ranking or not data.has_split("valid"):
             return {}
         probabilities = self.tag_probabilities(model, data, "valid")
-        data.ranking = fit_phrase_ranking(data.tokens["valid"], probabilities, data.gold["valid"])
+        try:
+            data.ranking = fit_phrase_ranking(data.tokens["valid"], probabilities, data.gold["valid"])
+        except ValueError as error:  # e.g. no gold keyphrase among the validation candidates
+            print(f"warning: --ranking fitted: {error}; ranking by confidence instead")
+            return {}
         names = [f"ranking_{name}" for name in RANKING_FEATURES] + ["ranking_intercept"]
         print("phrase ranking fitted on the validation split: " + ", ".join(
             f"{name} {value:.3f}" for name, value in zip(names, data.ranking)
