@@ -46,17 +46,17 @@ from layers.base import PACKAGE
 MAX_ORDER = 3
 
 
-def ngram_keys(ids, max_n, base):
-    """The distinct n-gram keys (n = 1..max_n) of one id sequence; ids 0 (padding) end it.
+def ngram_keys(ids, max_n, base, min_n=1):
+    """The distinct n-gram keys (n = min_n..max_n) of one id sequence; ids 0 (padding) end it.
 
     A key is the n-gram's ids read as digits in base `base` (the vocabulary
-    size). Word ids are >= 1, so keys of different orders never coincide.
+    size). Ids are >= 1, so keys of different orders never coincide.
     """
     ids = [int(i) for i in ids]
     if 0 in ids:
         ids = ids[: ids.index(0)]
     keys = set()
-    for n in range(1, max_n + 1):
+    for n in range(min_n, max_n + 1):
         for start in range(len(ids) - n + 1):
             key = 0
             for word in ids[start : start + n]:
@@ -83,15 +83,7 @@ def char_ngram_keys(words, min_n, max_n, base):
 def _word_char_keys(chars, min_n, max_n, base):
     if not chars:
         return frozenset()
-    marked = (base - 1, *chars, base - 1)
-    keys = set()
-    for n in range(min_n, max_n + 1):
-        for start in range(len(marked) - n + 1):
-            key = 0
-            for char in marked[start : start + n]:
-                key = key * base + char
-            keys.add(key)
-    return frozenset(keys)
+    return frozenset(ngram_keys((base - 1, *chars, base - 1), max_n, base, min_n))
 
 
 def text_ngram_keys(texts, unit, min_n, max_n, base):
