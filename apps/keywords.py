@@ -13,8 +13,10 @@ fitted on the validation split after training, over the confidence of the
 best occurrence, the sum over occurrences, and the phrase's length. Evaluation as in
 the keyphrase literature: the top k against all gold keyphrases, Porter-
 stemmed, exact match (F1@5, F1@10, P@10, R@10), beside a TF-IDF baseline
-scored on the same documents. Split: a seeded 50/25/25 shuffle (1000/500/500
-documents for Inspec).
+scored on the same documents. Split: Inspec's own (Hulth 2003: 1000/500/500
+abstracts), where the same metrics are also scored against the uncontrolled
+keyphrases alone (uncontrolled_*), the references of the published Inspec
+results; other data sets a seeded 50/25/25 shuffle.
 """
 
 import argparse
@@ -62,6 +64,7 @@ class KeyphraseData:
     splits: dict  # split -> [KeyphraseDocument]
     tokens: dict  # split -> [[token, ...] per document]
     gold: dict  # split -> [[keyphrase tokens, ...] per document]
+    uncontrolled: dict  # split -> the same of the uncontrolled keyphrases (Inspec valid, test), or None
     tokenizer: SentenceTokenizer
     words: Vocabulary
     tags: Vocabulary
@@ -104,7 +107,7 @@ class Keywords(runner.App):
     datasets = ("inspec",)
     dataset_help = "inspec, or liaad:PATH.zip for any data set in the LIAAD layout (NAME/docsutf8, NAME/keys)"
     monitor = "val_f1_at_10"
-    curve_metrics = ("val_f1_at_5", "val_precision_at_10", "val_recall_at_10")
+    curve_metrics = ("val_f1_at_5", "val_precision_at_10", "val_recall_at_10", "val_uncontrolled_f1_at_10")
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5}
     data_arguments = runner.App.data_arguments + ("max_length", "min_word_count", "char_features", "ranking")
 
@@ -146,17 +149,16 @@ class Keywords(runner.App):
         splits = split_documents(dataset.documents, seed=0)
         tokenizer = SentenceTokenizer(args.max_length, punctuation="split", name="tokenizer")
         tokens = {s: tokenize_texts([d.text for d in docs], tokenizer) for s, docs in splits.items()}
-        gold = {
-            s: [tokenize_texts(list(d.keyphrases), tokenizer) for d in docs] for s, docs in splits.items()
-        }
+        references = {s: reference_keyphrases(docs, tokenizer) for s, docs in splits.items()}
         skipped = dict(dataset.skipped)
+        gold = {s: all_keys for s, (all_keys, _) in references.items()}
         unlabelled = sum(not bio_tags(t, g)[1] for t, g in zip(tokens["train"], gold["train"]))
         if unlabelled:
             skipped["training documents where no gold keyphrase occurs"] = unlabelled
         # TF-IDF's document frequencies come from every document's text (no labels).
         all_tokens = tokenize_texts([d.text for d in dataset.documents], tokenizer)
         data = KeyphraseData(
-            splits, tokens, gold, tokenizer,
+            splits, tokens, gold, {s: uncontrolled for s, (_, uncontrolled) in references.items()}, tokenizer,
             words=Vocabulary.build(tokens["train"], args.min_word_count),
             tags=Vocabulary(TAGS),
             tfidf=TfIdfBaseline(all_tokens),
@@ -167,7 +169,9 @@ class Keywords(runner.App):
             f"{dataset.name}: " + ", ".join(f"{s} {len(d)}" for s, d in splits.items()) + " documents; "
             f"{len(data.words.tokens)} words; "
             f"{np.mean([len(g) for g in gold['train']]):.1f} gold keyphrases per document"
-        )
+            + (f" ({np.mean([len(g) for g in data.uncontrolled['test']]):.1f} uncontrolled in the test split)"
+               if data.uncontrolled.get("test") else "")
+        )  # fmt: skip
         tracking.log_skipped(skipped, words=3)
         return data
 
@@ -245,11 +249,12 @@ class Keywords(runner.App):
 
     def evaluate(self, model, data, split):
         rankings = self.rankings(model, data, split)
-        return keyphrase_metrics([[p for p, _ in r] for r in rankings], data.gold[split])
+        return score_rankings(rankings, data.gold[split], data.uncontrolled[split])
 
     def baseline_metrics(self, data, split):
-        rankings = [[p for p, _ in data.tfidf.rank(tokens)] for tokens in data.tokens[split]]
-        return {f"tfidf_{k}": v for k, v in keyphrase_metrics(rankings, data.gold[split]).items()}
+        rankings = [data.tfidf.rank(tokens) for tokens in data.tokens[split]]
+        metrics = score_rankings(rankings, data.gold[split], data.uncontrolled[split])
+        return {f"tfidf_{k}": v for k, v in metrics.items()}
 
     def reports(self, model, data, split):
         rankings = self.rankings(model, data, split)
@@ -285,9 +290,7 @@ class Keywords(runner.App):
         dataset = load_keyphrase_dataset(args.dataset, args.data_dir)
         documents = split_documents(dataset.documents, seed=0)[args.split]
         rankings = self.rank_texts(serving_model, [d.text for d in documents])
-        tokenizer = serving_model.get_layer("tokenizer")
-        gold = [tokenize_texts(list(d.keyphrases), tokenizer) for d in documents]
-        return keyphrase_metrics([[p for p, _ in r] for r in rankings], gold)
+        return score_rankings(rankings, *reference_keyphrases(documents, serving_model.get_layer("tokenizer")))
 
     @staticmethod
     def rank_texts(serving_model, texts, batch_size=32):
@@ -318,6 +321,25 @@ class Keywords(runner.App):
             for phrase, score in top:
                 print(f"  {score:.3f}  {phrase}")
         return results
+
+
+def reference_keyphrases(documents, tokenizer):
+    """(all gold keyphrases, the uncontrolled ones or None where the documents do not tell them
+    apart), each a list per document of tokenized keyphrases."""
+    gold = [tokenize_texts(list(d.keyphrases), tokenizer) for d in documents]
+    if not documents or not all(d.uncontrolled for d in documents):
+        return gold, None
+    return gold, [tokenize_texts(list(d.uncontrolled), tokenizer) for d in documents]
+
+
+def score_rankings(rankings, gold, uncontrolled=None):
+    """`keyphrase_metrics` of [(phrase, score), ...] rankings against all gold keyphrases and,
+    where given, against the uncontrolled ones (`uncontrolled_*`)."""
+    phrases = [[phrase for phrase, _ in ranking] for ranking in rankings]
+    metrics = keyphrase_metrics(phrases, gold)
+    if uncontrolled is not None:
+        metrics.update({f"uncontrolled_{k}": v for k, v in keyphrase_metrics(phrases, uncontrolled).items()})
+    return metrics
 
 
 APP = Keywords()

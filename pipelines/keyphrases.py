@@ -11,6 +11,7 @@ R@k = matches / number of gold keyphrases, F@k from those, each averaged over
 documents.
 """
 
+import json
 import math
 import re
 import zipfile
@@ -30,6 +31,9 @@ INSPEC = RemoteDataset(
     "https://github.com/LIAAD/KeywordExtractor-Datasets/raw/master/datasets",
     {"Inspec.zip": "0868ca0753b69bcea9132def9f2a65c087bca39fc0360d82905e3debb0bf4de2"},
 )
+# Hulth's validation and test abstracts, each with the number of controlled terms closing its
+# key file (see "about" in the file); the other Inspec abstracts are Hulth's training set.
+HULTH_SPLIT = Path(__file__).parent / "data" / "inspec_hulth.json"
 TAGS = ("B", "I", "O")
 
 # A common English stop list (function words), for the TF-IDF baseline's candidates.
@@ -51,7 +55,9 @@ _WORD = re.compile(r"\w")
 class KeyphraseDocument:
     doc_id: str
     text: str
-    keyphrases: tuple
+    keyphrases: tuple  # all of the key file's keyphrases
+    split: str = ""  # "train", "valid" or "test" where the data set defines a split (Inspec: Hulth's)
+    uncontrolled: tuple = ()  # Inspec validation and test: the uncontrolled keyphrases alone
 
 
 @dataclass
@@ -65,6 +71,7 @@ def load_keyphrase_dataset(spec, data_dir=None, progress=True):
     """`inspec` (from the data directory, the cache or a download) or `liaad:PATH.zip`."""
     if spec == "inspec":
         path = locate(INSPEC, ["Inspec.zip"], data_dir=data_dir, progress=progress)["Inspec.zip"]
+        return read_liaad_zip(path, hulth_split())
     elif spec.startswith("liaad:"):
         path = Path(spec[len("liaad:") :])
         if not path.is_file():
@@ -74,8 +81,19 @@ def load_keyphrase_dataset(spec, data_dir=None, progress=True):
     return read_liaad_zip(path)
 
 
-def read_liaad_zip(path):
-    """Documents with their keys; documents without keys are skipped and counted."""
+def hulth_split():
+    """{doc_id: (split, controlled terms closing its key file)} for Hulth's validation and test abstracts."""
+    table = json.loads(HULTH_SPLIT.read_text())
+    return {doc_id: (split, count) for split in ("valid", "test") for doc_id, count in table[split].items()}
+
+
+def read_liaad_zip(path, split=None):
+    """Documents with their keys; documents without keys are skipped and counted.
+
+    `split` ({doc_id: (split, controlled)}, `hulth_split()`) places the listed documents in that
+    split, and all others in "train", and gives each listed document its uncontrolled keyphrases:
+    the key file's lines before the last `controlled`.
+    """
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
@@ -95,14 +113,27 @@ def read_liaad_zip(path):
                 continue
             text = _decode(archive.read(documents_by_id[doc_id]), f"{path}:{documents_by_id[doc_id]}")
             keys = _decode(archive.read(keys_by_id[doc_id]), f"{path}:{keys_by_id[doc_id]}")
-            keyphrases = tuple(dict.fromkeys(k.strip() for k in keys.splitlines() if k.strip()))
+            lines = [k.strip() for k in keys.splitlines() if k.strip()]
+            keyphrases = tuple(dict.fromkeys(lines))
             if not keyphrases:
                 skipped["key file without keys"] += 1
                 continue
             if not text.strip():
                 skipped["empty document"] += 1
                 continue
-            documents.append(KeyphraseDocument(doc_id, text, keyphrases))
+            extra = {}
+            if split is not None:
+                part, controlled = split.get(doc_id, ("train", None))
+                extra["split"] = part
+                if controlled is not None:
+                    if controlled >= len(lines):
+                        raise DataFormatError(
+                            f"{path}:{keys_by_id[doc_id]}: {len(lines)} keyphrases, but Hulth's split "
+                            f"({HULTH_SPLIT.name}) counts {controlled} controlled terms at its end: "
+                            "not the copy of Inspec that table was made for"
+                        )
+                    extra["uncontrolled"] = tuple(dict.fromkeys(lines[:-controlled]))
+            documents.append(KeyphraseDocument(doc_id, text, keyphrases, **extra))
     if not documents:
         raise DataFormatError(f"{path}: no document has both text and keys")
     return KeyphraseDataset(Path(path).stem, documents, dict(skipped))
@@ -120,11 +151,10 @@ def _natural(doc_id):
 
 
 def split_documents(documents, seed=0):
-    """{"train", "valid", "test"}: a seeded shuffle of the documents in id order, cut 50/25/25.
-
-    For Inspec's 2000 abstracts that is 1000/500/500, the sizes of Hulth's
-    split (whose document lists this copy does not record).
-    """
+    """{"train", "valid", "test"}: the data set's own split where its documents carry one (Inspec:
+    Hulth's 1000/500/500), else a seeded shuffle of the documents in id order, cut 50/25/25."""
+    if documents and all(d.split for d in documents):
+        return {name: [d for d in documents if d.split == name] for name in ("train", "valid", "test")}
     order = np.random.default_rng(seed).permutation(len(documents))
     n_train, n_valid = len(documents) // 2, len(documents) // 4
     parts = {
