@@ -64,7 +64,8 @@ class KeyphraseData:
     splits: dict  # split -> [KeyphraseDocument]
     tokens: dict  # split -> [[token, ...] per document]
     gold: dict  # split -> [[keyphrase tokens, ...] per document]
-    uncontrolled: dict  # split -> the same of the uncontrolled keyphrases (Inspec valid, test), or None
+    uncontrolled: dict  # split -> the same of the uncontrolled keyphrases (Inspec), or None
+    labels: dict  # split -> the references the tagger learns and the ranking is fitted to (--keys)
     tokenizer: SentenceTokenizer
     words: Vocabulary
     tags: Vocabulary
@@ -89,7 +90,7 @@ class KeyphraseData:
         leaves out documents in which no gold keyphrase occurs (nothing to learn from)."""
         columns = {"words": [], "tags": []}
         kept = []
-        for tokens, gold in zip(self.tokens[split], self.gold[split]):
+        for tokens, gold in zip(self.tokens[split], self.labels[split]):
             tags, found = bio_tags(tokens, gold)
             if labelled_only and not found:
                 continue
@@ -109,7 +110,9 @@ class Keywords(runner.App):
     monitor = "val_f1_at_10"
     curve_metrics = ("val_f1_at_5", "val_precision_at_10", "val_recall_at_10", "val_uncontrolled_f1_at_10")
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5}
-    data_arguments = runner.App.data_arguments + ("max_length", "min_word_count", "char_features", "ranking")
+    data_arguments = runner.App.data_arguments + (
+        "max_length", "min_word_count", "char_features", "ranking", "keys",
+    )  # fmt: skip
 
     @property
     def search_space(self):
@@ -137,6 +140,12 @@ class Keywords(runner.App):
             "regression fitted on the validation split after training, over that confidence, its sum "
             "over the phrase's occurrences and the phrase's length (default: %(default)s)",
         )  # fmt: skip
+        parser.add_argument(
+            "--keys", choices=("all", "uncontrolled"), default="all",
+            help="the keyphrases the tagger learns to mark and the ranking is fitted to: all of the "
+            "key file's, or (inspec) Hulth's uncontrolled ones alone, the references of the published "
+            "Inspec results; the metrics are scored against both either way (default: %(default)s)",
+        )  # fmt: skip
         characters.add_argument(parser)
 
     def add_predict_arguments(self, parser):
@@ -152,13 +161,21 @@ class Keywords(runner.App):
         references = {s: reference_keyphrases(docs, tokenizer) for s, docs in splits.items()}
         skipped = dict(dataset.skipped)
         gold = {s: all_keys for s, (all_keys, _) in references.items()}
-        unlabelled = sum(not bio_tags(t, g)[1] for t, g in zip(tokens["train"], gold["train"]))
+        uncontrolled = {s: keys for s, (_, keys) in references.items()}
+        keys = getattr(args, "keys", "all")  # absent from the saved arguments of older runs
+        if keys == "uncontrolled" and any(keys is None for keys in uncontrolled.values()):
+            raise runner.UserError(
+                f"--keys uncontrolled: {args.dataset} does not tell uncontrolled keyphrases apart "
+                "(inspec does); use --keys all"
+            )
+        labels = gold if keys == "all" else uncontrolled
+        unlabelled = sum(not bio_tags(t, g)[1] for t, g in zip(tokens["train"], labels["train"]))
         if unlabelled:
             skipped["training documents where no gold keyphrase occurs"] = unlabelled
         # TF-IDF's document frequencies come from every document's text (no labels).
         all_tokens = tokenize_texts([d.text for d in dataset.documents], tokenizer)
         data = KeyphraseData(
-            splits, tokens, gold, {s: uncontrolled for s, (_, uncontrolled) in references.items()}, tokenizer,
+            splits, tokens, gold, uncontrolled, labels, tokenizer,
             words=Vocabulary.build(tokens["train"], args.min_word_count),
             tags=Vocabulary(TAGS),
             tfidf=TfIdfBaseline(all_tokens),
@@ -237,7 +254,7 @@ class Keywords(runner.App):
             return {}
         probabilities = self.tag_probabilities(model, data, "valid")
         try:
-            data.ranking = fit_phrase_ranking(data.tokens["valid"], probabilities, data.gold["valid"])
+            data.ranking = fit_phrase_ranking(data.tokens["valid"], probabilities, data.labels["valid"])
         except ValueError as error:  # e.g. no gold keyphrase among the validation candidates
             print(f"warning: --ranking fitted: {error}; ranking by confidence instead")
             return {}

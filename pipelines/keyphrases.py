@@ -31,8 +31,8 @@ INSPEC = RemoteDataset(
     "https://github.com/LIAAD/KeywordExtractor-Datasets/raw/master/datasets",
     {"Inspec.zip": "0868ca0753b69bcea9132def9f2a65c087bca39fc0360d82905e3debb0bf4de2"},
 )
-# Hulth's validation and test abstracts, each with the number of controlled terms closing its
-# key file (see "about" in the file); the other Inspec abstracts are Hulth's training set.
+# Hulth's split of Inspec, each abstract with the number of controlled terms closing its key
+# file (see "about" in the file).
 HULTH_SPLIT = Path(__file__).parent / "data" / "inspec_hulth.json"
 TAGS = ("B", "I", "O")
 
@@ -57,7 +57,7 @@ class KeyphraseDocument:
     text: str
     keyphrases: tuple  # all of the key file's keyphrases
     split: str = ""  # "train", "valid" or "test" where the data set defines a split (Inspec: Hulth's)
-    uncontrolled: tuple = ()  # Inspec validation and test: the uncontrolled keyphrases alone
+    uncontrolled: tuple = ()  # Inspec: the uncontrolled keyphrases alone (Hulth's references)
 
 
 @dataclass
@@ -82,17 +82,17 @@ def load_keyphrase_dataset(spec, data_dir=None, progress=True):
 
 
 def hulth_split():
-    """{doc_id: (split, controlled terms closing its key file)} for Hulth's validation and test abstracts."""
+    """{doc_id: (split, controlled terms closing its key file)} for each Inspec abstract: Hulth's split."""
     table = json.loads(HULTH_SPLIT.read_text())
-    return {doc_id: (split, count) for split in ("valid", "test") for doc_id, count in table[split].items()}
+    return {doc_id: (split, count) for split in ("train", "valid", "test") for doc_id, count in table[split].items()}
 
 
 def read_liaad_zip(path, split=None):
     """Documents with their keys; documents without keys are skipped and counted.
 
     `split` ({doc_id: (split, controlled)}, `hulth_split()`) places the listed documents in that
-    split, and all others in "train", and gives each listed document its uncontrolled keyphrases:
-    the key file's lines before the last `controlled`.
+    split (others in "train") and gives each its uncontrolled keyphrases: the key file's lines
+    before the last `controlled`.
     """
     try:
         archive = zipfile.ZipFile(path)

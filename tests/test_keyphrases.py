@@ -10,6 +10,7 @@ from pipelines.keyphrases import (
     TfIdfBaseline,
     bio_tags,
     fit_phrase_ranking,
+    hulth_split,
     keyphrase_metrics,
     load_keyphrase_dataset,
     ngram_candidates,
@@ -30,16 +31,52 @@ def inspec():
     return load_keyphrase_dataset("inspec", SHARED_DATA)
 
 
-def test_inspec_has_2000_documents_split_1000_500_500(inspec):
+def test_inspec_has_2000_documents_in_hulths_split_1000_500_500(inspec):
     assert len(inspec.documents) == 2000 and inspec.skipped == {}
     document = next(d for d in inspec.documents if d.doc_id == "114")
     assert document.text.startswith("Cooperative three- and four-player quantum games")
     assert "quantum entanglement" in document.keyphrases and "game theory" in document.keyphrases
+    assert document.split == "train" and document.uncontrolled[-1] == "nonzero sum difficulty"
+    assert len(document.uncontrolled) == 6 and "game theory" not in document.uncontrolled
     splits = split_documents(inspec.documents)
     assert [len(splits[s]) for s in ("train", "valid", "test")] == [1000, 500, 500]
     ids = [d.doc_id for s in splits.values() for d in s]
     assert len(set(ids)) == 2000
-    assert [d.doc_id for d in split_documents(inspec.documents)["test"]] == [d.doc_id for d in splits["test"]]
+    # Hulth's test set (ake-datasets' test/ folder) includes these, its validation set 1461 and 15.
+    assert {"193", "1939", "2200", "414"} <= {d.doc_id for d in splits["test"]}
+    assert {"1461", "15"} <= {d.doc_id for d in splits["valid"]}
+
+
+def test_inspec_uncontrolled_keyphrases_are_the_key_file_before_its_sorted_thesaurus_terms(inspec):
+    by_id = {d.doc_id: d for d in inspec.documents}
+    # 1942.key: 18 uncontrolled keyphrases, then 9 controlled (thesaurus) terms, "channel allocation" ...
+    document = by_id["1942"]
+    assert document.split == "test" and len(document.keyphrases) == 27
+    assert document.uncontrolled[0] == "precoded OFDM" and document.uncontrolled[-1] == "robustness"
+    assert len(document.uncontrolled) == 18 and "fading channels" not in document.uncontrolled
+    assert "fading channels" in document.keyphrases
+    # Inspec lists a document's controlled terms in alphabetical order: every tail the table cuts off is sorted.
+    with zipfile.ZipFile(SHARED_DATA / "keyphrase" / "Inspec.zip") as archive:
+        for doc_id, (split, controlled) in hulth_split().items():
+            lines = archive.read(f"Inspec/keys/{doc_id}.key").decode().splitlines()
+            lines = [" ".join(k.split()).lower() for k in lines if k.strip()]
+            assert lines[-controlled:] == sorted(lines[-controlled:]), doc_id
+            assert by_id[doc_id].split == split
+    # The published statistics of Hulth's uncontrolled keyphrases: 9.79 per training abstract, 9.15 per
+    # validation abstract, 9.83 per test abstract (taln-ls2n/inspec's card, which cuts one test key in
+    # two at a ';': 4913 / 500).
+    splits = split_documents(inspec.documents)
+    assert round(np.mean([len(d.uncontrolled) for d in splits["train"]]), 2) == 9.79
+    assert sum(len(d.uncontrolled) for d in splits["valid"]) == 4575
+    assert sum(len(d.uncontrolled) for d in splits["test"]) == 4912
+
+
+def test_a_split_table_that_does_not_fit_the_key_file_is_an_error_naming_it(tmp_path):
+    path = write_zip(tmp_path / "Mini.zip", {"Mini/docsutf8/1.txt": "text", "Mini/keys/1.key": "a\nb\n"})
+    with pytest.raises(DataFormatError, match=r"Mini.zip:Mini/keys/1.key: 2 keyphrases, but .* counts 2"):
+        read_liaad_zip(path, {"1": ("test", 2)})
+    document = read_liaad_zip(path, {"1": ("test", 1)}).documents[0]
+    assert (document.split, document.uncontrolled, document.keyphrases) == ("test", ("a",), ("a", "b"))
 
 
 def write_zip(path, files):

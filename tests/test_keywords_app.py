@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from apps import runner
-from apps.keywords import APP
+from apps.keywords import APP, score_rankings
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import TfIdfBaseline, keyphrase_metrics, load_keyphrase_dataset, split_documents
 from pipelines.text import SentenceTokenizer
@@ -121,3 +121,37 @@ def test_char_features_feed_the_tagger_and_the_saved_model_reads_them_from_raw_t
     eval_args = runner.build_parser(APP).parse_args(["evaluate", "--dataset", f"liaad:{subset}", "--model", "unused"])
     for name, value in APP.evaluate_saved(reloaded, eval_args).items():
         assert value == pytest.approx(metrics[name], abs=1e-9), name
+
+
+def test_scores_against_all_and_uncontrolled_keyphrases_by_hand():
+    rankings = [[("quantum games", 0.9), ("players", 0.5)], [("operator", 0.7)]]
+    gold = [[["quantum", "game"], ["game", "theory"]], [["operator"], ["superposed", "operator"]]]
+    uncontrolled = [[["quantum", "games"]], [["superposed", "operator"]]]
+    metrics = score_rankings(rankings, gold, uncontrolled)
+    # all keys: doc 1 P 1/2, R 1/2, F 1/2; doc 2 P 1/1, R 1/2, F 2/3
+    assert metrics["f1_at_10"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert metrics["precision_at_10"] == pytest.approx((1 / 2 + 1) / 2)
+    # uncontrolled: doc 1 P 1/2, R 1/1, F 2/3; doc 2 nothing found
+    assert metrics["uncontrolled_f1_at_10"] == pytest.approx((2 / 3 + 0) / 2)
+    assert metrics["uncontrolled_recall_at_10"] == pytest.approx(1 / 2)
+    assert "uncontrolled_f1_at_5" in metrics and "uncontrolled_f1_at_5" not in score_rankings(rankings, gold)
+
+
+def test_inspec_baseline_is_also_scored_against_hulths_uncontrolled_test_keyphrases():
+    args = runner.build_parser(APP).parse_args(["train", "--dataset", "inspec", "--data-dir", str(SHARED_DATA)])
+    data = APP.load_data(args)
+    assert len(data.uncontrolled["train"]) == 1000 and len(data.uncontrolled["test"]) == 500
+    assert data.labels is data.gold  # --keys all (the default): the tagger learns every keyphrase
+    documents = split_documents(load_keyphrase_dataset("inspec", SHARED_DATA).documents)["test"]
+    tokenizer = SentenceTokenizer(512, punctuation="split")
+    uncontrolled = [tokenize_texts(list(d.uncontrolled), tokenizer) for d in documents]
+    rankings = [[p for p, _ in data.tfidf.rank(t)] for t in tokenize_texts([d.text for d in documents], tokenizer)]
+    metrics = APP.baseline_metrics(data, "test")
+    assert metrics["tfidf_uncontrolled_f1_at_10"] == pytest.approx(keyphrase_metrics(rankings, uncontrolled)["f1_at_10"])
+    assert metrics["tfidf_uncontrolled_f1_at_10"] != pytest.approx(metrics["tfidf_f1_at_10"])
+
+
+def test_keys_uncontrolled_needs_a_data_set_that_tells_them_apart(subset):
+    args = runner.build_parser(APP).parse_args(["train", "--dataset", f"liaad:{subset}", "--keys", "uncontrolled"])
+    with pytest.raises(runner.UserError, match="--keys uncontrolled: liaad:.* does not tell uncontrolled"):
+        APP.load_data(args)
