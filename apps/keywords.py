@@ -10,7 +10,9 @@ keyphrases' occurrences. The candidates are the tagged spans, de-duplicated on
 their stemmed form, ranked by the model's confidence; with --ranking fitted
 (the default) the 40 most confident are re-ranked by a logistic regression,
 fitted on the validation split after training, over the confidence of the
-best occurrence, the sum over occurrences, and the phrase's length. Evaluation as in
+best occurrence, the sum over occurrences, the phrase's length, its first
+occurrence, whether a more confident candidate contains it or lies inside it,
+and the pairwise products of these. Evaluation as in
 the keyphrase literature: the top k against all gold keyphrases, Porter-
 stemmed, exact match (F1@5, F1@10, P@10, R@10), beside a TF-IDF baseline
 scored on the same documents. Split: Inspec's own (Hulth 2003: 1000/500/500
@@ -75,7 +77,7 @@ class KeyphraseData:
     skipped: dict = field(default_factory=dict)
     max_chars: int = 0  # with --char-features: the characters read per word
     fitted_ranking: bool = True  # --ranking fitted
-    ranking: list = None  # after training with --ranking fitted: `fit_phrase_ranking`'s coefficients
+    ranking: dict = None  # after training with --ranking fitted: `fit_phrase_ranking`'s result
 
     def has_split(self, split):
         return bool(self.splits.get(split))
@@ -138,7 +140,9 @@ class Keywords(runner.App):
             help="how candidates are ranked: confidence, the probability that the tagger marks the "
             "phrase's best occurrence exactly; fitted, the 40 most confident re-ranked by a logistic "
             "regression fitted on the validation split after training, over that confidence, its sum "
-            "over the phrase's occurrences and the phrase's length (default: %(default)s)",
+            "over the phrase's occurrences, the phrase's length, where it first occurs, whether a more "
+            "confident candidate contains it or lies inside it, and the products of these "
+            "(default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
             "--keys", choices=("all", "uncontrolled"), default="all",
@@ -163,7 +167,7 @@ class Keywords(runner.App):
         gold = {s: all_keys for s, (all_keys, _) in references.items()}
         uncontrolled = {s: keys for s, (_, keys) in references.items()}
         keys = getattr(args, "keys", "all")  # absent from the saved arguments of older runs
-        if keys == "uncontrolled" and any(keys is None for keys in uncontrolled.values()):
+        if keys == "uncontrolled" and any(refs is None for refs in uncontrolled.values()):
             raise runner.UserError(
                 f"--keys uncontrolled: {args.dataset} does not tell uncontrolled keyphrases apart "
                 "(inspec does); use --keys all"
@@ -258,11 +262,12 @@ class Keywords(runner.App):
         except ValueError as error:  # e.g. no gold keyphrase among the validation candidates
             print(f"warning: --ranking fitted: {error}; ranking by confidence instead")
             return {}
-        names = [f"ranking_{name}" for name in RANKING_FEATURES] + ["ranking_intercept"]
+        # The weights of the (standardized) features themselves; their products' are in reports/.
+        weights = dict(zip(RANKING_FEATURES, data.ranking["weights"]), intercept=data.ranking["intercept"])
         print("phrase ranking fitted on the validation split: " + ", ".join(
-            f"{name} {value:.3f}" for name, value in zip(names, data.ranking)
-        ))  # fmt: skip
-        return dict(zip(names, data.ranking))
+            f"{name} {value:.3f}" for name, value in weights.items()
+        ) + " (and pairwise products: reports/phrase_ranking.json)")  # fmt: skip
+        return {f"ranking_{name}": value for name, value in weights.items()}
 
     def evaluate(self, model, data, split):
         rankings = self.rankings(model, data, split)
@@ -280,7 +285,10 @@ class Keywords(runner.App):
             lines.append(f"document {document.doc_id}")
             lines.append("  predicted: " + "; ".join(f"{p} ({s:.2f})" for p, s in ranking[:10]))
             lines.append("  gold:      " + "; ".join(" ".join(g) for g in gold))
-        return {f"keyphrases_{split}.txt": "\n".join(lines) + "\n"}
+        reports = {f"keyphrases_{split}.txt": "\n".join(lines) + "\n"}
+        if data.ranking is not None:
+            reports["phrase_ranking.json"] = json.dumps(data.ranking, indent=1)
+        return reports
 
     # Serving -----------------------------------------------------------------------------
     def serving_model(self, model, data, args):

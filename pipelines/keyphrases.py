@@ -206,7 +206,7 @@ def bio_tags(tokens, keyphrase_tokens):
 
 def phrase_candidates(tokens, probabilities, max_words=5):
     """Candidate spans from per-token (P(B), P(I), P(O)), one per stemmed form:
-    {stemmed form: (phrase, best, total, words)}.
+    {stemmed form: (phrase, best, total, words, first)}.
 
     A span's confidence is the probability that the tagger marks exactly it:
     P(B) at its first word, P(I) at each further word, and not P(I) at the
@@ -215,7 +215,8 @@ def phrase_candidates(tokens, probabilities, max_words=5):
     except one that starts or ends inside a hyphenated word ("three-" of
     "three- and four-player", "-based"). `best`: the confidence of the form's
     best occurrence (its phrase is that occurrence's words); `total`: the sum
-    over its occurrences; `words`: its length.
+    over its occurrences; `words`: its length; `first`: where it first occurs,
+    as a fraction of the text.
     """
     begin, inside = probabilities[:, 0], probabilities[:, 1]
     candidates = {}
@@ -231,50 +232,78 @@ def phrase_candidates(tokens, probabilities, max_words=5):
             closed = float(probability * (1.0 - (inside[end + 1] if end + 1 < len(tokens) else 0.0)))
             words = tokens[start : end + 1]
             key = stemmed(words)
-            phrase, best, total, _ = candidates.get(key, ("", -1.0, 0.0, 0))
+            phrase, best, total, _, first = candidates.get(key, ("", -1.0, 0.0, 0, start / len(tokens)))
             if closed > best:
                 phrase, best = " ".join(words), closed
-            candidates[key] = (phrase, best, total + closed, len(words))
+            candidates[key] = (phrase, best, total + closed, len(words), first)
     return candidates
 
 
-RANKING_FEATURES = ("log_best", "log_total", "words")
+RANKING_FEATURES = ("log_best", "log_total", "words", "first", "inside_better", "contains_better")
+LINEAR_RANKING_FEATURES = 3  # the ranking of models saved before: linear in the first three
 RANKING_POOL = 40  # candidates re-ranked per document: the best by confidence
 
 
 def ranking_features(candidates):
-    """(phrases, stemmed forms, features (n, 3)) of the `RANKING_POOL` most confident candidates
-    (`phrase_candidates`), most confident first; features as `RANKING_FEATURES` name them."""
+    """(phrases, stemmed forms, features (n, 6)) of the `RANKING_POOL` most confident candidates
+    (`phrase_candidates`), most confident first; features as `RANKING_FEATURES` name them: log
+    confidence of the best occurrence, log of its sum over occurrences, words, first occurrence
+    (fraction of the text), and whether a more confident candidate contains the phrase, or is
+    contained in it (the tagger hesitating over a phrase's extent)."""
     pool = sorted(candidates.items(), key=lambda item: -item[1][1])[:RANKING_POOL]
-    features = np.array(
-        [[math.log(best + 1e-12), math.log(total + 1e-12), words] for _, (_, best, total, words) in pool]
-    ).reshape(-1, len(RANKING_FEATURES))
+    spaced = [" " + " ".join(key) + " " for key, _ in pool]
+    rows = []
+    for i, (_, (_, best, total, words, first)) in enumerate(pool):
+        inside_better = any(spaced[i] in other for other in spaced[:i])
+        contains_better = any(other in spaced[i] for other in spaced[:i])
+        rows.append([math.log(best + 1e-12), math.log(total + 1e-12), words, first, inside_better, contains_better])
+    features = np.array(rows, dtype="float64").reshape(-1, len(RANKING_FEATURES))
     return [c[0] for _, c in pool], [key for key, _ in pool], features
+
+
+def _quadratic(features, mean, scale):
+    """Standardized features followed by their pairwise products (i <= j)."""
+    z = (features - np.asarray(mean)) / np.asarray(scale)
+    i, j = np.triu_indices(z.shape[1])
+    return np.concatenate([z, z[:, i] * z[:, j]], axis=1)
+
+
+def ranking_scores(features, ranking):
+    """The ranking's probability that each candidate (a row of `ranking_features`) is a keyphrase.
+
+    `ranking`: `fit_phrase_ranking`'s {"mean", "scale", "weights", "intercept"}, a logistic
+    regression over the standardized features and their pairwise products; or, as models saved
+    before it, a list of three weights (log best, log total, words) and an intercept."""
+    if isinstance(ranking, dict):
+        logits = _quadratic(features, ranking["mean"], ranking["scale"]) @ np.asarray(ranking["weights"])
+        logits = logits + ranking["intercept"]
+    else:
+        logits = features[:, :LINEAR_RANKING_FEATURES] @ np.asarray(ranking[:-1]) + ranking[-1]
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def ranked_keyphrases(tokens, probabilities, ranking=None, max_words=5):
     """Candidate phrases, best first: [(phrase, score), ...] (see `phrase_candidates`).
 
     Without `ranking`, by the confidence of each stemmed form's best occurrence.
-    With `ranking` (coefficients of `RANKING_FEATURES` and an intercept, from
-    `fit_phrase_ranking`), the `RANKING_POOL` most confident are re-ranked by the
-    logistic regression's probability that the phrase is a keyphrase, the rest
-    following by confidence.
+    With `ranking` (`fit_phrase_ranking`'s), the `RANKING_POOL` most confident are
+    re-ranked by its probability that the phrase is a keyphrase, the rest following
+    by confidence.
     """
     candidates = phrase_candidates(tokens, probabilities, max_words)
-    ranked = sorted(((phrase, best) for phrase, best, _, _ in candidates.values()), key=lambda item: -item[1])
+    ranked = sorted(((phrase, best) for phrase, best, *_ in candidates.values()), key=lambda item: -item[1])
     if ranking is None or not ranked:
         return ranked
     phrases, _, features = ranking_features(candidates)
-    weights, intercept = np.asarray(ranking[:-1]), ranking[-1]
-    scores = 1.0 / (1.0 + np.exp(-(features @ weights + intercept)))
+    scores = ranking_scores(features, ranking)
     order = np.argsort(-scores, kind="stable")
     return [(phrases[i], float(scores[i])) for i in order] + ranked[len(phrases) :]
 
 
 def fit_phrase_ranking(token_lists, probability_lists, gold_lists, C=1.0):
-    """Coefficients of `RANKING_FEATURES` and an intercept: a logistic regression telling gold
-    keyphrases (stemmed, exact) among each document's `RANKING_POOL` most confident candidates."""
+    """A logistic regression telling gold keyphrases (stemmed, exact) among each document's
+    `RANKING_POOL` most confident candidates, over the standardized `ranking_features` and
+    their pairwise products: {"features", "mean", "scale", "weights", "intercept"}."""
     from sklearn.linear_model import LogisticRegression
 
     rows, targets = [], []
@@ -286,18 +315,27 @@ def fit_phrase_ranking(token_lists, probability_lists, gold_lists, C=1.0):
     targets = np.array(targets)
     if not targets.any() or targets.all():
         raise ValueError("fitting a phrase ranking needs candidates that are keyphrases and ones that are not")
-    model = LogisticRegression(C=C, max_iter=1000).fit(np.concatenate(rows), targets)
-    return [float(w) for w in model.coef_[0]] + [float(model.intercept_[0])]
+    features = np.concatenate(rows)
+    mean, scale = features.mean(axis=0), features.std(axis=0)
+    scale[scale == 0] = 1.0  # a constant feature (e.g. nothing nested anywhere) adds nothing
+    model = LogisticRegression(C=C, max_iter=5000).fit(_quadratic(features, mean, scale), targets)
+    return {
+        "features": list(RANKING_FEATURES),
+        "mean": [float(m) for m in mean],
+        "scale": [float(s) for s in scale],
+        "weights": [float(w) for w in model.coef_[0]],
+        "intercept": float(model.intercept_[0]),
+    }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class PhraseRanking(keras.layers.Layer):
     """Passes the tagger's probabilities through, carrying in its config how a saved model ranks
-    the candidate phrases: the coefficients of `fit_phrase_ranking` (None: by confidence)."""
+    the candidate phrases: `fit_phrase_ranking`'s result (None: by confidence)."""
 
     def __init__(self, coefficients=None, **kwargs):
         super().__init__(**kwargs)
-        self.coefficients = None if coefficients is None else [float(c) for c in coefficients]
+        self.coefficients = coefficients
 
     def call(self, probabilities):
         return probabilities

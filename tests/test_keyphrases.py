@@ -148,15 +148,16 @@ NEURAL_PROBABILITIES = np.array([
 
 def test_candidates_keep_their_best_and_total_confidence_over_occurrences():
     candidates = {
-        phrase: (best, total, words) for phrase, best, total, words in phrase_candidates(NEURAL, NEURAL_PROBABILITIES).values()
+        phrase: (best, total, words, first)
+        for phrase, best, total, words, first in phrase_candidates(NEURAL, NEURAL_PROBABILITIES).values()
     }  # fmt: skip
-    assert candidates["neural networks"] == pytest.approx((0.8 * 0.7, 0.8 * 0.7 + 0.6 * 0.9, 2))
-    assert candidates["neural"] == pytest.approx((0.8 * 0.3, 0.8 * 0.3 + 0.6 * 0.1, 1))
+    assert candidates["neural networks"] == pytest.approx((0.8 * 0.7, 0.8 * 0.7 + 0.6 * 0.9, 2, 0 / 5))
+    assert candidates["neural"] == pytest.approx((0.8 * 0.3, 0.8 * 0.3 + 0.6 * 0.1, 1, 0 / 5))
     # "networks" (at 1: 0.1, then the comma) and "network" (at 4: 0.1, the text's end) share a stem
-    assert candidates["networks"] == pytest.approx((0.1, 0.2, 1))
+    assert candidates["networks"] == pytest.approx((0.1, 0.2, 1, 1 / 5))
 
 
-def test_a_fitted_ranking_rescores_candidates_by_its_logistic_regression():
+def test_a_ranking_saved_before_is_linear_in_confidence_total_and_length():
     # coefficients of (log best, log total, words) and the intercept: here, short phrases first
     ranked = ranked_keyphrases(NEURAL, NEURAL_PROBABILITIES, ranking=[0.0, 0.0, -3.0, 3.0])
     assert [p for p, _ in ranked] == ["neural", "networks", "neural networks"]  # the tie keeps confidence order
@@ -166,8 +167,24 @@ def test_a_fitted_ranking_rescores_candidates_by_its_logistic_regression():
     assert ranked["neural"] == pytest.approx(expected, rel=1e-6)
 
 
+def test_a_fitted_ranking_scores_standardized_features_and_their_products():
+    # "neural" and "networks" lie inside the more confident "neural networks"; nothing contains it.
+    weights = np.zeros(6 + 21)
+    weights[4] = 2.0  # inside_better
+    weights[6 + 11] = 0.5  # words x words: the 12th product, (2, 2), after (0, 0..5) and (1, 1..5)
+    ranking = {"mean": [0.0] * 6, "scale": [1.0] * 6, "weights": list(weights), "intercept": -1.0}
+    ranked = dict(ranked_keyphrases(NEURAL, NEURAL_PROBABILITIES, ranking=ranking))
+    assert ranked["neural networks"] == pytest.approx(1 / (1 + math.exp(-(-1.0 + 0.5 * 2 * 2))))
+    assert ranked["neural"] == pytest.approx(1 / (1 + math.exp(-(-1.0 + 2.0 + 0.5))))
+    assert ranked["networks"] == pytest.approx(ranked["neural"])
+    ranking["mean"], ranking["scale"] = [0.0, 0.0, 1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 2.0, 1.0, 1.0, 1.0]
+    ranked = dict(ranked_keyphrases(NEURAL, NEURAL_PROBABILITIES, ranking=ranking))  # words -> (words - 1) / 2
+    assert ranked["neural networks"] == pytest.approx(1 / (1 + math.exp(-(-1.0 + 0.5 * 0.25))))
+
+
 def test_fitted_ranking_is_a_logistic_regression_on_the_most_confident_candidates():
     from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
     rng = np.random.default_rng(0)
     vocabulary = ["graph", "kernel", "method", "learning", "sparse", "model", "data", "network"]
@@ -181,17 +198,26 @@ def test_fitted_ranking_is_a_logistic_regression_on_the_most_confident_candidate
         documents.append(tokens)
         probabilities.append(scores)
         gold.append([c[0].split() for c in by_total[:4]])
-    coefficients = fit_phrase_ranking(documents, probabilities, gold)
+    ranking = fit_phrase_ranking(documents, probabilities, gold)
     # the reference: the same regression over features computed here from the candidates
     rows, targets = [], []
     for tokens, scores, keys in zip(documents, probabilities, gold):
         pool = sorted(phrase_candidates(tokens, scores).values(), key=lambda c: -c[1])[:40]
-        rows += [[math.log(best), math.log(total), words] for _, best, total, words in pool]
-        targets += [phrase.split() in keys for phrase, _, _, _ in pool]
-    reference = LogisticRegression(max_iter=1000).fit(np.array(rows), np.array(targets))
-    np.testing.assert_allclose(coefficients, [*reference.coef_[0], reference.intercept_[0]], rtol=1e-4, atol=1e-4)
-    assert coefficients[1] > 0  # the total is what tells gold here
-    fitted = [[p for p, _ in ranked_keyphrases(t, s, coefficients)] for t, s in zip(documents, probabilities)]
+        for rank, (phrase, best, total, words, _) in enumerate(pool):
+            words_of = phrase.split()
+            first = next(i for i in range(len(tokens)) if tokens[i : i + len(words_of)] == words_of)
+            better = [p[0] for p in pool[:rank]]
+            inside = any(f" {phrase} " in f" {other} " for other in better)
+            contains = any(f" {other} " in f" {phrase} " for other in better)
+            rows.append([math.log(best), math.log(total), words, first / len(tokens), inside, contains])
+            targets.append(words_of in keys)
+    scaled = StandardScaler().fit_transform(np.array(rows, dtype=float))
+    expanded = PolynomialFeatures(2, include_bias=False).fit_transform(scaled)
+    reference = LogisticRegression(max_iter=5000).fit(expanded, np.array(targets))
+    np.testing.assert_allclose(ranking["weights"], reference.coef_[0], rtol=1e-3, atol=1e-3)
+    assert ranking["intercept"] == pytest.approx(reference.intercept_[0], abs=1e-3)
+    assert ranking["weights"][1] > 0  # the total is what tells gold here
+    fitted = [[p for p, _ in ranked_keyphrases(t, s, ranking)] for t, s in zip(documents, probabilities)]
     plain = [[p for p, _ in ranked_keyphrases(t, s)] for t, s in zip(documents, probabilities)]
     assert keyphrase_metrics(fitted, gold)["f1_at_5"] > keyphrase_metrics(plain, gold)["f1_at_5"]
     with pytest.raises(ValueError, match="keyphrases and ones that are not"):
