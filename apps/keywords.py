@@ -111,7 +111,9 @@ class Keywords(runner.App):
     dataset_help = "inspec, or liaad:PATH.zip for any data set in the LIAAD layout (NAME/docsutf8, NAME/keys)"
     monitor = "val_f1_at_10"
     curve_metrics = ("val_f1_at_5", "val_precision_at_10", "val_recall_at_10", "val_uncontrolled_f1_at_10")
-    defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5}
+    defaults = {
+        "cell": "lstm", "bidirectional": True, "layers": 2, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5,
+    }  # fmt: skip
     data_arguments = runner.App.data_arguments + (
         "max_length", "min_word_count", "char_features", "ranking", "keys",
     )  # fmt: skip
