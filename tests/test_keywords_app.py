@@ -39,7 +39,7 @@ def trained(tmp_path_factory, subset):
     root = tmp_path_factory.mktemp("keywords")
     tracking_uri = new_store(root, "test-keywords")
     code = runner.main(APP, [
-        "train", "--dataset", f"liaad:{subset}", "--epochs", "4", "--units", "48", "--embedding-dim", "48",
+        "train", "--dataset", f"liaad:{subset}", "--epochs", "4", "--layers", "1", "--units", "48", "--embedding-dim", "48",
         "--learning-rate", "0.005", "--max-length", "256", "--tracking-uri", tracking_uri,
         "--experiment", "test-keywords", "--checkpoint-dir", str(root / "checkpoints"), "--verbose", "0",
     ])  # fmt: skip
