@@ -2,7 +2,9 @@
 
 A data set is a zip holding NAME/docsutf8/ID.txt (a document) and
 NAME/keys/ID.key (its gold keyphrases, one a line), as the LIAAD
-KeywordExtractor-Datasets collection ships them.
+KeywordExtractor-Datasets collection ships them. Inspec comes with Hulth's
+split and, per abstract, where its uncontrolled keyphrases end and its
+controlled (thesaurus) terms begin (`HULTH_SPLIT`).
 
 Matching follows the keyphrase literature (pke's benchmarks): a predicted
 and a gold keyphrase match when their Porter-stemmed, lower-cased tokens are
@@ -130,7 +132,8 @@ def read_liaad_zip(path, split=None):
                         raise DataFormatError(
                             f"{path}:{keys_by_id[doc_id]}: {len(lines)} keyphrases, but Hulth's split "
                             f"({HULTH_SPLIT.name}) counts {controlled} controlled terms at its end: "
-                            "not the copy of Inspec that table was made for"
+                            "not the copy of Inspec that table was made for (read another copy with "
+                            "--dataset liaad:PATH.zip, which splits it at random)"
                         )
                     extra["uncontrolled"] = tuple(dict.fromkeys(lines[:-controlled]))
             documents.append(KeyphraseDocument(doc_id, text, keyphrases, **extra))
