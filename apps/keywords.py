@@ -67,7 +67,6 @@ class KeyphraseData:
     tokens: dict  # split -> [[token, ...] per document]
     gold: dict  # split -> [[keyphrase tokens, ...] per document]
     uncontrolled: dict  # split -> the same of the uncontrolled keyphrases (Inspec), or None
-    labels: dict  # split -> the references the tagger learns and the ranking is fitted to (--keys)
     tokenizer: SentenceTokenizer
     words: Vocabulary
     tags: Vocabulary
@@ -75,9 +74,15 @@ class KeyphraseData:
     batch_size: int
     seed: int
     skipped: dict = field(default_factory=dict)
+    keys: str = "all"  # --keys: which references the tagger learns and the ranking is fitted to
     max_chars: int = 0  # with --char-features: the characters read per word
     fitted_ranking: bool = True  # --ranking fitted
     ranking: dict = None  # after training with --ranking fitted: `fit_phrase_ranking`'s result
+
+    @property
+    def labels(self):
+        """split -> the references the tagger learns and the ranking is fitted to (--keys)."""
+        return self.gold if self.keys == "all" else self.uncontrolled
 
     def has_split(self, split):
         return bool(self.splits.get(split))
@@ -164,28 +169,24 @@ class Keywords(runner.App):
         splits = split_documents(dataset.documents, seed=0)
         tokenizer = SentenceTokenizer(args.max_length, punctuation="split", name="tokenizer")
         tokens = {s: tokenize_texts([d.text for d in docs], tokenizer) for s, docs in splits.items()}
-        references = {s: reference_keyphrases(docs, tokenizer) for s, docs in splits.items()}
-        skipped = dict(dataset.skipped)
-        gold = {s: all_keys for s, (all_keys, _) in references.items()}
-        uncontrolled = {s: keys for s, (_, keys) in references.items()}
+        gold, uncontrolled = {}, {}
+        for s, docs in splits.items():
+            gold[s], uncontrolled[s] = reference_keyphrases(docs, tokenizer)
         keys = getattr(args, "keys", "all")  # absent from the saved arguments of older runs
         if keys == "uncontrolled" and any(refs is None for refs in uncontrolled.values()):
             raise runner.UserError(
                 f"--keys uncontrolled: {args.dataset} does not tell uncontrolled keyphrases apart "
                 "(inspec does); use --keys all"
             )
-        labels = gold if keys == "all" else uncontrolled
-        unlabelled = sum(not bio_tags(t, g)[1] for t, g in zip(tokens["train"], labels["train"]))
-        if unlabelled:
-            skipped["training documents where no gold keyphrase occurs"] = unlabelled
-        # TF-IDF's document frequencies come from every document's text (no labels).
-        all_tokens = tokenize_texts([d.text for d in dataset.documents], tokenizer)
+        # TF-IDF's document frequencies come from every document's text (no labels): all splits.
+        all_tokens = [t for split_tokens in tokens.values() for t in split_tokens]
         data = KeyphraseData(
-            splits, tokens, gold, uncontrolled, labels, tokenizer,
+            splits, tokens, gold, uncontrolled, tokenizer,
             words=Vocabulary.build(tokens["train"], args.min_word_count),
             tags=Vocabulary(TAGS),
             tfidf=TfIdfBaseline(all_tokens),
-            batch_size=args.batch_size, seed=args.seed, skipped=skipped, max_chars=characters.max_chars(args),
+            batch_size=args.batch_size, seed=args.seed, skipped=dict(dataset.skipped), keys=keys,
+            max_chars=characters.max_chars(args),
             fitted_ranking=getattr(args, "ranking", "confidence") == "fitted",  # older runs ranked by confidence
         )  # fmt: skip
         print(
@@ -195,7 +196,10 @@ class Keywords(runner.App):
             + (f" ({np.mean([len(g) for g in data.uncontrolled['test']]):.1f} uncontrolled in the test split)"
                if data.uncontrolled.get("test") else "")
         )  # fmt: skip
-        tracking.log_skipped(skipped, words=3)
+        unlabelled = sum(not bio_tags(t, g)[1] for t, g in zip(tokens["train"], data.labels["train"]))
+        if unlabelled:
+            data.skipped["training documents where no gold keyphrase occurs"] = unlabelled
+        tracking.log_skipped(data.skipped, words=3)
         return data
 
     def fit_dataset(self, data, split):
