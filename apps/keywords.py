@@ -35,7 +35,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from apps import characters, runner, tracking
-from layers import ContextWindow, RecurrentStack, WordStatistics
+from layers import ContextWindow, RecurrentStack, WordDropout, WordStatistics
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import (
     RANKING_FEATURES,
@@ -53,9 +53,11 @@ from pipelines.keyphrases import (
 from pipelines.text import (
     ClassProbabilities,
     SentenceTokenizer,
+    TokenKeys,
     character_id_rows,
     example_batches,
     predictions_in_order,
+    token_key_rows,
     word_inputs,
 )
 from pipelines.vocab import Vocabulary
@@ -76,6 +78,7 @@ class KeyphraseData:
     skipped: dict = field(default_factory=dict)
     keys: str = "all"  # --keys: which references the tagger learns and the ranking is fitted to
     max_chars: int = 0  # with --char-features: the characters read per word
+    token_keys: bool = False  # with --word-statistics: each word's hash, which groups unseen words
     fitted_ranking: bool = True  # --ranking fitted
     ranking: dict = None  # after training with --ranking fitted: `fit_phrase_ranking`'s result
 
@@ -93,7 +96,8 @@ class KeyphraseData:
         return word_statistics_tables(self.words, self.tokens["train"])
 
     def batches(self, split, shuffle=False, labelled_only=False):
-        """Batches of {"index", "words", "tags"} (and "chars" with --char-features); `labelled_only`
+        """Batches of {"index", "words", "tags"} (and "keys" with --word-statistics, "chars" with
+        --char-features); `labelled_only`
         leaves out documents in which no gold keyphrase occurs (nothing to learn from)."""
         columns = {"words": [], "tags": []}
         kept = []
@@ -104,6 +108,8 @@ class KeyphraseData:
             kept.append(tokens)
             columns["words"].append(self.words.encode(tokens))
             columns["tags"].append(self.tags.encode(tags))
+        if self.token_keys:
+            columns["keys"] = token_key_rows(kept)
         if self.max_chars:
             columns["chars"] = character_id_rows(kept, self.max_chars)
         return example_batches(columns, self.batch_size, shuffle_seed=self.seed if shuffle else None)
@@ -120,7 +126,7 @@ class Keywords(runner.App):
         "cell": "lstm", "bidirectional": True, "layers": 2, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5,
     }  # fmt: skip
     data_arguments = runner.App.data_arguments + (
-        "max_length", "min_word_count", "char_features", "ranking", "keys",
+        "max_length", "min_word_count", "char_features", "ranking", "keys", "word_statistics",
     )  # fmt: skip
 
     @property
@@ -141,6 +147,12 @@ class Keywords(runner.App):
             help="give each word, beside its embedding, how often its stem occurs in the document, "
             "where it first occurs, and its inverse document frequency in the training abstracts "
             "(KEA's features, which a tagger cannot count) (default: %(default)s)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--word-dropout", type=float, default=0.0,
+            help="replace each training word by the OOV word with this probability, so that the "
+            "tagger learns to read the words its vocabulary lacks, a third of the test keyphrases' "
+            "on Inspec, from their context and statistics (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
             "--ranking", choices=("fitted", "confidence"), default="fitted",
@@ -187,6 +199,7 @@ class Keywords(runner.App):
             tfidf=TfIdfBaseline(all_tokens),
             batch_size=args.batch_size, seed=args.seed, skipped=dict(dataset.skipped), keys=keys,
             max_chars=characters.max_chars(args),
+            token_keys=getattr(args, "word_statistics", False),
             fitted_ranking=getattr(args, "ranking", "confidence") == "fitted",  # older runs ranked by confidence
         )  # fmt: skip
         print(
@@ -219,12 +232,18 @@ class Keywords(runner.App):
     # Model -------------------------------------------------------------------------------
     def build_model(self, args, data):
         words = keras.Input((None,), dtype="int32", name="words")
-        x = keras.layers.Embedding(len(data.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
+        ids = words
+        rate = getattr(args, "word_dropout", 0.0)  # absent from the saved arguments of older runs
+        if rate:
+            ids = WordDropout(rate, data.words.oov_id, seed=args.seed, name="word_dropout")(words)
+        x = keras.layers.Embedding(len(data.words), args.embedding_dim, mask_zero=True, name="embedding")(ids)
         inputs, x = characters.with_characters(words, x, args)
         x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
-        if getattr(args, "word_statistics", False):  # absent from the saved arguments of older runs
+        if data.token_keys:  # --word-statistics, read from the words before any dropout
+            keys = keras.Input((None,), dtype="int32", name="keys")
+            inputs = {**(inputs if isinstance(inputs, dict) else {"words": words}), "keys": keys}
             statistics = WordStatistics(len(data.words), name="word_statistics")
-            x = keras.layers.Concatenate(name="with_statistics")([x, statistics(words)])
+            x = keras.layers.Concatenate(name="with_statistics")([x, statistics([words, keys])])
             statistics.set_tables(*data.statistics_tables)
         x = ContextWindow(args.context_window, name="context_window")(x)
         x = RecurrentStack(
@@ -302,7 +321,10 @@ class Keywords(runner.App):
         text = keras.Input(shape=(), dtype="string", name="text")
         tokens = data.tokenizer(text)
         ids = data.words.lookup_layer(name="word_ids")(tokens)
-        scores = model(characters.tagger_inputs(ids, tokens, data.max_chars))[..., data.tags.num_special :]
+        inputs = characters.tagger_inputs(ids, tokens, data.max_chars)
+        if data.token_keys:
+            inputs = {**(inputs if isinstance(inputs, dict) else {"words": ids}), "keys": TokenKeys(name="token_keys")(tokens)}
+        scores = model(inputs)[..., data.tags.num_special :]
         probabilities = ClassProbabilities(list(TAGS), name="probabilities")(scores)
         ranked = PhraseRanking(data.ranking, name="phrase_ranking")(probabilities)
         return keras.Model({"text": text}, ranked, name="keywords")

@@ -9,7 +9,7 @@ Importing this package registers every custom object with Keras, which a
 
 from layers.base import CellLayer, RecurrentCell
 from layers.characters import CharacterFeatures
-from layers.context import AppendToSteps, ContextWindow, WordStatistics
+from layers.context import AppendToSteps, ContextWindow, WordDropout, WordStatistics
 from layers.crf import ConditionalRandomField, SequenceLikelihoodLoss
 from layers.ctc import CTCLoss
 from layers.decoding import ViterbiDecoder, bio_constraints
@@ -54,6 +54,7 @@ __all__ = [
     "TooFewTexts",
     "SequenceLikelihoodLoss",
     "ViterbiDecoder",
+    "WordDropout",
     "WordStatistics",
     "bio_constraints",
     "check_kind",

@@ -7,6 +7,8 @@ from keras import ops
 
 from layers.base import PACKAGE
 
+KEY_RANGE = 2**30  # unseen words' groups: vocabulary_size + key mod KEY_RANGE (int32)
+
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ContextWindow(keras.layers.Layer):
@@ -97,12 +99,17 @@ class WordStatistics(keras.layers.Layer):
         out_t = [log(1 + n_t), idf[w_t], f_t]
 
     with w_t the word id at step t, g(w) its group (e.g. its stem, so "network" and
-    "networks" count together; group 0: the word stands alone, as the OOV word does),
-    n_t the number of steps of the document whose word is in w_t's group, f_t the
-    position of the group's first occurrence divided by the document's length, and
-    idf the inverse document frequency of each word id. Padding steps (id 0) get zeros.
+    "networks" count together), n_t the number of steps of the document whose word
+    is in w_t's group, f_t the position of the group's first occurrence divided by
+    the document's length, and idf the inverse document frequency of each word id.
+    Padding steps (id 0) get zeros. A word whose group is 0 (the OOV id: a word
+    the vocabulary never saw) is grouped by its key k_t instead, when keys are
+    given: a hash of the word itself, so that an unseen word that occurs three
+    times counts three, not once (`pipelines.text.token_keys`); without keys it
+    stands alone.
 
-    Input word ids (batch, time) -> (batch, time, 3), masked where the id is 0.
+    Input word ids (batch, time), or [word ids, keys] (both (batch, time), int) ->
+    (batch, time, 3), masked where the id is 0.
 
     Args:
         vocabulary_size: Number of word ids (the tables' length).
@@ -122,14 +129,20 @@ class WordStatistics(keras.layers.Layer):
         self.groups.assign(np.asarray(groups, dtype="int32"))
         self.idf.assign(np.asarray(idf, dtype="float32"))
 
-    def call(self, ids):
+    def call(self, inputs):
+        ids, keys = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)
         ids = ops.cast(ids, "int32")
         present = ops.cast(ids > 0, "float32")
         groups = ops.take(self.groups, ids)
+        grouped = groups > 0
+        if keys is not None:  # unseen words by their keys, in a range apart from the groups'
+            grouped = ops.logical_or(grouped, ids > 0)
+            keys = self.vocabulary_size + ops.mod(ops.cast(keys, "int32"), KEY_RANGE)
+            groups = ops.where(groups > 0, groups, keys)
         steps = ops.shape(ids)[1]
         index = ops.arange(steps)
         same = ops.equal(ops.expand_dims(groups, 2), ops.expand_dims(groups, 1))
-        same = ops.logical_and(same, ops.expand_dims(groups > 0, 2))
+        same = ops.logical_and(same, ops.expand_dims(grouped, 2))
         itself = ops.equal(ops.expand_dims(index, 1), ops.expand_dims(index, 0))
         same = ops.logical_or(same, ops.expand_dims(itself, 0))  # each step is its own occurrence
         same = ops.logical_and(same, ops.expand_dims(ids > 0, 1))  # never counting padding
@@ -144,12 +157,59 @@ class WordStatistics(keras.layers.Layer):
         return ops.stack(features, axis=-1) * ops.expand_dims(present, -1)
 
     def compute_output_shape(self, input_shape):
+        if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)):
+            input_shape = input_shape[0]
         return (*input_shape, 3)
 
     def compute_mask(self, inputs, mask=None):
         # Padding stays masked when these features are concatenated to masked embeddings
         # (Concatenate reads an input without a mask as all valid).
-        return ops.not_equal(inputs, 0)
+        ids = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        return ops.not_equal(ids, 0)
 
     def get_config(self):
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WordDropout(keras.layers.Layer):
+    """In training, replaces each real word id by the OOV id with probability `rate`.
+
+        out_t = oov_id  if w_t > 0 and u_t < rate,  u_t ~ U(0, 1)
+        out_t = w_t     otherwise (and always outside training)
+
+    Every training word is in the vocabulary built from the training texts,
+    so without it the OOV vector is never trained, and a model meets its first
+    unseen word at test time; word dropout teaches it to read such a word
+    from its context and its other features (e.g. `WordStatistics`, which
+    reads the ids before the dropout).
+
+    Input word ids (batch, time) -> the same ids, some replaced by `oov_id`.
+
+    Args:
+        rate: Probability of replacing each word, in [0, 1).
+        oov_id: The id of the out-of-vocabulary word.
+        seed: Seed of the random replacement.
+    """
+
+    def __init__(self, rate, oov_id=1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"WordDropout: `rate` must be in [0, 1), got {rate!r}.")
+        self.rate = rate
+        self.oov_id = oov_id
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, ids, training=False):
+        if not training or self.rate == 0:
+            return ids
+        dropped = keras.random.uniform(ops.shape(ids), seed=self.seed_generator) < self.rate
+        dropped = ops.logical_and(dropped, ops.not_equal(ids, 0))
+        return ops.where(dropped, ops.cast(self.oov_id, ids.dtype), ids)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "oov_id": self.oov_id, "seed": self.seed}

@@ -236,6 +236,31 @@ def character_id_rows(sequences, max_chars):
     return np.split(flat[: sum(lengths)], np.cumsum(lengths)[:-1])
 
 
+KEY_BUCKETS = 2**30  # `token_keys`' range
+
+
+def token_keys(tokens):
+    """A hash of each token (str tensor of any shape -> int32 in [0, KEY_BUCKETS)): tells apart
+    words the vocabulary maps to one OOV id (`layers.WordStatistics` counts them by it)."""
+    return tf.cast(tf.strings.to_hash_bucket_fast(tf.convert_to_tensor(tokens), KEY_BUCKETS), "int32")
+
+
+def token_key_rows(sequences):
+    """`token_keys` of token sequences (lists of str): one int32 list per sequence."""
+    return [token_keys(tf.constant(list(s) or [""], dtype=tf.string)).numpy().tolist()[: len(s)] for s in sequences]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TokenKeys(keras.layers.Layer):
+    """Tokens (batch, time) -> their `token_keys` (batch, time), in a saved model."""
+
+    def call(self, tokens):
+        return token_keys(tokens)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 def batch_inputs(batch, keys):
     """The entries of a batch a model reads: `batch[keys]` for one key, a dict for a tuple of keys
     (a model with named inputs)."""
@@ -245,8 +270,10 @@ def batch_inputs(batch, keys):
 
 
 def word_inputs(batch):
-    """What a word tagger reads from a batch: the word ids, and their characters where it has them."""
-    return batch_inputs(batch, ("words", "chars") if "chars" in batch else "words")
+    """What a word tagger reads from a batch: the word ids, and their keys (`token_keys`) and
+    characters where it has them."""
+    names = tuple(name for name in ("words", "keys", "chars") if name in batch)
+    return batch_inputs(batch, names if len(names) > 1 else "words")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
