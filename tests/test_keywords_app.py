@@ -40,7 +40,7 @@ def trained(tmp_path_factory, subset):
     tracking_uri = new_store(root, "test-keywords")
     code = runner.main(APP, [
         "train", "--dataset", f"liaad:{subset}", "--epochs", "4", "--layers", "1", "--units", "48", "--embedding-dim", "48",
-        "--learning-rate", "0.005", "--max-length", "256", "--tracking-uri", tracking_uri,
+        "--learning-rate", "0.005", "--max-length", "256", "--word-dropout", "0.1", "--tracking-uri", tracking_uri,
         "--experiment", "test-keywords", "--checkpoint-dir", str(root / "checkpoints"), "--verbose", "0",
     ])  # fmt: skip
     assert code == 0
@@ -76,8 +76,14 @@ def test_reloaded_model_scores_words_and_reproduces_the_test_metrics(trained):
         "evaluate", "--model", f"runs:/{run.info.run_id}/model", "--dataset", trained["dataset"],
         "--tracking-uri", trained["tracking_uri"],
     ])  # fmt: skip
+    # The saved model hashes the raw text's words itself (the statistics of unseen words), as the
+    # training pipeline did: the same test figures from raw text.
     for name, value in runner.evaluate(APP, args).items():
         assert value == pytest.approx(run.data.metrics[f"test_{name}"], abs=1e-9), name
+    serving = runner.load_model(f"runs:/{run.info.run_id}/model", trained["tracking_uri"])
+    assert {"token_keys", "tagger"} <= {layer.name for layer in serving.layers}
+    assert "word_dropout" in {layer.name for layer in serving.get_layer("tagger").layers}
+    assert run.data.params["word_dropout"] == "0.1"
 
 
 def test_predict_reads_a_file_or_a_string_and_prints_ranked_terms(trained, tmp_path):

@@ -18,13 +18,17 @@ from pipelines.slots import (
 from pipelines.sources import DataFormatError
 from pipelines.text import (
     ALPHABET_SIZE,
+    KEY_BUCKETS,
     CharacterIds,
     SentenceTokenizer,
+    TokenKeys,
     WordLookup,
     bucket_edges,
     character_id_rows,
     character_ids,
     encode_words,
+    token_key_rows,
+    token_keys,
     word_signatures,
 )
 from pipelines.vocab import OOV, PAD, Vocabulary
@@ -255,3 +259,17 @@ def test_character_ids_are_code_points_cut_and_padded():
     np.testing.assert_array_equal(rows[0], [[98, 99, 0], [100, 0, 0]])
     layer = CharacterIds(4)
     np.testing.assert_array_equal(layer(tf.constant([["ab", ""]])).numpy(), [[[98, 99, 0, 0], [0, 0, 0, 0]]])
+
+
+def test_token_keys_are_the_same_in_the_pipeline_and_in_a_saved_model(tmp_path):
+    rows = [["quantum", "games", "quantum", "nash"], ["games"], []]
+    keys = token_key_rows(rows)
+    assert [len(k) for k in keys] == [4, 1, 0]
+    assert keys[0][0] == keys[0][2] == token_keys("quantum").numpy() and keys[0][1] == keys[1][0]
+    assert len({keys[0][0], keys[0][1], keys[0][3]}) == 3
+    assert all(0 <= k < KEY_BUCKETS for row in keys for k in row)
+    tokens = keras.Input((None,), dtype="string")
+    model = keras.Model(tokens, TokenKeys()(tokens))
+    model.save(tmp_path / "keys.keras")
+    loaded = keras.saving.load_model(tmp_path / "keys.keras")
+    np.testing.assert_array_equal(loaded.predict_on_batch(tf.constant([rows[0]])), [keys[0]])
