@@ -323,7 +323,8 @@ class Keywords(runner.App):
         ids = data.words.lookup_layer(name="word_ids")(tokens)
         inputs = characters.tagger_inputs(ids, tokens, data.max_chars)
         if data.token_keys:
-            inputs = {**(inputs if isinstance(inputs, dict) else {"words": ids}), "keys": TokenKeys(name="token_keys")(tokens)}
+            keys = TokenKeys(name="token_keys")(tokens)
+            inputs = {**(inputs if isinstance(inputs, dict) else {"words": ids}), "keys": keys}
         scores = model(inputs)[..., data.tags.num_special :]
         probabilities = ClassProbabilities(list(TAGS), name="probabilities")(scores)
         ranked = PhraseRanking(data.ranking, name="phrase_ranking")(probabilities)

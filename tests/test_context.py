@@ -75,7 +75,9 @@ def numpy_word_statistics(ids, groups, idf, keys=None):
             if word == 0:
                 continue
             if groups[word] == 0 and keys is not None:
-                occurrences = [s for s in range(len(row)) if row[s] > 0 and groups[row[s]] == 0 and keys[b, s] == keys[b, t]]
+                occurrences = [
+                    s for s in range(len(row)) if row[s] > 0 and groups[row[s]] == 0 and keys[b, s] == keys[b, t]
+                ]
             elif groups[word] == 0:
                 occurrences = [t]
             else:
