@@ -276,6 +276,27 @@ class Keywords(runner.App):
             for tokens, probabilities in zip(data.tokens[split], self.tag_probabilities(model, data, split))
         ]  # fmt: skip
 
+    def cross_fitted_rankings(self, model, data, split):
+        """The rankings of --ranking fitted before it is fitted (each epoch, for early stopping):
+        each half of `split`'s documents ranked by a ranking fitted on the other half.
+
+        Early stopping on the confidence ranking picked epochs whose tagger is sure of itself
+        but ranks worse once re-ranked: it tracks the ranking the model will use instead.
+        """
+        tokens, probabilities = data.tokens[split], self.tag_probabilities(model, data, split)
+        halves = [list(range(start, len(tokens), 2)) for start in (0, 1)]
+        rankings = [None] * len(tokens)
+        for ranked, fitted in (halves, halves[::-1]):
+            try:
+                ranking = fit_phrase_ranking(*(
+                    [column[i] for i in fitted] for column in (tokens, probabilities, data.labels[split])
+                ))  # fmt: skip
+            except ValueError:  # e.g. no keyphrase among one half's candidates: by confidence
+                ranking = None
+            for i in ranked:
+                rankings[i] = ranked_keyphrases(tokens[i], probabilities[i], ranking)
+        return rankings
+
     def after_training(self, model, data):
         """With --ranking fitted: fits the phrase ranking on the validation split (the trained
         tagger's probabilities there), used from then on and saved with the model."""
@@ -295,7 +316,10 @@ class Keywords(runner.App):
         return {f"ranking_{name}": value for name, value in weights.items()}
 
     def evaluate(self, model, data, split):
-        rankings = self.rankings(model, data, split)
+        if data.fitted_ranking and data.ranking is None and split == "valid" and len(data.tokens[split]) > 1:
+            rankings = self.cross_fitted_rankings(model, data, split)
+        else:
+            rankings = self.rankings(model, data, split)
         return score_rankings(rankings, data.gold[split], data.uncontrolled[split])
 
     def baseline_metrics(self, data, split):
