@@ -12,7 +12,9 @@ their stemmed form, ranked by the model's confidence; with --ranking fitted
 fitted on the validation split after training, over the confidence of the
 best occurrence, the sum over occurrences, the phrase's length, its first
 occurrence, whether a more confident candidate contains it or lies inside it,
-and the pairwise products of these. Evaluation as in
+and the pairwise products of these; during training, the validation metrics
+that early stopping reads rank each half of the validation split by a ranking
+fitted on the other half. Evaluation as in
 the keyphrase literature: the top k against all gold keyphrases, Porter-
 stemmed, exact match (F1@5, F1@10, P@10, R@10), beside a TF-IDF baseline
 scored on the same documents. Split: Inspec's own (Hulth 2003: 1000/500/500
@@ -43,6 +45,7 @@ from pipelines.keyphrases import (
     PhraseRanking,
     TfIdfBaseline,
     bio_tags,
+    cross_fitted_rankings,
     fit_phrase_ranking,
     keyphrase_metrics,
     load_keyphrase_dataset,
@@ -276,27 +279,6 @@ class Keywords(runner.App):
             for tokens, probabilities in zip(data.tokens[split], self.tag_probabilities(model, data, split))
         ]  # fmt: skip
 
-    def cross_fitted_rankings(self, model, data, split):
-        """The rankings of --ranking fitted before it is fitted (each epoch, for early stopping):
-        each half of `split`'s documents ranked by a ranking fitted on the other half.
-
-        Early stopping on the confidence ranking picked epochs whose tagger is sure of itself
-        but ranks worse once re-ranked: it tracks the ranking the model will use instead.
-        """
-        tokens, probabilities = data.tokens[split], self.tag_probabilities(model, data, split)
-        halves = [list(range(start, len(tokens), 2)) for start in (0, 1)]
-        rankings = [None] * len(tokens)
-        for ranked, fitted in (halves, halves[::-1]):
-            try:
-                ranking = fit_phrase_ranking(*(
-                    [column[i] for i in fitted] for column in (tokens, probabilities, data.labels[split])
-                ))  # fmt: skip
-            except ValueError:  # e.g. no keyphrase among one half's candidates: by confidence
-                ranking = None
-            for i in ranked:
-                rankings[i] = ranked_keyphrases(tokens[i], probabilities[i], ranking)
-        return rankings
-
     def after_training(self, model, data):
         """With --ranking fitted: fits the phrase ranking on the validation split (the trained
         tagger's probabilities there), used from then on and saved with the model."""
@@ -317,7 +299,11 @@ class Keywords(runner.App):
 
     def evaluate(self, model, data, split):
         if data.fitted_ranking and data.ranking is None and split == "valid" and len(data.tokens[split]) > 1:
-            rankings = self.cross_fitted_rankings(model, data, split)
+            # Each epoch, for early stopping: the ranking the model will use, not yet fitted. (On the
+            # confidence ranking it picked epochs whose tagger is sure of itself but ranks worse
+            # once re-ranked.)
+            probabilities = self.tag_probabilities(model, data, split)
+            rankings = cross_fitted_rankings(data.tokens[split], probabilities, data.labels[split])
         else:
             rankings = self.rankings(model, data, split)
         return score_rankings(rankings, data.gold[split], data.uncontrolled[split])

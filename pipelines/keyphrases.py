@@ -331,6 +331,24 @@ def fit_phrase_ranking(token_lists, probability_lists, gold_lists, C=1.0):
     }
 
 
+def cross_fitted_rankings(token_lists, probability_lists, gold_lists):
+    """`ranked_keyphrases` of each document by a `fit_phrase_ranking` fitted on the other half of
+    the documents (alternate documents: two halves, each ranked by the other's fit), so that no
+    document is ranked by a ranking that saw its keyphrases; a half whose fit fails (no
+    keyphrase among its candidates) is ranked by confidence."""
+    columns = (token_lists, probability_lists, gold_lists)
+    halves = [range(start, len(token_lists), 2) for start in (0, 1)]
+    rankings = [None] * len(token_lists)
+    for ranked, fitted in (halves, halves[::-1]):
+        try:
+            ranking = fit_phrase_ranking(*([column[i] for i in fitted] for column in columns))
+        except ValueError:
+            ranking = None
+        for i in ranked:
+            rankings[i] = ranked_keyphrases(token_lists[i], probability_lists[i], ranking)
+    return rankings
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class PhraseRanking(keras.layers.Layer):
     """Passes the tagger's probabilities through, carrying in its config how a saved model ranks

@@ -9,6 +9,7 @@ import pytest
 from pipelines.keyphrases import (
     TfIdfBaseline,
     bio_tags,
+    cross_fitted_rankings,
     fit_phrase_ranking,
     hulth_split,
     keyphrase_metrics,
@@ -182,22 +183,27 @@ def test_a_fitted_ranking_scores_standardized_features_and_their_products():
     assert ranked["neural networks"] == pytest.approx(1 / (1 + math.exp(-(-1.0 + 0.5 * 0.25))))
 
 
+def ranking_examples(count, seed=0):
+    """Random documents and tag probabilities whose gold keyphrases are the forms that occur most
+    confidently in total, whatever their best occurrence: (tokens, probabilities, gold) lists."""
+    rng = np.random.default_rng(seed)
+    vocabulary = ["graph", "kernel", "method", "learning", "sparse", "model", "data", "network"]
+    documents, probabilities, gold = [], [], []
+    for _ in range(count):
+        tokens = list(rng.choice(vocabulary, size=30))
+        scores = rng.dirichlet([1.0, 1.0, 2.0], size=len(tokens))
+        by_total = sorted(phrase_candidates(tokens, scores).values(), key=lambda c: -c[2])
+        documents.append(tokens)
+        probabilities.append(scores)
+        gold.append([c[0].split() for c in by_total[:4]])
+    return documents, probabilities, gold
+
+
 def test_fitted_ranking_is_a_logistic_regression_on_the_most_confident_candidates():
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-    rng = np.random.default_rng(0)
-    vocabulary = ["graph", "kernel", "method", "learning", "sparse", "model", "data", "network"]
-    documents, probabilities, gold = [], [], []
-    for _ in range(30):
-        tokens = list(rng.choice(vocabulary, size=30))
-        scores = rng.dirichlet([1.0, 1.0, 2.0], size=len(tokens))
-        candidates = phrase_candidates(tokens, scores)
-        # gold: the forms that occur most confidently in total, whatever their best occurrence
-        by_total = sorted(candidates.values(), key=lambda c: -c[2])
-        documents.append(tokens)
-        probabilities.append(scores)
-        gold.append([c[0].split() for c in by_total[:4]])
+    documents, probabilities, gold = ranking_examples(30)
     ranking = fit_phrase_ranking(documents, probabilities, gold)
     # the reference: the same regression over features computed here from the candidates
     rows, targets = [], []
@@ -222,6 +228,26 @@ def test_fitted_ranking_is_a_logistic_regression_on_the_most_confident_candidate
     assert keyphrase_metrics(fitted, gold)["f1_at_5"] > keyphrase_metrics(plain, gold)["f1_at_5"]
     with pytest.raises(ValueError, match="keyphrases and ones that are not"):
         fit_phrase_ranking(documents, probabilities, [[] for _ in documents])
+
+
+def test_cross_fitted_rankings_rank_each_half_by_the_other_halfs_fit():
+    documents, probabilities, gold = ranking_examples(40, seed=1)
+    rankings = cross_fitted_rankings(documents, probabilities, gold)
+    for ranked, fitted in ((range(0, 40, 2), range(1, 40, 2)), (range(1, 40, 2), range(0, 40, 2))):
+        ranking = fit_phrase_ranking(*([column[i] for i in fitted] for column in (documents, probabilities, gold)))
+        for i in ranked:
+            assert rankings[i] == ranked_keyphrases(documents[i], probabilities[i], ranking)
+    # No document is ranked by a fit that saw its own keyphrases: new gold for the even documents
+    # leaves their rankings as they were and changes the odd ones'.
+    changed = [g if i % 2 else [["graph"]] for i, g in enumerate(gold)]
+    again = cross_fitted_rankings(documents, probabilities, changed)
+    assert all(again[i] == rankings[i] for i in range(0, 40, 2))
+    assert any(again[i] != rankings[i] for i in range(1, 40, 2))
+    # A half without a keyphrase among its candidates cannot be fitted: the other half is then
+    # ranked by confidence.
+    none_even = [g if i % 2 else [] for i, g in enumerate(gold)]
+    fallback = cross_fitted_rankings(documents, probabilities, none_even)
+    assert all(fallback[i] == ranked_keyphrases(documents[i], probabilities[i]) for i in range(1, 40, 2))
 
 
 def test_a_suspended_hyphen_is_never_a_candidate_end_but_a_span_may_run_through_it():
