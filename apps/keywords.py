@@ -152,7 +152,7 @@ class Keywords(runner.App):
             "(KEA's features, which a tagger cannot count) (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
-            "--word-dropout", type=float, default=0.0,
+            "--word-dropout", type=float, default=0.1,
             help="replace each training word by the OOV word with this probability, so that the "
             "tagger learns to read the words its vocabulary lacks, a third of the test keyphrases' "
             "on Inspec, from their context and statistics (default: %(default)s)",
