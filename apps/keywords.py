@@ -138,6 +138,7 @@ class Keywords(runner.App):
             **super().search_space,
             "embedding_dim": {"choice": [100, 200, 300]},
             "context_window": {"choice": [1, 3, 5]},
+            "word_dropout": {"choice": [0.0, 0.1, 0.2]},
         }
 
     def add_arguments(self, parser):
@@ -154,8 +155,8 @@ class Keywords(runner.App):
         parser.add_argument(
             "--word-dropout", type=float, default=0.1,
             help="replace each training word by the OOV word with this probability, so that the "
-            "tagger learns to read the words its vocabulary lacks, a third of the test keyphrases' "
-            "on Inspec, from their context and statistics (default: %(default)s)",
+            "tagger learns to read a word its vocabulary lacks (on Inspec, one in a third of the test "
+            "keyphrases) from its context and statistics; 0: off (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
             "--ranking", choices=("fitted", "confidence"), default="fitted",
