@@ -153,7 +153,7 @@ class Keywords(runner.App):
             "(KEA's features, which a tagger cannot count) (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
-            "--word-dropout", type=float, default=0.1,
+            "--word-dropout", type=runner.fraction, default=0.1,
             help="replace each training word by the OOV word with this probability, so that the "
             "tagger learns to read a word its vocabulary lacks (on Inspec, one in a third of the test "
             "keyphrases) from its context and statistics; 0: off (default: %(default)s)",
