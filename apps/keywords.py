@@ -100,8 +100,8 @@ class KeyphraseData:
 
     def batches(self, split, shuffle=False, labelled_only=False):
         """Batches of {"index", "words", "tags"} (and "keys" with --word-statistics, "chars" with
-        --char-features); `labelled_only`
-        leaves out documents in which no gold keyphrase occurs (nothing to learn from)."""
+        --char-features); `labelled_only` leaves out documents in which no gold keyphrase occurs
+        (nothing to learn from)."""
         columns = {"words": [], "tags": []}
         kept = []
         for tokens, gold in zip(self.tokens[split], self.labels[split]):
