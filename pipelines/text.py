@@ -247,7 +247,10 @@ def token_keys(tokens):
 
 def token_key_rows(sequences):
     """`token_keys` of token sequences (lists of str): one int32 list per sequence."""
-    return [token_keys(tf.constant(list(s) or [""], dtype=tf.string)).numpy().tolist()[: len(s)] for s in sequences]
+    sequences = [list(s) for s in sequences]
+    lengths = [len(s) for s in sequences]
+    flat = token_keys(tf.constant([w for s in sequences for w in s] or [""], dtype=tf.string)).numpy()
+    return [row.tolist() for row in np.split(flat[: sum(lengths)], np.cumsum(lengths)[:-1])] if sequences else []
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
