@@ -245,7 +245,7 @@ class Keywords(runner.App):
         x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
         if data.token_keys:  # --word-statistics, read from the words before any dropout
             keys = keras.Input((None,), dtype="int32", name="keys")
-            inputs = {**(inputs if isinstance(inputs, dict) else {"words": words}), "keys": keys}
+            inputs = with_keys(inputs, words, keys)
             statistics = WordStatistics(len(data.words), name="word_statistics")
             x = keras.layers.Concatenate(name="with_statistics")([x, statistics([words, keys])])
             statistics.set_tables(*data.statistics_tables)
@@ -334,8 +334,7 @@ class Keywords(runner.App):
         ids = data.words.lookup_layer(name="word_ids")(tokens)
         inputs = characters.tagger_inputs(ids, tokens, data.max_chars)
         if data.token_keys:
-            keys = TokenKeys(name="token_keys")(tokens)
-            inputs = {**(inputs if isinstance(inputs, dict) else {"words": ids}), "keys": keys}
+            inputs = with_keys(inputs, ids, TokenKeys(name="token_keys")(tokens))
         scores = model(inputs)[..., data.tags.num_special :]
         probabilities = ClassProbabilities(list(TAGS), name="probabilities")(scores)
         ranked = PhraseRanking(data.ranking, name="phrase_ranking")(probabilities)
@@ -386,6 +385,12 @@ class Keywords(runner.App):
             for phrase, score in top:
                 print(f"  {score:.3f}  {phrase}")
         return results
+
+
+def with_keys(inputs, words, keys):
+    """The tagger's inputs (the word ids alone, or a dict with their characters) and the words'
+    keys (`pipelines.text.token_keys`): a dict with "keys"."""
+    return {**(inputs if isinstance(inputs, dict) else {"words": words}), "keys": keys}
 
 
 def reference_keyphrases(documents, tokenizer):

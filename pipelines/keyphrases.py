@@ -293,11 +293,15 @@ def ranked_keyphrases(tokens, probabilities, ranking=None, max_words=5):
     re-ranked by its probability that the phrase is a keyphrase, the rest following
     by confidence.
     """
-    candidates = phrase_candidates(tokens, probabilities, max_words)
+    return _ranked(phrase_candidates(tokens, probabilities, max_words), ranking)
+
+
+def _ranked(candidates, ranking, pool=None):
+    """`ranked_keyphrases` of `phrase_candidates`; `pool`: their `ranking_features`, if computed."""
     ranked = sorted(((phrase, best) for phrase, best, *_ in candidates.values()), key=lambda item: -item[1])
     if ranking is None or not ranked:
         return ranked
-    phrases, _, features = ranking_features(candidates)
+    phrases, _, features = pool or ranking_features(candidates)
     scores = ranking_scores(features, ranking)
     order = np.argsort(-scores, kind="stable")
     return [(phrases[i], float(scores[i])) for i in order] + ranked[len(phrases) :]
@@ -307,12 +311,17 @@ def fit_phrase_ranking(token_lists, probability_lists, gold_lists, C=1.0):
     """A logistic regression telling gold keyphrases (stemmed, exact) among each document's
     `RANKING_POOL` most confident candidates, over the standardized `ranking_features` and
     their pairwise products: {"features", "mean", "scale", "weights", "intercept"}."""
+    pools = [ranking_features(phrase_candidates(t, p)) for t, p in zip(token_lists, probability_lists)]
+    return _fit_ranking(pools, gold_lists, C)
+
+
+def _fit_ranking(pools, gold_lists, C=1.0):
+    """`fit_phrase_ranking` from each document's `ranking_features`."""
     from sklearn.linear_model import LogisticRegression
 
     rows, targets = [], []
-    for tokens, probabilities, gold in zip(token_lists, probability_lists, gold_lists):
+    for (_, keys, features), gold in zip(pools, gold_lists):
         gold_keys = {stemmed(g) for g in gold}
-        _, keys, features = ranking_features(phrase_candidates(tokens, probabilities))
         rows.append(features)
         targets += [key in gold_keys for key in keys]
     targets = np.array(targets)
@@ -336,16 +345,17 @@ def cross_fitted_rankings(token_lists, probability_lists, gold_lists):
     the documents (alternate documents: two halves, each ranked by the other's fit), so that no
     document is ranked by a ranking that saw its keyphrases; a half whose fit fails (no
     keyphrase among its candidates) is ranked by confidence."""
-    columns = (token_lists, probability_lists, gold_lists)
+    candidates = [phrase_candidates(t, p) for t, p in zip(token_lists, probability_lists)]
+    pools = [ranking_features(c) for c in candidates]  # once per document, for both uses
     halves = [range(start, len(token_lists), 2) for start in (0, 1)]
     rankings = [None] * len(token_lists)
     for ranked, fitted in (halves, halves[::-1]):
         try:
-            ranking = fit_phrase_ranking(*([column[i] for i in fitted] for column in columns))
+            ranking = _fit_ranking([pools[i] for i in fitted], [gold_lists[i] for i in fitted])
         except ValueError:
             ranking = None
         for i in ranked:
-            rankings[i] = ranked_keyphrases(token_lists[i], probability_lists[i], ranking)
+            rankings[i] = _ranked(candidates[i], ranking, pools[i])
     return rankings
 
 

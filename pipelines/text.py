@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from layers.base import PACKAGE
+from layers.context import KEY_RANGE
 from pipelines.vocab import PAD, SIGNATURE_PREFIX, Vocabulary
 
 # punctuation="drop": white space and punctuation that the slot-filling data sets never
@@ -226,17 +227,23 @@ def character_ids(tokens, max_chars):
     return ids[..., :max_chars].to_tensor(default_value=0, shape=[*tokens.shape.as_list(), max_chars])
 
 
-def character_id_rows(sequences, max_chars):
-    """`character_ids` of token sequences (lists of str): one int32 array (words, max_chars) each."""
+def per_token_rows(sequences, compute):
+    """`compute` (str tensor (n,) -> array (n, ...)) of every token of the token sequences (lists
+    of str) in one call: one array per sequence."""
     sequences = [list(s) for s in sequences]
     if not sequences:
         return []
     lengths = [len(s) for s in sequences]
-    flat = character_ids(tf.constant([w for s in sequences for w in s] or [""], dtype=tf.string), max_chars).numpy()
+    flat = compute(tf.constant([w for s in sequences for w in s] or [""], dtype=tf.string)).numpy()
     return np.split(flat[: sum(lengths)], np.cumsum(lengths)[:-1])
 
 
-KEY_BUCKETS = 2**30  # `token_keys`' range
+def character_id_rows(sequences, max_chars):
+    """`character_ids` of token sequences (lists of str): one int32 array (words, max_chars) each."""
+    return per_token_rows(sequences, lambda tokens: character_ids(tokens, max_chars))
+
+
+KEY_BUCKETS = KEY_RANGE  # `token_keys`' range, the one `layers.WordStatistics` reads keys in
 
 
 def token_keys(tokens):
@@ -246,11 +253,9 @@ def token_keys(tokens):
 
 
 def token_key_rows(sequences):
-    """`token_keys` of token sequences (lists of str): one int32 list per sequence."""
-    sequences = [list(s) for s in sequences]
-    lengths = [len(s) for s in sequences]
-    flat = token_keys(tf.constant([w for s in sequences for w in s] or [""], dtype=tf.string)).numpy()
-    return [row.tolist() for row in np.split(flat[: sum(lengths)], np.cumsum(lengths)[:-1])] if sequences else []
+    """`token_keys` of token sequences (lists of str): one int32 list per sequence (a list, as
+    `example_batches` takes a sequence of ids)."""
+    return [row.tolist() for row in per_token_rows(sequences, token_keys)]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
