@@ -37,7 +37,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from apps import characters, runner, tracking
-from layers import ContextWindow, RecurrentStack, WordDropout, WordStatistics
+from layers import AveragedProbabilities, ContextWindow, RecurrentStack, WordDropout, WordStatistics
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import (
     RANKING_FEATURES,
@@ -124,6 +124,7 @@ class Keywords(runner.App):
     datasets = ("inspec",)
     dataset_help = "inspec, or liaad:PATH.zip for any data set in the LIAAD layout (NAME/docsutf8, NAME/keys)"
     monitor = "val_f1_at_10"
+    supports_members = True
     curve_metrics = ("val_f1_at_5", "val_precision_at_10", "val_recall_at_10", "val_uncontrolled_f1_at_10")
     defaults = {
         "cell": "lstm", "bidirectional": True, "layers": 2, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5,
@@ -257,6 +258,15 @@ class Keywords(runner.App):
         x = keras.layers.Dropout(args.dropout, name="output_dropout")(x)
         scores = keras.layers.Dense(len(data.tags), dtype="float32", name="tags")(x)
         return keras.Model(inputs, scores, name="tagger")
+
+    def average_members(self, members, data):
+        """--members N: the taggers' mean tag probabilities, as logits (so the rest reads the
+        ensemble as it reads one tagger)."""
+        inputs = keras.tree.map_structure(
+            lambda spec: keras.Input(batch_shape=spec.shape, dtype=spec.dtype, name=spec.name), members[0].input
+        )  # fmt: skip
+        scores = AveragedProbabilities(name="averaged_probabilities")([member(inputs) for member in members])
+        return keras.Model(inputs, scores, name="tagger_ensemble")
 
     def compile_arguments(self, args, data):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}

@@ -69,6 +69,7 @@ class App:
     monitor_mode = "max"
     defaults = {}
     supports_cv = False  # whether `train --cv K` (K-fold cross-validation) applies
+    supports_members = False  # whether `train --members N` applies (the app defines `average_members`)
     # Flags whose values change the data (a tuning trial that varies them reloads it).
     data_arguments = ("dataset", "data_dir", "batch_size", "seed")
     # Set when --dataset also takes open-ended specs (csv:PATH, ...): its help text.
@@ -108,6 +109,11 @@ class App:
         """A last step on the best epoch's model before it is tested and saved (e.g. blending two
         classifiers' scores with weights fitted on the validation split); returns metrics to log."""
         return {}
+
+    def average_members(self, members, data):
+        """With `train --members N`: one model (uncompiled) from N trained training models,
+        e.g. their averaged class probabilities (`layers.AveragedProbabilities`)."""
+        raise NotImplementedError
 
     def baseline_metrics(self, data, split):
         """Metrics of a baseline method on `split`, logged beside the model's (e.g. tfidf_f1_at_10)."""
@@ -202,8 +208,9 @@ def add_data_arguments(parser, app):
     )
 
 
-def add_training_arguments(parser, app, cross_validation=True):
-    """The flags of `train` and `tune`: data, model, training, tracking."""
+def add_training_arguments(parser, app, several_models=True):
+    """The flags of `train` and `tune`: data, model, training, tracking; with `several_models`
+    (train), those that train several models in one run (--cv, --members)."""
     d = {
         "cell": "lstm",
         "bidirectional": False,
@@ -221,7 +228,7 @@ def add_training_arguments(parser, app, cross_validation=True):
         **app.defaults,
     }
     add_data_arguments(parser, app)
-    parser.set_defaults(fold=None, cv=None)  # the fixed split, unless cross-validation picks a fold
+    parser.set_defaults(fold=None, cv=None, members=1)  # the fixed split, unless cross-validation picks a fold
     model = parser.add_argument_group("model")
     model.add_argument("--cell", choices=CELL_KINDS, default=d["cell"], help="recurrent cell (default: %(default)s)")
     model.add_argument(
@@ -268,13 +275,24 @@ def add_training_arguments(parser, app, cross_validation=True):
         "checkpoint and the saved model use the average; 0: off (default: %(default)s)",
     )
     fit.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    if app.supports_cv and cross_validation:
+    if app.supports_cv and several_models:
         fit.add_argument(
             "--cv",
             type=_at_least_two,
             metavar="K",
             help="K-fold cross-validation: K models, each tested on one fold; one MLflow parent "
             "run logging cv_<metric> and cv_<metric>_std, a child run per fold",
+        )
+    if app.supports_members and several_models:
+        fit.add_argument(
+            "--members",
+            type=_positive_int,
+            default=1,
+            metavar="N",
+            help="train N models (an ensemble), each a child run with its own seed (SEED*N+i for "
+            "member i, so ensembles of different seeds share no member), and average their "
+            "probabilities into one model, whose metrics, reports and model the parent run logs; "
+            "N times the training time (default: %(default)s)",
         )
     fit.add_argument("--mixed-precision", action="store_true", help="compute in float16 (for GPUs with tensor cores)")
     fit.add_argument(
@@ -323,7 +341,7 @@ def build_parser(app):
         description="Search hyperparameters with keras-tuner. The job is one MLflow parent run, "
         "each trial a child run. --epochs is each trial's epochs (Hyperband's maximum).",
     )
-    track = add_training_arguments(tune, app, cross_validation=False)
+    track = add_training_arguments(tune, app, several_models=False)
     search = tune.add_argument_group("search")
     search.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random", help="(default: %(default)s)")
     search.add_argument("--max-trials", type=_positive_int, default=10, help="trials to run (random, bayesian) (default: %(default)s)")
@@ -429,8 +447,13 @@ def train(app, args):
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy("mixed_float16" if args.mixed_precision else "float32")
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    members = getattr(args, "members", 1)  # absent from the saved arguments of older runs
+    if getattr(args, "cv", None) and members > 1:
+        raise UserError("--cv and --members: pick one (cross-validating an ensemble is not supported)")
     if getattr(args, "cv", None):
         return _cross_validate(app, args, resuming, verbose)
+    if members > 1:
+        return _ensemble(app, args, resuming, verbose)
     args.fold = None
     run_name = args.run_name or _run_name(args)
     with _tracked_run(app, args, args.resume, run_name) as (run_id, checkpoint):
@@ -466,38 +489,50 @@ def _tracked_run(app, args, run_id, run_name, nested=False, resume_id=None):
             raise
 
 
+def _child_runs(app, args, parent_id, run_name, tag, children, verbose):
+    """Trains each of `children` ([(arguments, random seed)]) in a child run of `parent_id`,
+    tagged `tag` = its index and named RUN_NAME-TAG_WORDINDEX; children that finished in an
+    earlier session (a resumed parent) are not trained again. Returns [(child run id, its final
+    metrics)] in order."""
+    existing = {}
+    for child in mlflow.search_runs(
+        experiment_ids=[mlflow.get_run(parent_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+        output_format="list",
+    ):
+        if tag in child.data.tags:
+            existing[int(child.data.tags[tag])] = child
+    word = tag.rsplit("_", 1)[-1]  # cv_fold -> fold
+    results = []
+    for index, (child_args, seed) in enumerate(children):
+        label = f"{word} {index + 1}/{len(children)}"
+        child = existing.get(index)
+        if child is not None and child.info.status == "FINISHED":
+            print(f"{label}: finished earlier, run {child.info.run_id}")
+            results.append((child.info.run_id, child.data.metrics))
+            continue
+        keras.utils.set_random_seed(seed)
+        print(f"\n{label}", flush=True)
+        child_id = child.info.run_id if child is not None else None
+        with _tracked_run(
+            app, child_args, child_id, f"{run_name}-{word}{index}", nested=True, resume_id=parent_id
+        ) as (run_id, child_checkpoint):
+            if child_id is None:
+                mlflow.set_tag(tag, index)
+            results.append(
+                (run_id, _train_in_run(app, child_args, run_id, child_checkpoint, child_id is not None, verbose))
+            )
+    return results
+
+
 def _cross_validate(app, args, resuming, verbose):
     """K folds, each a child run; the parent logs cv_<metric> (mean) and cv_<metric>_std."""
     run_name = args.run_name or f"{_run_name(args)}-cv{args.cv}"
     with _tracked_run(app, args, args.resume, run_name) as (parent_id, checkpoint):
         if not resuming:
             _log_run_start(app, args, checkpoint, extra_tags={"cv_folds": args.cv})
-        children = {}
-        for child in mlflow.search_runs(
-            experiment_ids=[mlflow.get_run(parent_id).info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
-            output_format="list",
-        ):
-            children[int(child.data.tags["cv_fold"])] = child
-        results = []
-        for fold in range(args.cv):
-            child = children.get(fold)
-            if child is not None and child.info.status == "FINISHED":
-                print(f"fold {fold + 1}/{args.cv}: finished earlier, run {child.info.run_id}")
-                results.append(child.data.metrics)
-                continue
-            fold_args = argparse.Namespace(**{**vars(args), "fold": fold, "cv": args.cv})
-            keras.utils.set_random_seed(args.seed + fold)
-            print(f"\nfold {fold + 1}/{args.cv}", flush=True)
-            child_id = child.info.run_id if child is not None else None
-            with _tracked_run(
-                app, fold_args, child_id, f"{run_name}-fold{fold}", nested=True, resume_id=parent_id
-            ) as (run_id, fold_checkpoint):
-                if child_id is None:
-                    mlflow.set_tag("cv_fold", fold)
-                results.append(
-                    _train_in_run(app, fold_args, run_id, fold_checkpoint, child_id is not None, verbose)
-                )
+        folds = [(argparse.Namespace(**{**vars(args), "fold": fold}), args.seed + fold) for fold in range(args.cv)]
+        results = [metrics for _, metrics in _child_runs(app, args, parent_id, run_name, "cv_fold", folds, verbose)]
         summary = {}
         for key in sorted(results[0]):
             if key.startswith("test_"):
@@ -508,6 +543,50 @@ def _cross_validate(app, args, resuming, verbose):
         print(f"\n{args.cv}-fold cross-validation, run {parent_id}: " + "  ".join(
             f"{k} {v:.4f}" for k, v in summary.items()
         ))
+    return parent_id
+
+
+def _ensemble(app, args, resuming, verbose):
+    """--members N: N models, each a child run (member i with seed SEED*N+i), combined by the
+    app into one model, which the parent run validates, tests, reports on and logs like a
+    single training's; it also logs the members' mean test metrics (members_test_<metric>)."""
+    count = args.members
+    run_name = args.run_name or f"{_run_name(args)}-members{count}"
+    with _tracked_run(app, args, args.resume, run_name) as (parent_id, checkpoint):
+        if not resuming:
+            _log_run_start(app, args, checkpoint, extra_tags={"ensemble_members": count})
+        members_args = [
+            argparse.Namespace(**{**vars(args), "seed": args.seed * count + i, "members": 1}) for i in range(count)
+        ]  # fmt: skip
+        children = _child_runs(
+            app, args, parent_id, run_name, "ensemble_member", [(a, a.seed) for a in members_args], verbose
+        )  # fmt: skip
+        print(f"\nensemble of {count} members, run {parent_id}", flush=True)
+        started = time.perf_counter()
+        data = app.load_data(args)
+        members = []
+        for index, ((child_id, _), member_args) in enumerate(zip(children, members_args)):
+            weights = BestCheckpoint(Path(args.checkpoint_dir) / child_id, app.monitor).weights_path
+            if not weights.exists():
+                raise UserError(
+                    f"member {index} (run {child_id}): its best weights {weights} are missing; "
+                    f"pass the --checkpoint-dir it was trained with"
+                )
+            member = app.build_model(member_args, data)
+            member.load_weights(weights)
+            member.name = f"{member.name}_{index}"  # unique names inside the combined model
+            members.append(member)
+        model = app.average_members(members, data)
+        # Before the app's last step (e.g. a ranking fitted on the validation split) reads it.
+        validation = app.evaluate(model, data, "valid")
+        final = {"members": count}
+        for name in validation:  # the model's own metrics (not the baseline's): the members' mean
+            values = [metrics[f"test_{name}"] for _, metrics in children if f"test_{name}" in metrics]
+            if values:
+                final[f"members_test_{name}"] = float(np.mean(values))
+        final["members_train_seconds"] = float(sum(metrics.get("train_seconds", 0.0) for _, metrics in children))
+        final.update({f"val_{k}": v for k, v in validation.items()})
+        _finish_run(app, args, parent_id, checkpoint, model, data, final, started, learning_curve=False)
     return parent_id
 
 
@@ -622,11 +701,15 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
     backup = keras.callbacks.BackupAndRestore(str(checkpoint / "backup"))
     fit_model(app, model, data, args, args.epochs, verbose, callbacks=[best], after_logging=[backup])
     best.restore(model)
-    finishing = app.after_training(model, data)
-    train_seconds = time.perf_counter() - started
+    final = {f"best_{app.monitor}": best.state["best"], "best_epoch": best.state["best_epoch"] + 1}
+    return _finish_run(app, args, run_id, checkpoint, model, data, final, started)
 
-    final = {f"best_{app.monitor}": best.state["best"], "best_epoch": best.state["best_epoch"] + 1, **finishing}
-    final["train_seconds"] = train_seconds
+
+def _finish_run(app, args, run_id, checkpoint, model, data, final, started, learning_curve=True):
+    """The app's last step on the trained `model`, its test metrics (with `final`), learning
+    curve, reports, assets and serving model, logged to the active run; returns the metrics."""
+    final.update(app.after_training(model, data))
+    final["train_seconds"] = time.perf_counter() - started
     has_test = data.has_split("test")
     report_split = "test" if has_test else "valid"
     if has_test:
@@ -636,9 +719,10 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
         print(f"warning: {args.dataset} has no test split here; reports describe the validation split")
     mlflow.log_metrics(final)
 
-    history = tracking.metric_history(run_id, _curve_keys(model, app))
-    figure = tracking.learning_curve(history, f"{app.name}: {args.dataset}, {_run_name(args)}")
-    tracking.log_report("learning_curve.png", figure)
+    if learning_curve:
+        history = tracking.metric_history(run_id, _curve_keys(model, app))
+        figure = tracking.learning_curve(history, f"{app.name}: {args.dataset}, {_run_name(args)}")
+        tracking.log_report("learning_curve.png", figure)
     for name, report in app.reports(model, data, report_split).items():
         tracking.log_report(f"reports/{name}", report)
     assets = checkpoint / "assets"

@@ -14,6 +14,7 @@ from layers.crf import ConditionalRandomField, SequenceLikelihoodLoss
 from layers.ctc import CTCLoss
 from layers.decoding import ViterbiDecoder, bio_constraints
 from layers.elman import Elman, ElmanCell
+from layers.ensemble import AveragedProbabilities
 from layers.factory import (
     BUILTIN_KINDS,
     CELL_KINDS,
@@ -31,6 +32,7 @@ from layers.pooling import POOLING_MODES, AttentionPooling
 __all__ = [
     "AppendToSteps",
     "AttentionPooling",
+    "AveragedProbabilities",
     "POOLING_MODES",
     "BUILTIN_KINDS",
     "CELL_KINDS",
