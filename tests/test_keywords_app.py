@@ -1,8 +1,13 @@
 """The key term extraction app end to end: a short real training on Inspec, tracked in MLflow."""
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import zipfile
 
+import keras
 import mlflow
 import numpy as np
 import pytest
@@ -12,7 +17,7 @@ from apps.keywords import APP, score_rankings
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import TfIdfBaseline, keyphrase_metrics, load_keyphrase_dataset, split_documents
 from pipelines.text import SentenceTokenizer
-from tests.support import SHARED_DATA, cli, new_store, single_run
+from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, runs_of, single_run
 
 ABSTRACT = (
     "Cooperative three- and four-player quantum games. A cooperative multi-player quantum game "
@@ -102,8 +107,64 @@ def test_predict_reads_a_file_or_a_string_and_prints_ranked_terms(trained, tmp_p
         assert 0 < len(scores) <= 5 and scores == sorted(scores, reverse=True)
 
 
+def test_members_train_an_ensemble_that_resumes_and_averages_the_members_taggers(subset, tmp_path, capsys):
+    tracking_uri = new_store(tmp_path, "ensemble")
+    common = ["--tracking-uri", tracking_uri, "--checkpoint-dir", str(tmp_path / "checkpoints")]
+    env = {**os.environ, "RNN_SUITE_DATA": str(SHARED_DATA), "PYTHONPATH": str(REPOSITORY), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "apps.keywords", "train", "--dataset", f"liaad:{subset}", "--members", "2",
+         "--seed", "1", "--epochs", "2", "--layers", "1", "--units", "16", "--embedding-dim", "16",
+         "--max-length", "128", "--verbose", "2", "--experiment", "ensemble", *common],
+        cwd=REPOSITORY, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    output, second = [], False
+    for line in process.stdout:
+        output.append(line)
+        second = second or line.startswith("member 2/2")
+        if second and line.startswith("Epoch 1/2"):  # the first member is done: stop the second
+            process.send_signal(signal.SIGTERM)
+            break
+    output.append(process.communicate(timeout=120)[0])
+    assert process.returncode == 130, "".join(output)
+    runs = {r.info.run_name.rsplit("-", 1)[-1]: r for r in runs_of(tracking_uri, "ensemble")}
+    assert {k: r.info.status for k, r in runs.items()} == {"members2": "KILLED", "member0": "FINISHED", "member1": "KILLED"}
+    parent = runs["members2"].info.run_id
+    assert f"train --resume {parent}" in "".join(output)
+
+    capsys.readouterr()
+    assert runner.main(APP, ["train", "--resume", parent, "--verbose", "0", *common]) == 0
+    assert f"member 1/2: finished earlier, run {runs['member0'].info.run_id}" in capsys.readouterr().out
+    resumed = {r.info.run_name.rsplit("-", 1)[-1]: r for r in runs_of(tracking_uri, "ensemble")}
+    assert {k: r.info.run_id for k, r in resumed.items()} == {k: r.info.run_id for k, r in runs.items()}
+    assert all(r.info.status == "FINISHED" for r in resumed.values())
+    children = [resumed["member0"], resumed["member1"]]
+    assert [c.data.tags["ensemble_member"] for c in children] == ["0", "1"]
+    assert [c.data.params["seed"] for c in children] == ["2", "3"]  # SEED*N+i: --seed 1, N = 2
+    metrics = resumed["members2"].data.metrics
+    assert metrics["members_test_f1_at_10"] == pytest.approx(np.mean([c.data.metrics["test_f1_at_10"] for c in children]))
+
+    # The logged ensemble holds the members' own trained taggers and averages their probabilities.
+    ensemble = runner.load_model(f"runs:/{parent}/model", tracking_uri).get_layer("tagger_ensemble")
+    members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
+    taggers = [runner.load_model(f"runs:/{c.info.run_id}/model").get_layer("tagger") for c in children]
+    assert len(members) == 2
+    for member, tagger in zip(members, taggers):
+        for mine, theirs in zip(member.get_weights(), tagger.get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    args = runner.build_parser(APP).parse_args(["train", "--dataset", f"liaad:{subset}", "--max-length", "128"])
+    batch = next(iter(APP.fit_dataset(APP.load_data(args), "test")))[0]
+    logits = [keras.ops.convert_to_numpy(tagger.predict_on_batch(batch)) for tagger in taggers]
+    probabilities = [np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True) for z in logits]
+    np.testing.assert_allclose(ensemble.predict_on_batch(batch), np.log(np.mean(probabilities, axis=0)), atol=1e-5)
+    # ... and is what the parent's test figures come from, reproduced from raw text.
+    evaluate = runner.build_parser(APP).parse_args([
+        "evaluate", "--model", f"runs:/{parent}/model", "--dataset", f"liaad:{subset}", "--tracking-uri", tracking_uri,
+    ])  # fmt: skip
+    for name, value in runner.evaluate(APP, evaluate).items():
+        assert value == pytest.approx(metrics[f"test_{name}"], abs=1e-9), name
+
+
 def test_char_features_feed_the_tagger_and_the_saved_model_reads_them_from_raw_text(subset, tmp_path):
-    import keras
     import tensorflow as tf
 
     args = runner.build_parser(APP).parse_args([
