@@ -20,7 +20,8 @@ stemmed, exact match (F1@5, F1@10, P@10, R@10), beside a TF-IDF baseline
 scored on the same documents. Split: Inspec's own (Hulth 2003: 1000/500/500
 abstracts), where the same metrics are also scored against the uncontrolled
 keyphrases alone (uncontrolled_*), the references of the published Inspec
-results; other data sets a seeded 50/25/25 shuffle.
+results; other data sets a seeded 50/25/25 shuffle. --members N trains N
+taggers (child runs) and averages their tag probabilities into one model.
 """
 
 import argparse
