@@ -491,9 +491,9 @@ def _tracked_run(app, args, run_id, run_name, nested=False, resume_id=None):
 
 def _child_runs(app, args, parent_id, run_name, tag, children, verbose):
     """Trains each of `children` ([(arguments, random seed)]) in a child run of `parent_id`,
-    tagged `tag` = its index and named RUN_NAME-TAG_WORDINDEX; children that finished in an
-    earlier session (a resumed parent) are not trained again. Returns [(child run id, its final
-    metrics)] in order."""
+    tagged `tag` = its index and named after the tag's last word (RUN_NAME-fold0 for cv_fold);
+    children that finished in an earlier session (a resumed parent) are not trained again.
+    Returns [(child run id, its final metrics)] in order."""
     existing = {}
     for child in mlflow.search_runs(
         experiment_ids=[mlflow.get_run(parent_id).info.experiment_id],
@@ -586,7 +586,11 @@ def _ensemble(app, args, resuming, verbose):
                 final[f"members_test_{name}"] = float(np.mean(values))
         final["members_train_seconds"] = float(sum(metrics.get("train_seconds", 0.0) for _, metrics in children))
         final.update({f"val_{k}": v for k, v in validation.items()})
-        _finish_run(app, args, parent_id, checkpoint, model, data, final, started, learning_curve=False)
+        curves = {}  # the members' learning curves, side by side
+        for index, (child_id, _) in enumerate(children):
+            history = tracking.metric_history(child_id, ["loss", "val_loss", app.monitor])
+            curves.update({f"member {index} {key}": points for key, points in history.items()})
+        _finish_run(app, args, parent_id, checkpoint, model, data, final, started, curves)
     return parent_id
 
 
@@ -705,9 +709,10 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
     return _finish_run(app, args, run_id, checkpoint, model, data, final, started)
 
 
-def _finish_run(app, args, run_id, checkpoint, model, data, final, started, learning_curve=True):
+def _finish_run(app, args, run_id, checkpoint, model, data, final, started, curves=None):
     """The app's last step on the trained `model`, its test metrics (with `final`), learning
-    curve, reports, assets and serving model, logged to the active run; returns the metrics."""
+    curves (`curves`, else the run's own), reports, assets and serving model, logged to the
+    active run; returns the metrics."""
     final.update(app.after_training(model, data))
     final["train_seconds"] = time.perf_counter() - started
     has_test = data.has_split("test")
@@ -719,10 +724,9 @@ def _finish_run(app, args, run_id, checkpoint, model, data, final, started, lear
         print(f"warning: {args.dataset} has no test split here; reports describe the validation split")
     mlflow.log_metrics(final)
 
-    if learning_curve:
-        history = tracking.metric_history(run_id, _curve_keys(model, app))
-        figure = tracking.learning_curve(history, f"{app.name}: {args.dataset}, {_run_name(args)}")
-        tracking.log_report("learning_curve.png", figure)
+    history = curves or tracking.metric_history(run_id, _curve_keys(model, app))
+    figure = tracking.learning_curve(history, f"{app.name}: {args.dataset}, {_run_name(args)}")
+    tracking.log_report("learning_curve.png", figure)
     for name, report in app.reports(model, data, report_split).items():
         tracking.log_report(f"reports/{name}", report)
     assets = checkpoint / "assets"

@@ -141,6 +141,8 @@ def test_members_train_an_ensemble_that_resumes_and_averages_the_members_taggers
     assert [c.data.tags["ensemble_member"] for c in children] == ["0", "1"]
     assert [c.data.params["seed"] for c in children] == ["2", "3"]  # SEED*N+i: --seed 1, N = 2
     metrics = resumed["members2"].data.metrics
+    artifacts = {a.path for a in mlflow.MlflowClient(tracking_uri).list_artifacts(parent)}
+    assert "learning_curve.png" in artifacts  # the members' curves side by side
     assert metrics["members_test_f1_at_10"] == pytest.approx(np.mean([c.data.metrics["test_f1_at_10"] for c in children]))
 
     # The logged ensemble holds the members' own trained taggers and averages their probabilities.
