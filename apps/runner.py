@@ -447,12 +447,9 @@ def train(app, args):
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy("mixed_float16" if args.mixed_precision else "float32")
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    members = getattr(args, "members", 1)  # absent from the saved arguments of older runs
-    if getattr(args, "cv", None) and members > 1:
-        raise UserError("--cv and --members: pick one (cross-validating an ensemble is not supported)")
     if getattr(args, "cv", None):
         return _cross_validate(app, args, resuming, verbose)
-    if members > 1:
+    if getattr(args, "members", 1) > 1:  # absent from the saved arguments of older runs
         return _ensemble(app, args, resuming, verbose)
     args.fold = None
     run_name = args.run_name or _run_name(args)

@@ -243,13 +243,11 @@ def character_id_rows(sequences, max_chars):
     return per_token_rows(sequences, lambda tokens: character_ids(tokens, max_chars))
 
 
-KEY_BUCKETS = KEY_RANGE  # `token_keys`' range, the one `layers.WordStatistics` reads keys in
-
-
 def token_keys(tokens):
-    """A hash of each token (str tensor of any shape -> int32 in [0, KEY_BUCKETS)): tells apart
-    words the vocabulary maps to one OOV id (`layers.WordStatistics` counts them by it)."""
-    return tf.cast(tf.strings.to_hash_bucket_fast(tf.convert_to_tensor(tokens), KEY_BUCKETS), "int32")
+    """A hash of each token (str tensor of any shape -> int32 in [0, KEY_RANGE), the range
+    `layers.WordStatistics` reads keys in): tells apart words the vocabulary maps to one OOV id
+    (`layers.WordStatistics` counts them by it)."""
+    return tf.cast(tf.strings.to_hash_bucket_fast(tf.convert_to_tensor(tokens), KEY_RANGE), "int32")
 
 
 def token_key_rows(sequences):

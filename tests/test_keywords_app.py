@@ -11,6 +11,7 @@ import keras
 import mlflow
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from apps import runner
 from apps.keywords import APP, score_rankings
@@ -156,8 +157,8 @@ def test_members_train_an_ensemble_that_resumes_and_averages_the_members_taggers
     args = runner.build_parser(APP).parse_args(["train", "--dataset", f"liaad:{subset}", "--max-length", "128"])
     batch = next(iter(APP.fit_dataset(APP.load_data(args), "test")))[0]
     logits = [keras.ops.convert_to_numpy(tagger.predict_on_batch(batch)) for tagger in taggers]
-    probabilities = [np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True) for z in logits]
-    np.testing.assert_allclose(ensemble.predict_on_batch(batch), np.log(np.mean(probabilities, axis=0)), atol=1e-5)
+    probabilities = np.mean([softmax(z, axis=-1) for z in logits], axis=0)
+    np.testing.assert_allclose(ensemble.predict_on_batch(batch), np.log(probabilities), atol=1e-5)
     # ... and is what the parent's test figures come from, reproduced from raw text.
     evaluate = runner.build_parser(APP).parse_args([
         "evaluate", "--model", f"runs:/{parent}/model", "--dataset", f"liaad:{subset}", "--tracking-uri", tracking_uri,

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from apps.slot_filling import slot_metrics
+from layers.context import KEY_RANGE
 from pipelines.slots import (
     drop_words,
     SlotExample,
@@ -18,7 +19,6 @@ from pipelines.slots import (
 from pipelines.sources import DataFormatError
 from pipelines.text import (
     ALPHABET_SIZE,
-    KEY_BUCKETS,
     CharacterIds,
     SentenceTokenizer,
     TokenKeys,
@@ -267,7 +267,7 @@ def test_token_keys_are_the_same_in_the_pipeline_and_in_a_saved_model(tmp_path):
     assert [len(k) for k in keys] == [4, 1, 0]
     assert keys[0][0] == keys[0][2] == token_keys("quantum").numpy() and keys[0][1] == keys[1][0]
     assert len({keys[0][0], keys[0][1], keys[0][3]}) == 3
-    assert all(0 <= k < KEY_BUCKETS for row in keys for k in row)
+    assert all(0 <= k < KEY_RANGE for row in keys for k in row)
     tokens = keras.Input((None,), dtype="string")
     model = keras.Model(tokens, TokenKeys()(tokens))
     model.save(tmp_path / "keys.keras")
