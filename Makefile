@@ -2,8 +2,9 @@
 #
 #   make demo   train the default slot-filling model on ATIS, tracked in MLflow
 #   make test   run the test suite
+#   make lint   ruff's linter and formatter check (make format applies them)
 #   make ui     open the MLflow UI over ./mlflow.db on http://127.0.0.1:5000
-#   make bench  the performance benchmarks (README, Performance): cells, pipelines, predict latency
+#   make bench  the performance benchmarks (docs/performance.md): cells, pipelines, predict latency
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +15,7 @@ RNN_SUITE_DATA ?= $(abspath $(wildcard ../shared/data))
 export RNN_SUITE_DATA
 UI_PORT ?= 5000
 
-.PHONY: setup demo test ui lecture bench clean
+.PHONY: setup demo test lint format ui lecture bench clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +36,15 @@ demo: setup
 # spends much of its time in single-threaded work (imports, tracing, MLflow), so this halves it.
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# ruff (pinned in requirements.txt, configured in pyproject.toml): the linter and the formatter.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)

@@ -32,18 +32,18 @@ def add_argument(parser):
 
 
 def max_chars(args):
-    """Characters per word the data carries: 0 without --char-features (and for older runs)."""
-    return MAX_WORD_CHARS if getattr(args, "char_features", 0) else 0
+    """Characters per word the data carries: 0 without --char-features."""
+    return MAX_WORD_CHARS if args.char_features else 0
 
 
-def with_characters(words, embedded, args):
-    """(model inputs, word features): the embeddings alone, or with --char-features the
-    embeddings and the character features of each word, from a second input "chars"."""
-    if not getattr(args, "char_features", 0):
+def with_characters(words, embedded, filters):
+    """(model inputs, word features): the embeddings alone, or with `filters` (--char-features)
+    the embeddings and the character features of each word, from a second input "chars"."""
+    if not filters:
         return words, embedded
     chars = keras.Input((None, MAX_WORD_CHARS), dtype="int32", name="chars")
     spelling = CharacterFeatures(
-        args.char_features, CHAR_WIDTH, CHAR_EMBEDDING_DIM, ALPHABET_SIZE, name="characters"
+        filters, CHAR_WIDTH, CHAR_EMBEDDING_DIM, ALPHABET_SIZE, name="characters"
     )(chars)
     features = keras.layers.Concatenate(name="word_features")([embedded, spelling])
     return {"words": words, "chars": chars}, features

@@ -27,8 +27,6 @@ taggers (child runs) and averages their tag probabilities into one model.
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import keras
@@ -38,9 +36,13 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from apps import characters, runner, tracking
-from layers import AveragedProbabilities, ContextWindow, RecurrentStack, WordDropout, WordStatistics
+from apps.keywords_data import KeyphraseData
+from apps.text_backbone import text_backbone
+from layers import AveragedProbabilities, WordStatistics
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import (
+    reference_keyphrases,
+    score_rankings,
     RANKING_FEATURES,
     TAGS,
     PhraseRanking,
@@ -48,75 +50,18 @@ from pipelines.keyphrases import (
     bio_tags,
     cross_fitted_rankings,
     fit_phrase_ranking,
-    keyphrase_metrics,
     load_keyphrase_dataset,
     ranked_keyphrases,
     split_documents,
-    word_statistics_tables,
 )
 from pipelines.text import (
     ClassProbabilities,
     SentenceTokenizer,
     TokenKeys,
-    character_id_rows,
-    example_batches,
     predictions_in_order,
-    token_key_rows,
     word_inputs,
 )
 from pipelines.vocab import Vocabulary
-
-
-@dataclass
-class KeyphraseData:
-    splits: dict  # split -> [KeyphraseDocument]
-    tokens: dict  # split -> [[token, ...] per document]
-    gold: dict  # split -> [[keyphrase tokens, ...] per document]
-    uncontrolled: dict  # split -> the same of the uncontrolled keyphrases (Inspec), or None
-    tokenizer: SentenceTokenizer
-    words: Vocabulary
-    tags: Vocabulary
-    tfidf: TfIdfBaseline
-    batch_size: int
-    seed: int
-    skipped: dict = field(default_factory=dict)
-    keys: str = "all"  # --keys: which references the tagger learns and the ranking is fitted to
-    max_chars: int = 0  # with --char-features: the characters read per word
-    token_keys: bool = False  # with --word-statistics: each word's hash, which groups unseen words
-    fitted_ranking: bool = True  # --ranking fitted
-    ranking: dict = None  # after training with --ranking fitted: `fit_phrase_ranking`'s result
-
-    @property
-    def labels(self):
-        """split -> the references the tagger learns and the ranking is fitted to (--keys)."""
-        return self.gold if self.keys == "all" else self.uncontrolled
-
-    def has_split(self, split):
-        return bool(self.splits.get(split))
-
-    @cached_property
-    def statistics_tables(self):
-        """(stem group, idf) per word id, from the training documents (`layers.WordStatistics`)."""
-        return word_statistics_tables(self.words, self.tokens["train"])
-
-    def batches(self, split, shuffle=False, labelled_only=False):
-        """Batches of {"index", "words", "tags"} (and "keys" with --word-statistics, "chars" with
-        --char-features); `labelled_only` leaves out documents in which no gold keyphrase occurs
-        (nothing to learn from)."""
-        columns = {"words": [], "tags": []}
-        kept = []
-        for tokens, gold in zip(self.tokens[split], self.labels[split]):
-            tags, found = bio_tags(tokens, gold)
-            if labelled_only and not found:
-                continue
-            kept.append(tokens)
-            columns["words"].append(self.words.encode(tokens))
-            columns["tags"].append(self.tags.encode(tags))
-        if self.token_keys:
-            columns["keys"] = token_key_rows(kept)
-        if self.max_chars:
-            columns["chars"] = character_id_rows(kept, self.max_chars)
-        return example_batches(columns, self.batch_size, shuffle_seed=self.seed if shuffle else None)
 
 
 class Keywords(runner.App):
@@ -130,6 +75,8 @@ class Keywords(runner.App):
     defaults = {
         "cell": "lstm", "bidirectional": True, "layers": 2, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5,
     }  # fmt: skip
+    # Older runs ranked by confidence, without word statistics or word dropout.
+    legacy_arguments = {"keys": "all", "word_statistics": False, "ranking": "confidence", "word_dropout": 0.0, "char_features": 0}
     data_arguments = runner.App.data_arguments + (
         "max_length", "min_word_count", "char_features", "ranking", "keys", "word_statistics",
     )  # fmt: skip
@@ -190,7 +137,7 @@ class Keywords(runner.App):
         gold, uncontrolled = {}, {}
         for s, docs in splits.items():
             gold[s], uncontrolled[s] = reference_keyphrases(docs, tokenizer)
-        keys = getattr(args, "keys", "all")  # absent from the saved arguments of older runs
+        keys = args.keys
         if keys == "uncontrolled" and any(refs is None for refs in uncontrolled.values()):
             raise runner.UserError(
                 f"--keys uncontrolled: {args.dataset} does not tell uncontrolled keyphrases apart "
@@ -205,8 +152,8 @@ class Keywords(runner.App):
             tfidf=TfIdfBaseline(all_tokens),
             batch_size=args.batch_size, seed=args.seed, skipped=dict(dataset.skipped), keys=keys,
             max_chars=characters.max_chars(args),
-            token_keys=getattr(args, "word_statistics", False),
-            fitted_ranking=getattr(args, "ranking", "confidence") == "fitted",  # older runs ranked by confidence
+            token_keys=args.word_statistics,
+            fitted_ranking=args.ranking == "fitted",
         )  # fmt: skip
         print(
             f"{dataset.name}: " + ", ".join(f"{s} {len(d)}" for s, d in splits.items()) + " documents; "
@@ -238,24 +185,19 @@ class Keywords(runner.App):
     # Model -------------------------------------------------------------------------------
     def build_model(self, args, data):
         words = keras.Input((None,), dtype="int32", name="words")
-        ids = words
-        rate = getattr(args, "word_dropout", 0.0)  # absent from the saved arguments of older runs
-        if rate:
-            ids = WordDropout(rate, data.words.oov_id, seed=args.seed, name="word_dropout")(words)
-        x = keras.layers.Embedding(len(data.words), args.embedding_dim, mask_zero=True, name="embedding")(ids)
-        inputs, x = characters.with_characters(words, x, args)
-        x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
-        if data.token_keys:  # --word-statistics, read from the words before any dropout
+
+        def with_statistics(inputs, x):  # --word-statistics, read from the words before any dropout
             keys = keras.Input((None,), dtype="int32", name="keys")
-            inputs = with_keys(inputs, words, keys)
             statistics = WordStatistics(len(data.words), name="word_statistics")
             x = keras.layers.Concatenate(name="with_statistics")([x, statistics([words, keys])])
             statistics.set_tables(*data.statistics_tables)
-        x = ContextWindow(args.context_window, name="context_window")(x)
-        x = RecurrentStack(
-            args.cell, args.units, num_layers=args.layers, bidirectional=args.bidirectional,
-            recurrent_dropout=args.recurrent_dropout, name="recurrent",
-        )(x)  # fmt: skip
+            return with_keys(inputs, words, keys), x
+
+        inputs, _, x = text_backbone(
+            words, args, len(data.words), char_features=args.char_features, word_dropout=args.word_dropout,
+            oov_id=data.words.oov_id, embedding_dropout=args.dropout,
+            extra_features=with_statistics if data.token_keys else None, context_window=args.context_window,
+        )  # fmt: skip
         x = keras.layers.Dropout(args.dropout, name="output_dropout")(x)
         scores = keras.layers.Dense(len(data.tags), dtype="float32", name="tags")(x)
         return keras.Model(inputs, scores, name="tagger")
@@ -402,25 +344,6 @@ def with_keys(inputs, words, keys):
     """The tagger's inputs (the word ids alone, or a dict with their characters) and the words'
     keys (`pipelines.text.token_keys`): a dict with "keys"."""
     return {**(inputs if isinstance(inputs, dict) else {"words": words}), "keys": keys}
-
-
-def reference_keyphrases(documents, tokenizer):
-    """(all gold keyphrases, the uncontrolled ones or None where the documents do not tell them
-    apart), each a list per document of tokenized keyphrases."""
-    gold = [tokenize_texts(list(d.keyphrases), tokenizer) for d in documents]
-    if not documents or not all(d.uncontrolled for d in documents):
-        return gold, None
-    return gold, [tokenize_texts(list(d.uncontrolled), tokenizer) for d in documents]
-
-
-def score_rankings(rankings, gold, uncontrolled=None):
-    """`keyphrase_metrics` of [(phrase, score), ...] rankings against all gold keyphrases and,
-    where given, against the uncontrolled ones (`uncontrolled_*`)."""
-    phrases = [[phrase for phrase, _ in ranking] for ranking in rankings]
-    metrics = keyphrase_metrics(phrases, gold)
-    if uncontrolled is not None:
-        metrics.update({f"uncontrolled_{k}": v for k, v in keyphrase_metrics(phrases, uncontrolled).items()})
-    return metrics
 
 
 APP = Keywords()

@@ -19,7 +19,6 @@ per class, one example a line). Without --cv a fixed, seeded, stratified
 
 import json
 import sys
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -28,239 +27,32 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from apps import runner, tracking
-from apps.characters import MAX_WORD_CHARS
+from apps.sentiment_data import CHAR_NGRAMS_NBSVM, TextData, char_ngram_order
+from apps.text_backbone import text_backbone
+from fitting.ngrams import fit_blend
 from layers import (
     POOLING_MODES,
     AttentionPooling,
-    RecurrentStack,
     ScoreWeight,
-    TooFewTexts,
-    fit_naive_bayes,
-    fit_nbsvm,
 )
 from pipelines.classification import (
-    classification_dataset,
+    classification_metrics,
+    confusion_matrix,
     load_text_dataset,
     split_indices,
     tokenize_texts,
 )
 from pipelines.text import (
-    ALPHABET_SIZE,
-    CharacterIds,
     ClassProbabilities,
     SentenceTokenizer,
     batch_inputs,
-    character_id_rows,
     predictions_in_order,
-    ragged,
 )
 from pipelines.vocab import Vocabulary
 
 # Tokens kept per text: MR sentences are short; full reviews average ~790 tokens.
 MAX_LENGTH = {"mr": 80, "polarity": 800}
 DEFAULT_MAX_LENGTH = 400
-CHAR_NGRAMS_NBSVM = 5  # --char-ngrams' default with NBSVM: character 2..5-grams
-MAX_CHAR_NGRAMS = 7  # (alphabet + 1) ** 7 < 2 ** 62, the n-gram keys' limit
-
-
-@dataclass
-class TextData:
-    splits: dict  # split -> [TextExample]
-    tokenizer: SentenceTokenizer
-    words: Vocabulary
-    labels: Vocabulary
-    batch_size: int
-    seed: int
-    naive_bayes: object = None  # a NaiveBayesScores layer fitted on the training split, or None
-    char_naive_bayes: object = None  # the same over the words' character n-grams (--char-ngrams), or None
-    fusion: str = "late"  # how the network's and the n-gram classifier's scores combine (--fusion)
-
-    def __post_init__(self):
-        self._ids = {}
-        self._tokens = {}
-        self._naive_bayes_scores = {}
-        self.ngram_weights = {}  # with character n-grams: the weights of the word and character scores
-        self.network_scores = {}  # split -> the network's own class scores (after training)
-
-    @property
-    def model_inputs(self):
-        return ("words", "naive_bayes") if self.naive_bayes is not None else "words"
-
-    def add_naive_bayes(self, max_n, classifier="nbsvm", char_max_n=0):
-        """Fits the n-gram classifier (NBSVM or multinomial naive Bayes) on the training split;
-        its training texts get scores of a classifier not fitted on them (cross-fitted, or
-        naive Bayes' exact leave-one-out), the other splits the layer's, as a served model
-        computes them. With `char_max_n`, a second NBSVM over the words' character
-        2..char_max_n-grams; the two are stacked by weights fitted on their cross-fitted training
-        scores (by cross-entropy, `fit_blend`), which scale their tables."""
-        token_ids, label_ids = self.encoded("train")
-        fit = fit_nbsvm if classifier == "nbsvm" else fit_naive_bayes
-        if classifier == "nbsvm":
-            print(f"fitting NBSVM on {len(token_ids)} training texts and on 5 folds of them ...", flush=True)
-        try:
-            self.naive_bayes, left_out = fit(
-                token_ids, label_ids, num_labels=len(self.labels), max_n=max_n, base=len(self.words),
-                classes=list(range(self.labels.num_special, len(self.labels))),
-            )  # fmt: skip
-        except TooFewTexts as error:
-            names = self.labels.decode(list(error.counts))
-            raise runner.UserError(
-                f"--ngram-classifier nbsvm: class(es) {', '.join(names)} have fewer than two training texts "
-                f"({', '.join(map(str, error.counts.values()))}), and NBSVM's cross-fitted training scores "
-                "need two or more of each class: add texts, or use --ngram-classifier mnb or --naive-bayes 0"
-            ) from None
-        if char_max_n:
-            print(f"fitting NBSVM on the character 2..{char_max_n}-grams of the words ...", flush=True)
-            self.char_naive_bayes, char_left_out = fit_nbsvm(
-                character_id_rows(self.tokens("train"), MAX_WORD_CHARS), label_ids, num_labels=len(self.labels),
-                classes=list(range(self.labels.num_special, len(self.labels))), max_n=char_max_n, min_n=2,
-                base=ALPHABET_SIZE + 1, unit="chars", name="char_naive_bayes",
-            )  # fmt: skip
-            special = self.labels.num_special
-            a, b = fit_blend(left_out[:, special:], char_left_out[:, special:], np.array(label_ids) - special)
-            self.naive_bayes.scale(a)
-            self.char_naive_bayes.scale(b)
-            left_out = a * left_out + b * char_left_out
-            self.ngram_weights = {"ngram_word_weight": a, "ngram_char_weight": b}
-            print(f"n-gram scores: word n-grams × {a:.3f} + character n-grams × {b:.3f}")
-        self._naive_bayes_scores = {"train": left_out}
-
-    def naive_bayes_scores(self, split):
-        """The n-gram classifier's class scores of a split's texts (texts, labels)."""
-        if split not in self._naive_bayes_scores:
-            token_ids, _ = self.encoded(split)
-            tokens = self.tokens(split)
-            scores = np.zeros((len(token_ids), len(self.labels)), dtype="float32")
-            for start in range(0, len(token_ids), 256):
-                chunk = ragged(token_ids[start : start + 256]).to_tensor()
-                part = self.naive_bayes(chunk)
-                if self.char_naive_bayes is not None:
-                    chars = character_id_rows(tokens[start : start + 256], MAX_WORD_CHARS)
-                    part = part + self.char_naive_bayes(ragged(chars).to_tensor())
-                scores[start : start + len(chunk)] = keras.ops.convert_to_numpy(part)
-            self._naive_bayes_scores[split] = scores
-        return self._naive_bayes_scores[split]
-
-    def ngram_scores(self, ids, tokens):
-        """In a saved model: the n-gram classifier's class scores from the text's word ids and
-        tokens (their characters, with character n-grams)."""
-        scores = self.naive_bayes(ids)
-        if self.char_naive_bayes is None:
-            return scores
-        chars = CharacterIds(MAX_WORD_CHARS, name="char_ids")(tokens)
-        return keras.layers.Add(name="ngram_scores")([scores, self.char_naive_bayes(chars)])
-
-    def best_labels(self, scores):
-        """The best-scoring real label (no special one) of each row of class scores (texts, labels)."""
-        special = self.labels.num_special
-        return self.labels.decode([int(i) + special for i in np.argmax(np.asarray(scores)[:, special:], axis=1)])
-
-    def has_split(self, split):
-        return bool(self.splits.get(split))
-
-    def tokens(self, split):
-        if split not in self._tokens:
-            self._tokens[split] = tokenize_texts([e.text for e in self.splits[split]], self.tokenizer)
-        return self._tokens[split]
-
-    def encoded(self, split):
-        if split not in self._ids:
-            self._ids[split] = (
-                [self.words.encode(t) for t in self.tokens(split)],
-                [self.labels.id(e.label) for e in self.splits[split]],
-            )
-        return self._ids[split]
-
-    def batches(self, split, shuffle=False):
-        token_ids, label_ids = self.encoded(split)
-        extra = {}
-        if self.naive_bayes is not None:
-            extra["naive_bayes"] = list(self.naive_bayes_scores(split).astype("float32"))
-        return classification_dataset(
-            token_ids, label_ids, self.batch_size, shuffle_seed=self.seed if shuffle else None, extra=extra
-        )
-
-
-def char_ngram_order(args, classifier):
-    """The longest character n-gram of --char-ngrams: its default by classifier (0 for runs saved
-    before it existed); refused with mnb, which has no character n-grams."""
-    if not hasattr(args, "char_ngrams"):
-        return 0
-    if args.char_ngrams is None:
-        return CHAR_NGRAMS_NBSVM if classifier == "nbsvm" else 0
-    if args.char_ngrams and classifier != "nbsvm":
-        raise runner.UserError(f"--char-ngrams {args.char_ngrams} needs --ngram-classifier nbsvm (or pass --char-ngrams 0)")
-    if args.char_ngrams == 1 or args.char_ngrams > MAX_CHAR_NGRAMS:
-        raise runner.UserError(
-            f"--char-ngrams {args.char_ngrams}: pass 2..{MAX_CHAR_NGRAMS} (character n-grams start at 2, and "
-            f"longer ones do not fit the n-gram keys), or 0 for none"
-        )  # fmt: skip
-    return args.char_ngrams
-
-
-def classification_metrics(gold, predicted, labels):
-    """Accuracy and macro-averaged F1 (the mean over classes of each class's F1)."""
-    gold, predicted = np.asarray(gold), np.asarray(predicted)
-    f1s = []
-    for label in labels:
-        true_positive = np.sum((predicted == label) & (gold == label))
-        predicted_count, gold_count = np.sum(predicted == label), np.sum(gold == label)
-        precision = true_positive / predicted_count if predicted_count else 0.0
-        recall = true_positive / gold_count if gold_count else 0.0
-        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
-    return {"accuracy": float(np.mean(gold == predicted)), "macro_f1": float(np.mean(f1s))}
-
-
-def fit_blend(network, ngram, gold):
-    """(a, b) minimizing the cross-entropy of softmax(a · network + b · ngram) against `gold`.
-
-    `network`, `ngram`: two classifiers' class scores (texts, classes); `gold`: class indices.
-    With two classes this is a logistic regression without intercept on the two score margins.
-    """
-    from scipy.optimize import minimize
-
-    network, ngram, gold = np.asarray(network, float), np.asarray(ngram, float), np.asarray(gold)
-
-    def loss_and_gradient(weights):
-        scores = weights[0] * network + weights[1] * ngram
-        scores -= scores.max(axis=1, keepdims=True)
-        probabilities = np.exp(scores)
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
-        loss = -np.mean(np.log(probabilities[np.arange(len(gold)), gold] + 1e-300))
-        error = probabilities
-        error[np.arange(len(gold)), gold] -= 1.0
-        return loss, np.array([np.sum(error * network), np.sum(error * ngram)]) / len(gold)
-
-    start = np.array([1.0, 1.0 / (np.std(ngram) or 1.0)])
-    result = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B")
-    return float(result.x[0]), float(result.x[1])
-
-
-def confusion_matrix(gold, predicted, labels):
-    index = {label: i for i, label in enumerate(labels)}
-    matrix = np.zeros((len(labels), len(labels)), dtype=int)
-    for g, p in zip(gold, predicted):
-        matrix[index[g], index[p]] += 1
-    return matrix
-
-
-def confusion_figure(matrix, labels, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    size = max(4, 0.6 * len(labels) + 2)
-    figure, axis = plt.subplots(figsize=(size, size))
-    axis.imshow(matrix, cmap="Blues")
-    axis.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels)
-    axis.set(xlabel="predicted", ylabel="true", title=title)
-    plt.setp(axis.get_xticklabels(), rotation=45, ha="right")
-    for (i, j), count in np.ndenumerate(matrix):
-        color = "white" if count > matrix.max() / 2 else "black"
-        axis.text(j, i, str(count), ha="center", va="center", color=color)
-    figure.tight_layout()
-    return figure
 
 
 class Sentiment(runner.App):
@@ -275,6 +67,8 @@ class Sentiment(runner.App):
     curve_metrics = ("val_macro_f1",)
     supports_cv = True
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 15, "patience": 4}
+    # Older runs: the network alone, or joint fusion with naive Bayes; no character n-grams.
+    legacy_arguments = {"fusion": "joint", "naive_bayes": 0, "ngram_classifier": "mnb", "char_ngrams": 0}
     data_arguments = runner.App.data_arguments + (
         "max_length", "keep", "min_word_count", "fold", "cv", "naive_bayes", "ngram_classifier", "char_ngrams",
     )  # fmt: skip
@@ -349,10 +143,9 @@ class Sentiment(runner.App):
             "split: " + ", ".join(f"{name} {len(examples)}" for name, examples in splits.items())
             + f"; {len(words.tokens)} words; reading {max_length} tokens per text"
         )  # fmt: skip
-        # older runs' saved arguments have no --fusion: they trained jointly
-        data = TextData(splits, tokenizer, words, labels, args.batch_size, args.seed, fusion=getattr(args, "fusion", "joint"))
-        if getattr(args, "naive_bayes", 0):  # both absent from the saved arguments of older runs
-            classifier = getattr(args, "ngram_classifier", "mnb")
+        data = TextData(splits, tokenizer, words, labels, args.batch_size, args.seed, fusion=args.fusion)
+        if args.naive_bayes:
+            classifier = args.ngram_classifier
             data.add_naive_bayes(args.naive_bayes, classifier, char_ngram_order(args, classifier))
         return data
 
@@ -372,18 +165,9 @@ class Sentiment(runner.App):
     # Model -------------------------------------------------------------------------------
     def build_model(self, args, data):
         words = keras.Input((None,), dtype="int32", name="words")
-        x = keras.layers.Embedding(len(data.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
-        x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
-        recurrent = RecurrentStack(
-            args.cell,
-            args.units,
-            num_layers=args.layers,
-            bidirectional=args.bidirectional,
-            dropout=0.0,
-            recurrent_dropout=args.recurrent_dropout,
-            return_sequences=args.pooling != "last",
-            name="recurrent",
-        )(x)
+        _, _, recurrent = text_backbone(
+            words, args, len(data.words), embedding_dropout=args.dropout, return_sequences=args.pooling != "last"
+        )
         if args.pooling == "last":
             sentence = recurrent
         elif args.pooling == "mean":
@@ -474,7 +258,7 @@ class Sentiment(runner.App):
             lines.append(f"{label:20s} {precision:9.4f} {recall:9.4f} {f1:9.4f} {matrix[i].sum():8d}")
         return {
             f"classification_report_{split}.txt": "\n".join(lines) + "\n",
-            f"confusion_matrix_{split}.png": confusion_figure(matrix, labels, f"confusion matrix ({split})"),
+            f"confusion_matrix_{split}.png": tracking.confusion_figure(matrix, labels, f"confusion matrix ({split})"),
         }
 
     # Serving -----------------------------------------------------------------------------

@@ -13,136 +13,33 @@ the word windows. The best epoch is chosen by validation slot F1
 
 import argparse
 import sys
-from collections import Counter, defaultdict
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
-from seqeval.metrics import classification_report, f1_score
+from seqeval.metrics import classification_report
 
 from apps import characters, runner
+from apps.slot_filling_data import SlotData, predict_examples
+from apps.text_backbone import text_backbone
 from layers import (
     AppendToSteps,
     ConditionalRandomField,
-    ContextWindow,
-    RecurrentStack,
     ViterbiDecoder,
     bio_constraints,
 )
 from pipelines.slots import (
+    intent_report,
+    slot_metrics,
     SlotVocabularies,
     drop_words,
     load_slot_dataset,
-    slot_dataset,
     training_pairs,
 )
-from pipelines.text import LabelDecoder, SentenceTokenizer, WordLookup, predictions_in_order
+from pipelines.text import LabelDecoder, SentenceTokenizer, WordLookup
 from pipelines.vocab import Vocabulary
-
-
-@dataclass
-class SlotData:
-    examples: dict  # split -> [SlotExample] (None when the split is unavailable)
-    tokenizer: SentenceTokenizer  # its normalization applies to training words too
-    vocabularies: SlotVocabularies
-    batch_size: int
-    seed: int
-    word_dropout: float = 0.0
-    decoder: ViterbiDecoder = None  # slot tags by constrained Viterbi; None: argmax per word
-    crf: ConditionalRandomField = None  # with --slot-crf: the learned transition scores
-    max_chars: int = 0  # with --char-features: the characters read per word
-
-    def has_split(self, split):
-        return self.examples.get(split) is not None
-
-    @property
-    def decoding_model(self):
-        """`decoder` as a compiled model, (scores, mask) -> tag ids; made again if it changes."""
-        if getattr(self, "_decoding_for", None) is not self.decoder:
-            scores = keras.Input((None, len(self.vocabularies.tags)), name="scores")
-            mask = keras.Input((None,), dtype="bool", name="mask")
-            self._decoding_model = keras.Model([scores, mask], self.decoder(scores, mask=mask))
-            self._decoding_for = self.decoder
-        return self._decoding_model
-
-    def batches(self, split, shuffle=False):
-        return slot_dataset(
-            self.examples[split],
-            self.vocabularies,
-            self.tokenizer,
-            self.batch_size,
-            shuffle_seed=self.seed if shuffle else None,
-            max_chars=self.max_chars,
-        )
-
-
-def decode_best(scores, vocabulary):
-    """Best non-special label per position: padding and OOV are never predicted."""
-    special = vocabulary.num_special
-    best = np.argmax(scores[..., special:], axis=-1) + special
-    return vocabulary.decode(best) if best.ndim else vocabulary.decode([best])[0]
-
-
-class DecodingTagger:
-    """A tagger whose slot scores go through a decoder: `predict_on_batch` gives "slot_ids"."""
-
-    def __init__(self, tagger, decoding_model):
-        self.tagger = tagger
-        self.decoding_model = decoding_model
-
-    def predict_on_batch(self, inputs):
-        outputs = self.tagger.predict_on_batch(inputs)
-        words = inputs["words"] if isinstance(inputs, dict) else inputs
-        slot_ids = self.decoding_model.predict_on_batch([outputs["slots"], np.not_equal(words, 0)])
-        return {"slot_ids": slot_ids, "intent": outputs["intent"]}
-
-
-def predict_examples(model, data, split):
-    """(tags per example, intent per example) in the split's order."""
-    examples = data.examples[split]
-    if data.crf is not None:
-        data.decoder.copy_scores(data.crf)  # the transition scores as trained so far
-    tagger = model if data.decoder is None else DecodingTagger(model, data.decoding_model)
-    rows = predictions_in_order(tagger, data.batches(split), len(examples))
-    tags = [
-        data.vocabularies.tags.decode(row["slot_ids"][: len(example.words)])
-        if "slot_ids" in row
-        else decode_best(row["slots"][: len(example.words)], data.vocabularies.tags)
-        for row, example in zip(rows, examples)
-    ]
-    intents = [decode_best(row["intent"], data.vocabularies.intents) for row in rows]
-    return tags, intents
-
-
-def slot_metrics(examples, tags, intents):
-    """Slot F1 (conlleval semantics), intent accuracy, sentence accuracy (all slots and intent right)."""
-    gold_tags = [list(e.tags) for e in examples]
-    intent_right = [e.intent == intent for e, intent in zip(examples, intents)]
-    sentence_right = [ok and list(p) == g for ok, p, g in zip(intent_right, tags, gold_tags)]
-    return {
-        "slot_f1": float(f1_score(gold_tags, [list(t) for t in tags], zero_division=0)),
-        "intent_accuracy": float(np.mean(intent_right)),
-        "sentence_accuracy": float(np.mean(sentence_right)),
-    }
-
-
-def intent_report(examples, intents):
-    support, correct = Counter(), Counter()
-    confused = defaultdict(Counter)
-    for example, intent in zip(examples, intents):
-        support[example.intent] += 1
-        if intent == example.intent:
-            correct[example.intent] += 1
-        else:
-            confused[example.intent][intent] += 1
-    lines = [f"{'intent':40s} {'support':>8s} {'accuracy':>9s}  most confused with"]
-    for name, count in support.most_common():
-        mistakes = ", ".join(f"{other} ({n})" for other, n in confused[name].most_common(3))
-        lines.append(f"{name:40s} {count:8d} {correct[name] / count:9.4f}  {mistakes}")
-    return "\n".join(lines) + "\n"
 
 
 class SlotFilling(runner.App):
@@ -151,8 +48,12 @@ class SlotFilling(runner.App):
     datasets = ("atis", "snips")
     monitor = "val_slot_f1"
     curve_metrics = ("val_intent_accuracy", "val_sentence_accuracy")
-    # The best of the tuning runs on ATIS (see README, Results).
+    # The best of the tuning runs on ATIS (docs/results/slot_filling.md).
     defaults = {"cell": "lstm", "bidirectional": True, "units": 200, "dropout": 0.5, "epochs": 30}
+    # Older runs decoded by argmax, without a CRF, attention or character features.
+    legacy_arguments = {
+        "slot_decoding": "argmax", "slot_crf": False, "self_attention": 0, "sentence_to_slots": False, "char_features": 0,
+    }  # fmt: skip
     data_arguments = runner.App.data_arguments + (
         "fold_digits", "min_word_count", "max_length", "word_dropout", "word_signatures", "char_features",
     )
@@ -256,16 +157,16 @@ class SlotFilling(runner.App):
         )  # fmt: skip
 
     def slot_decoder(self, args, tags):
-        if getattr(args, "slot_decoding", "argmax") != "viterbi":  # older runs: argmax
+        if args.slot_decoding != "viterbi":
             return None
         transitions, first = bio_constraints(tags.specials + tags.tokens, tags.num_special)
         # The Jordan tagger's output is already a distribution; the others give logits.
         scores = "probabilities" if self.jordan_tags_directly(args) else "logits"
-        learned = getattr(args, "slot_crf", False)
+        learned = args.slot_crf
         return ViterbiDecoder(transitions, first, scores=scores, learned_scores=learned, name="slot_decoder")
 
     def check_crf_arguments(self, args):
-        if not getattr(args, "slot_crf", False):
+        if not args.slot_crf:
             return
         if self.jordan_tags_directly(args):
             raise runner.UserError(
@@ -297,27 +198,19 @@ class SlotFilling(runner.App):
         data.decoder = self.slot_decoder(args, vocab.tags)
         data.crf = None
         words = keras.Input((None,), dtype="int32", name="words")
-        x = keras.layers.Embedding(len(vocab.words), args.embedding_dim, mask_zero=True, name="embedding")(words)
-        inputs, x = characters.with_characters(words, x, args)
-        windows = ContextWindow(args.context_window, name="context_window")(x)
-        features = RecurrentStack(
-            args.cell,
-            args.units,
-            num_layers=args.layers,
-            bidirectional=args.bidirectional,
+        inputs, windows, features = text_backbone(
+            words, args, len(vocab.words), char_features=args.char_features, context_window=args.context_window,
             dropout=args.dropout,
-            recurrent_dropout=args.recurrent_dropout,
             # A Jordan cell feeds back its previous output: a distribution over slot tags.
             output_units=len(vocab.tags),
-            name="recurrent",
-        )(windows)
+        )  # fmt: skip
         if self.jordan_tags_directly(args):
             # The fed-back output is the prediction itself; the intent reads the words.
             slots = keras.layers.Activation("linear", dtype="float32", name="slots")(features)
             sentence = keras.layers.GlobalAveragePooling1D(name="sentence")(windows)
         else:
             features = keras.layers.Dropout(args.dropout, name="output_dropout")(features)
-            heads = getattr(args, "self_attention", 0)
+            heads = args.self_attention
             if heads:
                 width = features.shape[-1]
                 attended = keras.layers.MultiHeadAttention(
@@ -325,10 +218,10 @@ class SlotFilling(runner.App):
                 )(features, features)
                 features = keras.layers.Concatenate(name="attended_features")([features, attended])
             sentence = keras.layers.GlobalAveragePooling1D(name="sentence")(features)
-            if getattr(args, "sentence_to_slots", False):
+            if args.sentence_to_slots:
                 features = AppendToSteps(name="with_sentence")([features, sentence])
             slots = keras.layers.Dense(len(vocab.tags), dtype="float32", name="slots")(features)
-            if getattr(args, "slot_crf", False):
+            if args.slot_crf:
                 data.crf = ConditionalRandomField(len(vocab.tags), dtype="float32", name="slot_crf")
                 slots = data.crf(slots)
         intent = keras.layers.Dense(len(vocab.intents), dtype="float32", name="intent")(sentence)

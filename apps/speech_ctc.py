@@ -125,9 +125,10 @@ class SpeechCTC(runner.App):
     monitor_mode = "min"
     curve_metrics = ("val_sequence_accuracy",)
     supports_cv = True
-    # The take-split goal's configuration (README, Results): 1.88 % digit error in under 14 minutes on 2 cores.
+    # The take-split goal's configuration (docs/results/speech_ctc.md): 1.88 % digit error in under 14 minutes on 2 cores.
     defaults = {"cell": "gru", "bidirectional": True, "layers": 2, "units": 128, "dropout": 0.3,
                 "epochs": 12, "patience": 6, "batch_size": 32, "learning_rate": 2e-3, "reduce_lr": 1}  # fmt: skip
+    legacy_arguments = {"speed_perturb": 0.0}
     data_arguments = runner.App.data_arguments + (
         "features", "n_mels", "stride", "train_utterances", "valid_utterances", "test_utterances",
         "max_digits", "data_seed", "test_speakers", "beam_width", "fold", "cv",
@@ -190,7 +191,7 @@ class SpeechCTC(runner.App):
 
     def prepare_split(self, recordings, split, count, config, args, skipped):
         """The split's utterances and features; unusable utterances are counted in `skipped`."""
-        speed_range = getattr(args, "speed_perturb", 0.0) if split == "train" else 0.0
+        speed_range = args.speed_perturb if split == "train" else 0.0
         built = build_utterances(
             recordings, count, seed=args.data_seed * 100 + SPLIT_SEEDS[split], max_digits=args.max_digits,
             speed_range=speed_range,

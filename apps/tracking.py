@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import mlflow
+import numpy as np
 
 try:
     import fcntl
@@ -165,5 +166,24 @@ def learning_curve(history, title):
         if axis.lines:
             axis.legend()
     figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def confusion_figure(matrix, labels, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(4, 0.6 * len(labels) + 2)
+    figure, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(matrix, cmap="Blues")
+    axis.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels)
+    axis.set(xlabel="predicted", ylabel="true", title=title)
+    plt.setp(axis.get_xticklabels(), rotation=45, ha="right")
+    for (i, j), count in np.ndenumerate(matrix):
+        color = "white" if count > matrix.max() / 2 else "black"
+        axis.text(j, i, str(count), ha="center", va="center", color=color)
     figure.tight_layout()
     return figure

@@ -33,19 +33,12 @@ import mlflow
 import yaml
 
 from apps import tracking
+from apps.app import UserError
+from apps.finishing import curve_keys, finish_model
+from apps.training_loop import compile_model, fit_model
 
 TUNERS = ("random", "bayesian", "hyperband")
 PARENT_FILE = "mlflow_parent.json"
-
-DEFAULT_SPACE = {
-    "cell": {"choice": ["elman", "jordan", "peephole_lstm", "simple_rnn", "lstm", "gru"]},
-    "units": {"int": [32, 256], "step": 32},
-    "layers": {"int": [1, 2]},
-    "bidirectional": {"boolean": True},
-    "dropout": {"float": [0.0, 0.5], "step": 0.1},
-    "learning_rate": {"float": [1e-4, 1e-2], "sampling": "log"},
-}
-
 
 class SearchSpaceError(ValueError):
     """A search space that names an unknown hyperparameter or has a malformed entry."""
@@ -115,16 +108,12 @@ class AppHyperModel(keras_tuner.HyperModel):
         return self._data[key]
 
     def build(self, hp):
-        from apps.runner import compile_model
-
         args = self.trial_args(hp)
         model = self.app.build_model(args, self.data(args))
         compile_model(self.app, model, args, self.data(args))
         return model
 
     def fit(self, hp, model, *fit_args, callbacks=(), epochs=1, initial_epoch=0, **fit_kwargs):
-        from apps.runner import fit_model
-
         args = self.trial_args(hp)
         return fit_model(
             self.app, model, self.data(args), args, epochs, self.verbose, callbacks=callbacks, initial_epoch=initial_epoch
@@ -218,6 +207,16 @@ def find_parent(experiment_id, job, wait_seconds):
         time.sleep(1)
 
 
+def trial_history(parent_id, experiment_id, trial_id, app):
+    """The per-epoch metrics of a trial's MLflow run, for its learning curve."""
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.trial_id = '{trial_id}'",
+        output_format="list",
+    )
+    return tracking.metric_history(runs[0].info.run_id, curve_keys(app)) if runs else {}
+
+
 def comparison_figure(trials, objective):
     """The objective of each finished trial, one colour per cell kind."""
     import matplotlib
@@ -243,8 +242,6 @@ def comparison_figure(trials, objective):
 
 
 def tune(app, args):
-    from apps.runner import UserError
-
     allowed = set(vars(args)) - {"command", "fold", "cv"}
     try:
         space = load_search_space(args.search_space, allowed) if args.search_space else check_space(
@@ -322,12 +319,14 @@ def tune(app, args):
     if role == "worker":
         print(f"worker {os.environ.get('KERASTUNER_TUNER_ID')}: no more trials", flush=True)
         return parent_id
-    summarize(app, args, tuner, parent_id, experiment_id)
+    summarize(app, args, tuner, parent_id, experiment_id, folder)
     return parent_id
 
 
-def summarize(app, args, tuner, parent_id, experiment_id):
-    """Logs the best hyperparameters, metrics and model, and the trial plot, to the parent run."""
+def summarize(app, args, tuner, parent_id, experiment_id, folder):
+    """Logs the best hyperparameters, the trial plot and the best trial's model, finished as
+    `train` finishes one (`apps.finishing`: its metrics `best_*`, saved in FOLDER/best), to the
+    parent run."""
     oracle = tuner.oracle
     trials = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
     with mlflow.start_run(run_id=parent_id):
@@ -349,17 +348,10 @@ def summarize(app, args, tuner, parent_id, experiment_id):
         best_args = hypermodel.trial_args(best.hyperparameters)
         data = hypermodel.data(best_args)
         model = tuner.load_model(best)
-        if data.has_split("test"):
-            mlflow.log_metrics({f"best_test_{k}": v for k, v in app.evaluate(model, data, "test").items()})
-        serving = app.serving_model(model, data, best_args)
-        mlflow.keras.log_model(
-            serving,
-            name="model",
-            signature=app.signature(serving),
-            pip_requirements=tracking.model_requirements(),
-            metadata=json.loads(json.dumps(app.model_metadata(serving))),
-            registered_model_name=args.register_model,
-        )
+        finish_model(
+            app, best_args, model, data, folder / "best",
+            trial_history(parent_id, experiment_id, best.trial_id, app), prefix="best_",
+        )  # fmt: skip
     table = "\n".join(
         f"  trial {t.trial_id}: {app.monitor} {t.score:.4f}  {t.hyperparameters.values}" for t in
         sorted(trials, key=lambda t: t.score, reverse=app.monitor_mode == "max")[:5]

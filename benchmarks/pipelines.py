@@ -57,7 +57,7 @@ def model_rate(model, batches):
 def measure(app_name, argv):
     import importlib
 
-    from apps import runner
+    from apps import training_loop
 
     app = importlib.import_module(f"apps.{app_name}").APP
     args = app_train_arguments(app, argv)
@@ -68,13 +68,13 @@ def measure(app_name, argv):
     first, examples = epoch_rate(dataset)
     later, _ = epoch_rate(dataset)
     model = app.build_model(args, data)
-    runner.compile_model(app, model, args, data)
+    training_loop.compile_model(app, model, args, data)
     consumed, shapes = model_rate(model, list(dataset))
     return {
         "app": app_name,
         "pipeline": APPS.get(app_name, app_name),
         "cell": args.cell,
-        "xla": runner.xla_choice(args.cell, args.xla)[0],
+        "xla": training_loop.xla_choice(args.cell, args.xla)[0],
         "examples": examples,
         "batch_size": args.batch_size,
         "batch_shapes": shapes,

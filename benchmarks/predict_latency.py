@@ -51,7 +51,7 @@ def default_model(folder):
 
 
 def measure(model_location, sentence, repeats, tracking_uri=None):
-    from apps.runner import load_model
+    from apps.saved import load_model
 
     results = []
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The README's ATIS table: every cell kind, trained with several seeds, tracked in MLflow.
+"""The ATIS table of docs/results/slot_filling.md: every cell kind, trained with several seeds, tracked in MLflow.
 
     python -m benchmarks.slot_filling_results                # train what is missing, print the table
     python -m benchmarks.slot_filling_results --table-only   # print the table from the store
@@ -24,7 +24,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 # On top of the app's defaults (200 units, 300-dim embeddings, dropout 0.5, digits
 # folded). Forward (unidirectional) cells get Mesnil et al.'s context window, as in the
 # papers they are compared with; the bidirectional LSTM sees both sides itself.
-# Settings chosen on the validation split (README, Results).
+# Settings chosen on the validation split (docs/results/slot_filling.md).
 FORWARD = ["--no-bidirectional", "--context-window", "7"]
 CONFIGURATIONS = {
     "elman": ["--cell", "elman", *FORWARD],

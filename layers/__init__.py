@@ -25,7 +25,7 @@ from layers.factory import (
 )
 from layers.jordan import Jordan, JordanCell
 from layers.metadata import Metadata
-from layers.naive_bayes import NaiveBayesScores, ScoreWeight, TooFewTexts, fit_naive_bayes, fit_nbsvm
+from layers.ngram_scores import NaiveBayesScores, NgramScores, ScoreWeight
 from layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from layers.pooling import POOLING_MODES, AttentionPooling
 
@@ -48,19 +48,17 @@ __all__ = [
     "JordanCell",
     "Metadata",
     "NaiveBayesScores",
+    "NgramScores",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "RecurrentCell",
     "RecurrentStack",
     "ScoreWeight",
-    "TooFewTexts",
     "SequenceLikelihoodLoss",
     "ViterbiDecoder",
     "WordDropout",
     "WordStatistics",
     "bio_constraints",
     "check_kind",
-    "fit_naive_bayes",
-    "fit_nbsvm",
     "recurrent_layer",
 ]

@@ -151,7 +151,7 @@ def with_silence(samples, seconds=sum(GAP_SECONDS) / 2, sample_rate=SAMPLE_RATE)
 
     Models are trained on utterances with 50-300 ms of silence around every
     recording; a tightly cut recording (as FSDD's are) read without it is
-    misheard far more often (README, Speech recognition with CTC).
+    misheard far more often (docs/results/speech_ctc.md).
     """
     silence = np.zeros(int(round(seconds * sample_rate)), dtype="float32")
     return np.concatenate([silence, samples, silence])

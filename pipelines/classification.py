@@ -241,3 +241,24 @@ def classification_dataset(token_ids, label_ids, batch_size, shuffle_seed=None, 
     from pipelines.text import example_batches
 
     return example_batches({"words": token_ids, "label": label_ids, **(extra or {})}, batch_size, shuffle_seed)
+
+
+def classification_metrics(gold, predicted, labels):
+    """Accuracy and macro-averaged F1 (the mean over classes of each class's F1)."""
+    gold, predicted = np.asarray(gold), np.asarray(predicted)
+    f1s = []
+    for label in labels:
+        true_positive = np.sum((predicted == label) & (gold == label))
+        predicted_count, gold_count = np.sum(predicted == label), np.sum(gold == label)
+        precision = true_positive / predicted_count if predicted_count else 0.0
+        recall = true_positive / gold_count if gold_count else 0.0
+        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return {"accuracy": float(np.mean(gold == predicted)), "macro_f1": float(np.mean(f1s))}
+
+
+def confusion_matrix(gold, predicted, labels):
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for g, p in zip(gold, predicted):
+        matrix[index[g], index[p]] += 1
+    return matrix

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from layers.base import PACKAGE
+from pipelines.classification import tokenize_texts
 from pipelines.sources import DataFormatError, DataNotFoundError, RemoteDataset, locate
 
 INSPEC = RemoteDataset(
@@ -456,3 +457,22 @@ class TfIdfBaseline:
             key: count * math.log((self.documents + 1) / (self.df[key] + 1)) for key, count in counts.items()
         }
         return [(surface[key], score) for key, score in sorted(scores.items(), key=lambda item: -item[1])]
+
+
+def reference_keyphrases(documents, tokenizer):
+    """(all gold keyphrases, the uncontrolled ones or None where the documents do not tell them
+    apart), each a list per document of tokenized keyphrases."""
+    gold = [tokenize_texts(list(d.keyphrases), tokenizer) for d in documents]
+    if not documents or not all(d.uncontrolled for d in documents):
+        return gold, None
+    return gold, [tokenize_texts(list(d.uncontrolled), tokenizer) for d in documents]
+
+
+def score_rankings(rankings, gold, uncontrolled=None):
+    """`keyphrase_metrics` of [(phrase, score), ...] rankings against all gold keyphrases and,
+    where given, against the uncontrolled ones (`uncontrolled_*`)."""
+    phrases = [[phrase for phrase, _ in ranking] for ranking in rankings]
+    metrics = keyphrase_metrics(phrases, gold)
+    if uncontrolled is not None:
+        metrics.update({f"uncontrolled_{k}": v for k, v in keyphrase_metrics(phrases, uncontrolled).items()})
+    return metrics

@@ -6,13 +6,22 @@ Each split is a folder with three files of one example per line:
   label    the intent
 """
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
+from seqeval.metrics import f1_score
 
 from pipelines.sources import DataFormatError, RemoteDataset, locate
-from pipelines.text import character_id_rows, encode_words, example_batches, signature_strings, word_inputs
+from pipelines.text import (
+    character_id_rows,
+    encode_words,
+    example_batches,
+    signature_strings,
+    word_inputs,
+)
 from pipelines.vocab import Vocabulary
 
 SPLITS = ("train", "valid", "test")
@@ -228,3 +237,31 @@ def drop_words(rate, oov_id, seed=None):
         return {**batch, "words": tf.where(dropped, replacement, words)}
 
     return apply
+
+
+def slot_metrics(examples, tags, intents):
+    """Slot F1 (conlleval semantics), intent accuracy, sentence accuracy (all slots and intent right)."""
+    gold_tags = [list(e.tags) for e in examples]
+    intent_right = [e.intent == intent for e, intent in zip(examples, intents)]
+    sentence_right = [ok and list(p) == g for ok, p, g in zip(intent_right, tags, gold_tags)]
+    return {
+        "slot_f1": float(f1_score(gold_tags, [list(t) for t in tags], zero_division=0)),
+        "intent_accuracy": float(np.mean(intent_right)),
+        "sentence_accuracy": float(np.mean(sentence_right)),
+    }
+
+
+def intent_report(examples, intents):
+    support, correct = Counter(), Counter()
+    confused = defaultdict(Counter)
+    for example, intent in zip(examples, intents):
+        support[example.intent] += 1
+        if intent == example.intent:
+            correct[example.intent] += 1
+        else:
+            confused[example.intent][intent] += 1
+    lines = [f"{'intent':40s} {'support':>8s} {'accuracy':>9s}  most confused with"]
+    for name, count in support.most_common():
+        mistakes = ", ".join(f"{other} ({n})" for other, n in confused[name].most_common(3))
+        lines.append(f"{name:40s} {count:8d} {correct[name] / count:9.4f}  {mistakes}")
+    return "\n".join(lines) + "\n"

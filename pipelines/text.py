@@ -14,7 +14,7 @@ import tensorflow_text as tf_text
 
 from layers.base import PACKAGE
 from layers.context import KEY_RANGE
-from pipelines.vocab import PAD, SIGNATURE_PREFIX, Vocabulary
+from pipelines.vocab import PAD, Vocabulary, WordLookup, word_signatures  # noqa: F401 (re-exported)
 
 # punctuation="drop": white space and punctuation that the slot-filling data sets never
 # attach to a word separate tokens and vanish. "i'd", "st.", "r&b", "top-rated" stay whole.
@@ -140,24 +140,6 @@ class LabelDecoder(keras.layers.Layer):
         return {**super().get_config(), "labels": self.labels, "num_special": self.num_special}
 
 
-def word_signatures(words):
-    """The unknown-word signature of each word (a string tensor of any shape): its shape.
-
-    Letters become `a` (a run of more than 4 cut to 4), a run of digits one
-    `0`, other characters stay: "dh8" and "dc10" -> "[UNK:aa0]", "l1011" ->
-    "[UNK:a0]", "dtw" -> "[UNK:aaa]", "o'hare" -> "[UNK:a'aaaa]", "denver" ->
-    "[UNK:aaaa]". Short codes keep their length, which tells them from words.
-    A model that meets an unseen airline code or aircraft type reads its
-    shape where it would otherwise read one OOV vector for every unseen word
-    (the unknown-word signatures of Petrov et al.'s parser, reduced to shape).
-    """
-    shape = tf.strings.regex_replace(words, r"\pL", "a")
-    shape = tf.strings.regex_replace(shape, r"\pN", "0")
-    shape = tf.strings.regex_replace(shape, "a{5,}", "aaaa")
-    shape = tf.strings.regex_replace(shape, "0+", "0")
-    return SIGNATURE_PREFIX + shape + "]"
-
-
 def signature_strings(sequences):
     """`word_signatures` of token sequences (lists of str), as lists of str."""
     if not sequences:
@@ -177,37 +159,6 @@ def encode_words(sequences, vocabulary, signatures=None):
     if signatures is None:
         signatures = signature_strings(sequences)
     return [vocabulary.encode(w, s) for w, s in zip(sequences, signatures)]
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class WordLookup(keras.layers.Layer):
-    """Tokens -> word ids, an unknown word getting its signature's id (`word_signatures`).
-
-    Ids as `keras.layers.StringLookup` gives them for `vocabulary` (padding 0,
-    OOV 1), except that a word outside the vocabulary whose signature token is
-    in it gets that token's id; only a word of a shape never seen is OOV.
-    """
-
-    def __init__(self, vocabulary, padding=True, **kwargs):
-        super().__init__(**kwargs)
-        self.vocabulary = list(vocabulary)
-        self.padding = padding
-        words = Vocabulary(self.vocabulary, padding=padding)
-        self.lookup = words.string_lookup(name="string_lookup")
-        self.oov_id = words.oov_id
-
-    def build(self, input_shape):
-        pass  # the lookup table is made with the layer
-
-    def get_vocabulary(self):
-        return self.lookup.get_vocabulary()
-
-    def call(self, tokens):
-        ids = self.lookup(tokens)
-        return tf.where(tf.equal(ids, self.oov_id), self.lookup(word_signatures(tokens)), ids)
-
-    def get_config(self):
-        return {**super().get_config(), "vocabulary": self.vocabulary, "padding": self.padding}
 
 
 # Character ids: a code point below 254 is itself + 1, any other character 255, padding 0.

@@ -10,10 +10,13 @@ from collections import Counter
 from pathlib import Path
 
 import keras
+import tensorflow as tf
+
+from layers.base import PACKAGE
 
 PAD = ""
 OOV = "[UNK]"
-# An unknown word's signature token: "[UNK:aa0]" for "dh8" (see `pipelines.text.word_signatures`).
+# An unknown word's signature token: "[UNK:aa0]" for "dh8" (see `word_signatures`).
 SIGNATURE_PREFIX = "[UNK:"
 
 
@@ -91,8 +94,6 @@ class Vocabulary:
         word its signature's id.
         """
         if self.signatures and not invert:
-            from pipelines.text import WordLookup  # TensorFlow string ops
-
             return WordLookup(self.tokens, padding=self.padding, name=name)
         return self.string_lookup(invert=invert, name=name)
 
@@ -120,3 +121,52 @@ class Vocabulary:
     @classmethod
     def load(cls, path):
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def word_signatures(words):
+    """The unknown-word signature of each word (a string tensor of any shape): its shape.
+
+    Letters become `a` (a run of more than 4 cut to 4), a run of digits one
+    `0`, other characters stay: "dh8" and "dc10" -> "[UNK:aa0]", "l1011" ->
+    "[UNK:a0]", "dtw" -> "[UNK:aaa]", "o'hare" -> "[UNK:a'aaaa]", "denver" ->
+    "[UNK:aaaa]". Short codes keep their length, which tells them from words.
+    A model that meets an unseen airline code or aircraft type reads its
+    shape where it would otherwise read one OOV vector for every unseen word
+    (the unknown-word signatures of Petrov et al.'s parser, reduced to shape).
+    """
+    shape = tf.strings.regex_replace(words, r"\pL", "a")
+    shape = tf.strings.regex_replace(shape, r"\pN", "0")
+    shape = tf.strings.regex_replace(shape, "a{5,}", "aaaa")
+    shape = tf.strings.regex_replace(shape, "0+", "0")
+    return SIGNATURE_PREFIX + shape + "]"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WordLookup(keras.layers.Layer):
+    """Tokens -> word ids, an unknown word getting its signature's id (`word_signatures`).
+
+    Ids as `keras.layers.StringLookup` gives them for `vocabulary` (padding 0,
+    OOV 1), except that a word outside the vocabulary whose signature token is
+    in it gets that token's id; only a word of a shape never seen is OOV.
+    """
+
+    def __init__(self, vocabulary, padding=True, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = list(vocabulary)
+        self.padding = padding
+        words = Vocabulary(self.vocabulary, padding=padding)
+        self.lookup = words.string_lookup(name="string_lookup")
+        self.oov_id = words.oov_id
+
+    def build(self, input_shape):
+        pass  # the lookup table is made with the layer
+
+    def get_vocabulary(self):
+        return self.lookup.get_vocabulary()
+
+    def call(self, tokens):
+        ids = self.lookup(tokens)
+        return tf.where(tf.equal(ids, self.oov_id), self.lookup(word_signatures(tokens)), ids)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "padding": self.padding}

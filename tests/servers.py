@@ -12,6 +12,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support import require
+
 INSTALL_HINT = "install Debian's postgresql package (`apt-get install postgresql`; .ci/run does)"
 
 
@@ -22,10 +24,9 @@ def free_port():
 
 
 def postgres_bin():
-    """The folder of PostgreSQL's server programs (initdb, pg_ctl)."""
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl); skips the test without them."""
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
-    if not candidates:
-        raise RuntimeError(f"PostgreSQL's server programs are not installed: {INSTALL_HINT}")
+    require(bool(candidates), "PostgreSQL's server programs", INSTALL_HINT)
     return Path(candidates[-1])
 
 
@@ -107,8 +108,7 @@ def mlflow_server(backend_store_uri, artifacts, log_path):
 def chromium(*arguments, timeout=120):
     """Headless Chromium (Debian's `chromium`) with `arguments`; returns what it prints (e.g. the DOM)."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        raise RuntimeError("Chromium is not installed: install Debian's chromium package (.ci/run does)")
+    require(binary is not None, "Chromium", "install Debian's chromium package (`apt-get install chromium`; .ci/run does)")
     with tempfile.TemporaryDirectory(prefix="rnn-suite-chromium-") as profile:
         result = subprocess.run(
             [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

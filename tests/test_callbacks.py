@@ -148,7 +148,7 @@ class ValidationScores(keras.callbacks.Callback):
     ],
 )
 def test_reduce_lr_halves_the_rate_when_the_validation_metric_stalls(flags, scores, rate):
-    from apps import runner
+    from apps import runner, training_loop
     from apps.slot_filling import APP
 
     args = runner.build_parser(APP).parse_args(["train", "--learning-rate", "0.01", *flags])
@@ -156,5 +156,5 @@ def test_reduce_lr_halves_the_rate_when_the_validation_metric_stalls(flags, scor
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss="mse")
     logger = ValidationScores(scores)
     x, y = np.zeros((8, 3), "float32"), np.zeros((8, 1), "float32")
-    model.fit(x, y, epochs=len(scores), verbose=0, callbacks=[logger, *runner.rate_schedule(APP, args)])
+    model.fit(x, y, epochs=len(scores), verbose=0, callbacks=[logger, *training_loop.rate_schedule(APP, args)])
     assert logger.rates[-1] == pytest.approx(rate)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.sentiment import classification_metrics, confusion_matrix
+from pipelines.classification import classification_metrics, confusion_matrix
 from pipelines.classification import load_text_dataset, split_indices, stratified_folds
 from pipelines.sources import DataFormatError, DataNotFoundError
 from pipelines.text import SentenceTokenizer

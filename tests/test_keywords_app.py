@@ -1,11 +1,9 @@
 """The key term extraction app end to end: a short real training on Inspec, tracked in MLflow."""
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import zipfile
 
 import keras
 import mlflow
@@ -13,12 +11,13 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from apps import runner
-from apps.keywords import APP, score_rankings
+from apps import runner, saved
+from apps.keywords import APP
+from pipelines.keyphrases import score_rankings
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import TfIdfBaseline, keyphrase_metrics, load_keyphrase_dataset, split_documents
 from pipelines.text import SentenceTokenizer
-from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, runs_of, single_run
+from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, runs_of, single_run, write_inspec_subset
 
 ABSTRACT = (
     "Cooperative three- and four-player quantum games. A cooperative multi-player quantum game "
@@ -31,13 +30,7 @@ DOCUMENTS = 400  # of Inspec's 2000, written as a LIAAD zip: split 200/100/100, 
 
 @pytest.fixture(scope="module")
 def subset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "Inspec400.zip"
-    with zipfile.ZipFile(SHARED_DATA / "keyphrase" / "Inspec.zip") as source, zipfile.ZipFile(path, "w") as target:
-        ids = sorted({m.group(1) for n in source.namelist() if (m := re.search(r"docsutf8/(\d+)\.txt$", n))}, key=int)
-        for doc_id in ids[:DOCUMENTS]:
-            for name in (f"Inspec/docsutf8/{doc_id}.txt", f"Inspec/keys/{doc_id}.key"):
-                target.writestr(name, source.read(name))
-    return path
+    return write_inspec_subset(tmp_path_factory.mktemp("data") / "Inspec400.zip", DOCUMENTS)
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +77,9 @@ def test_reloaded_model_scores_words_and_reproduces_the_test_metrics(trained):
     ])  # fmt: skip
     # The saved model hashes the raw text's words itself (the statistics of unseen words), as the
     # training pipeline did: the same test figures from raw text.
-    for name, value in runner.evaluate(APP, args).items():
+    for name, value in saved.evaluate(APP, args).items():
         assert value == pytest.approx(run.data.metrics[f"test_{name}"], abs=1e-9), name
-    serving = runner.load_model(f"runs:/{run.info.run_id}/model", trained["tracking_uri"])
+    serving = saved.load_model(f"runs:/{run.info.run_id}/model", trained["tracking_uri"])
     assert {"token_keys", "tagger"} <= {layer.name for layer in serving.layers}
     assert "word_dropout" in {layer.name for layer in serving.get_layer("tagger").layers}
     assert run.data.params["word_dropout"] == "0.1"
@@ -147,9 +140,9 @@ def test_members_train_an_ensemble_that_resumes_and_averages_the_members_taggers
     assert metrics["members_test_f1_at_10"] == pytest.approx(np.mean([c.data.metrics["test_f1_at_10"] for c in children]))
 
     # The logged ensemble holds the members' own trained taggers and averages their probabilities.
-    ensemble = runner.load_model(f"runs:/{parent}/model", tracking_uri).get_layer("tagger_ensemble")
+    ensemble = saved.load_model(f"runs:/{parent}/model", tracking_uri).get_layer("tagger_ensemble")
     members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
-    taggers = [runner.load_model(f"runs:/{c.info.run_id}/model").get_layer("tagger") for c in children]
+    taggers = [saved.load_model(f"runs:/{c.info.run_id}/model").get_layer("tagger") for c in children]
     assert len(members) == 2
     for member, tagger in zip(members, taggers):
         for mine, theirs in zip(member.get_weights(), tagger.get_weights(), strict=True):
@@ -163,7 +156,7 @@ def test_members_train_an_ensemble_that_resumes_and_averages_the_members_taggers
     evaluate = runner.build_parser(APP).parse_args([
         "evaluate", "--model", f"runs:/{parent}/model", "--dataset", f"liaad:{subset}", "--tracking-uri", tracking_uri,
     ])  # fmt: skip
-    for name, value in runner.evaluate(APP, evaluate).items():
+    for name, value in saved.evaluate(APP, evaluate).items():
         assert value == pytest.approx(metrics[f"test_{name}"], abs=1e-9), name
 
 

@@ -1,4 +1,4 @@
-"""The naive Bayes n-gram layer (layers/naive_bayes.py) against a direct count of its equations,
+"""The n-gram score layer (layers/ngram_scores.py), fitted by naive Bayes (fitting/ngrams.py), against a direct count of its equations,
 and its NBSVM table against Wang & Manning's equations over scikit-learn's own n-gram features."""
 
 import math
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from layers.naive_bayes import NaiveBayesScores, cross_fit_folds, fit_naive_bayes, fit_nbsvm
+from fitting.ngrams import cross_fit_folds, fit_naive_bayes, fit_nbsvm
+from layers.ngram_scores import NgramScores
 
 RNG = np.random.default_rng(3)
 VOCABULARY = 9  # ids 2..8 are words (0 padding, 1 OOV)
@@ -92,7 +93,7 @@ def test_arguments_out_of_range_are_refused():
     with pytest.raises(ValueError, match="too large"):
         fit_naive_bayes(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=3, base=2**21)
     with pytest.raises(ValueError, match="sorted and distinct"):
-        NaiveBayesScores(3, CLASSES, 1, VOCABULARY, 2, name="nb").set_table([5, 3], np.zeros((2, 2)), np.zeros(2))
+        NgramScores(3, CLASSES, 1, VOCABULARY, 2, name="nb").set_table([5, 3], np.zeros((2, 2)), np.zeros(2))
 
 
 def test_keys_past_int32_are_refused_only_where_the_backend_computes_int64_in_int32():
@@ -105,14 +106,14 @@ def test_keys_past_int32_are_refused_only_where_the_backend_computes_int64_in_in
         int32_only = not jax.config.jax_enable_x64
     if int32_only:
         with pytest.raises(ValueError, match="JAX_ENABLE_X64=1"):
-            NaiveBayesScores(3, CLASSES, 2, 50_000, 4)
+            NgramScores(3, CLASSES, 2, 50_000, 4)
     else:
-        layer = NaiveBayesScores(3, CLASSES, 2, 50_000, 2)
+        layer = NgramScores(3, CLASSES, 2, 50_000, 2)
         layer.build((None, None))
         layer.set_table([7, 49_999 * 50_000 + 49_999], np.zeros((2, len(CLASSES))), np.zeros(len(CLASSES)))
         assert keras.backend.standardize_dtype(layer.keys.dtype) == "int64"
         assert int(ops.convert_to_numpy(layer.keys)[1]) == 49_999 * 50_000 + 49_999
-    NaiveBayesScores(3, CLASSES, 2, 46_000, 4)  # 46,000² < 2**31: accepted on every backend
+    NgramScores(3, CLASSES, 2, 46_000, 4)  # 46,000² < 2**31: accepted on every backend
 
 
 def reference_nbsvm(train_texts, train_labels, texts, max_n, positive, C=1.0, beta=0.25, alpha=1.0):
@@ -200,7 +201,7 @@ def char_rows(texts):
 def test_character_ngrams_are_scikit_learns_char_wb_ngrams():
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from layers.naive_bayes import text_ngram_keys
+    from layers.ngram_scores import text_ngram_keys
     from pipelines.text import ALPHABET_SIZE
 
     base = ALPHABET_SIZE + 1
@@ -256,10 +257,22 @@ def test_character_layer_survives_saving_and_refuses_orders_it_cannot_key(tmp_pa
     config = loaded.layers[-1].get_config()
     assert (config["unit"], config["min_n"], config["max_n"]) == ("chars", 2, 3)
     with pytest.raises(ValueError, match="1 <= min_n <= max_n"):
-        NaiveBayesScores(3, CLASSES, 2, ALPHABET_SIZE + 1, 4, unit="chars", min_n=3)
+        NgramScores(3, CLASSES, 2, ALPHABET_SIZE + 1, 4, unit="chars", min_n=3)
     with pytest.raises(ValueError, match="too large"):
-        NaiveBayesScores(3, CLASSES, 8, ALPHABET_SIZE + 1, 4, unit="chars", min_n=2)
+        NgramScores(3, CLASSES, 8, ALPHABET_SIZE + 1, 4, unit="chars", min_n=2)
     with pytest.raises(ValueError, match="word n-grams start at 1"):
-        NaiveBayesScores(3, CLASSES, 2, VOCABULARY, 4, min_n=2)
+        NgramScores(3, CLASSES, 2, VOCABULARY, 4, min_n=2)
     with pytest.raises(ValueError, match="need base"):
         fit_nbsvm(rows, WORD_LABELS, 3, CLASSES, max_n=3, min_n=2, unit="chars")
+
+
+def test_a_layer_saved_under_its_former_name_loads_as_ngram_scores():
+    import keras
+
+    layer, _ = fit_naive_bayes(TEXTS, LABELS, num_labels=3, classes=CLASSES, max_n=2, base=VOCABULARY)
+    config = keras.saving.serialize_keras_object(layer)
+    assert config["registered_name"] == "rnn_suite>NgramScores"
+    config["registered_name"] = "rnn_suite>NaiveBayesScores"  # as models saved before the rename name it
+    config["class_name"] = "NaiveBayesScores"
+    loaded = keras.saving.deserialize_keras_object(config)
+    assert isinstance(loaded, NgramScores) and loaded.get_config() == layer.get_config()

@@ -6,8 +6,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from apps import runner
-from apps.sentiment import APP, fit_blend
+from apps import runner, saved
+from apps.sentiment import APP
+from fitting.ngrams import fit_blend
 from pipelines.classification import load_text_dataset
 from tests.support import SHARED_DATA, cli, new_store, run_main, runs_of, single_run
 
@@ -53,7 +54,7 @@ def test_logged_model_takes_strings_and_gives_label_probabilities(trained):
     assert probabilities.shape == (2, 2)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert model.metadata.metadata["labels"] == ["neg", "pos"]
-    local = runner.load_model(str(trained["root"] / "checkpoints" / run_id / "model.keras"))
+    local = saved.load_model(str(trained["root"] / "checkpoints" / run_id / "model.keras"))
     np.testing.assert_allclose(local({"text": np.array(REVIEWS, dtype=object)}).numpy(), probabilities, rtol=1e-6)
 
 
@@ -63,7 +64,7 @@ def test_evaluate_reproduces_the_logged_test_metrics(trained):
         "evaluate", "--model", f"runs:/{run.info.run_id}/model", "--dataset", "mr",
         "--data-dir", str(SHARED_DATA), "--tracking-uri", trained["tracking_uri"],
     ])  # fmt: skip
-    metrics = runner.evaluate(APP, args)
+    metrics = saved.evaluate(APP, args)
     for name, value in metrics.items():
         assert value == pytest.approx(run.data.metrics[f"test_{name}"], abs=1e-9), name
 

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from mlflow.tracking import MlflowClient
 
-from apps import runner
+from apps import runner, saved, training_loop
 from apps.slot_filling import APP
 from pipelines.slots import read_split
 from pipelines.text import character_ids
@@ -119,7 +119,7 @@ def test_logged_model_predicts_from_raw_text_after_reload(trained):
 
 def test_evaluate_on_the_reloaded_model_gives_the_logged_test_metrics(trained, capsys):
     run = trained["run"]
-    metrics = runner.evaluate(
+    metrics = saved.evaluate(
         APP,
         runner.build_parser(APP).parse_args(
             ["evaluate", "--model", f"runs:/{run.info.run_id}/model", "--data-dir", str(SHARED_DATA),
@@ -129,7 +129,7 @@ def test_evaluate_on_the_reloaded_model_gives_the_logged_test_metrics(trained, c
     for name, value in metrics.items():
         assert value == pytest.approx(run.data.metrics[f"test_{name}"], abs=1e-9), name
     # The saved model reads unseen test words by their signatures, as training did.
-    serving = runner.load_model(f"runs:/{run.info.run_id}/model", trained["tracking_uri"])
+    serving = saved.load_model(f"runs:/{run.info.run_id}/model", trained["tracking_uri"])
     assert APP.vocabularies_of(serving).words.signatures
     assert "test_slot_f1:" in capsys.readouterr().out
 
@@ -185,7 +185,7 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path):
     history = MlflowClient(tracking_uri).get_metric_history(run.info.run_id, "loss")
     assert sorted(m.step for m in history) == [0, 1, 2]  # each epoch once: none redone or lost
     assert "test_slot_f1" in run.data.metrics
-    expected = "on" if runner.tf_gpus() else "off"  # a custom cell: XLA by default on a GPU only
+    expected = "on" if training_loop.tf_gpus() else "off"  # a custom cell: XLA by default on a GPU only
     assert run.data.tags["jit_compile"] == expected and "custom cell" in run.data.tags["jit_compile_reason"]
     # A finished run cannot be resumed again.
     assert runner.main(APP, ["train", "--resume", run.info.run_id, *common]) == 2
@@ -231,7 +231,7 @@ def test_mixed_precision_computes_in_float16_with_float32_outputs():
 def test_logged_model_tags_are_valid_iob_chunks(trained):
     """Viterbi decoding (the default): no I-x outside an x chunk, on every test sentence."""
     run_id = trained["run"].info.run_id
-    model = runner.load_model(f"runs:/{run_id}/model", trained["tracking_uri"])
+    model = saved.load_model(f"runs:/{run_id}/model", trained["tracking_uri"])
     assert model.get_layer("slot_decoder").scores == "logits"
     sentences = [" ".join(e.words) for e in read_split(SHARED_DATA / "atis" / "test")]
     rows = model.predict_on_batch({"text": tf.constant(sentences)})

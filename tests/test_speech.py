@@ -152,7 +152,7 @@ def test_a_file_to_recognize_is_read_as_a_one_recording_training_utterance():
     """Training utterances put 50-300 ms of silence around each recording; a file gets the middle, 175 ms.
 
     Read without it, FSDD's tightly cut test recordings were misheard 3 times as often by a trained
-    model (README, Speech recognition with CTC).
+    model (docs/results/speech_ctc.md).
     """
     utterance = Utterance((Recording(str(RECORDING), 3, "theo", 7),), (1400, 1400))
     expected = features(synthesize(utterance, load_audio), FeatureConfig())

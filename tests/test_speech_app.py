@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from apps import runner
+from apps import runner, saved
 from apps.speech_ctc import APP
 from tests.support import SHARED_DATA, cli, new_store, run_main, single_run
 
@@ -55,7 +55,7 @@ def test_evaluate_reproduces_the_logged_test_metrics(trained):
         "evaluate", "--model", f"runs:/{run.info.run_id}/model", "--data-dir", str(SHARED_DATA),
         "--utterances", "30", "--tracking-uri", trained["tracking_uri"],
     ])  # fmt: skip
-    for name, value in runner.evaluate(APP, args).items():
+    for name, value in saved.evaluate(APP, args).items():
         assert value == pytest.approx(run.data.metrics[f"test_{name}"], abs=1e-9), name
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import layers  # noqa: F401  (registers the custom layers the logged models hold)
-from apps import runner
+from apps import runner, saved
 from apps.sentiment import APP
 from tests.servers import chromium, mlflow_server, postgres
 from tests.support import TEST_ARTIFACTS, write_reviews_csv
@@ -70,7 +70,7 @@ def test_a_training_against_the_server_reads_back_through_the_rest_api(server, t
         "evaluate", "--model", "models:/team-sentiment/1", "--dataset", f"csv:{trained['reviews']}",
         "--tracking-uri", url,
     ])  # fmt: skip
-    assert runner.evaluate(APP, args)["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+    assert saved.evaluate(APP, args)["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-9)
 
 
 def test_the_registered_model_loads_by_name_and_version_and_predicts_as_the_local_checkpoint(server, trained):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.slot_filling import slot_metrics
+from pipelines.slots import slot_metrics
 from layers.context import KEY_RANGE
 from pipelines.slots import (
     drop_words,

@@ -1,0 +1,268 @@
+"""The command line every app shares: `python -m apps.APP COMMAND [flags]`.
+
+    python -m apps.APP train    [--cell KIND --bidirectional --layers N ...]
+    python -m apps.APP tune     [--tuner bayesian --max-trials 20 ...]
+    python -m apps.APP evaluate --model PATH_OR_URI [--split test]
+    python -m apps.APP predict  --model PATH_OR_URI "some input" ...
+
+The flags common to every app are defined here; an app adds its own through
+`App.add_arguments` (and `add_predict_arguments`, `add_evaluate_arguments`).
+"""
+
+import argparse
+import sys
+
+from apps import saved, training, tuning
+from apps.app import UserError
+from layers import CELL_KINDS
+from pipelines.sources import ChecksumError, DataFormatError, DataNotFoundError
+
+
+# Command line ------------------------------------------------------------------------------
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    return value
+
+
+def _at_least_two(text):
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {text}")
+    return value
+
+
+def fraction(text):
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def add_store_arguments(parser):
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's local "
+        "default, sqlite:///mlflow.db in the current folder)",
+    )
+
+
+def add_data_arguments(parser, app):
+    if app.dataset_help:
+        parser.add_argument(
+            "--dataset", default=app.datasets[0], help=f"{app.dataset_help} (default: %(default)s)"
+        )
+    else:
+        parser.add_argument(
+            "--dataset", choices=app.datasets, default=app.datasets[0], help="data set (default: %(default)s)"
+        )
+    parser.add_argument(
+        "--data-dir",
+        help="folder holding the data sets (default: $RNN_SUITE_DATA, else the user cache, "
+        "where missing files are downloaded)",
+    )
+
+
+def add_training_arguments(parser, app, several_models=True):
+    """The flags of `train` and `tune`: data, model, training, tracking; with `several_models`
+    (train), those that train several models in one run (--cv, --members)."""
+    d = {
+        "cell": "lstm",
+        "bidirectional": False,
+        "layers": 1,
+        "units": 128,
+        "dropout": 0.0,
+        "recurrent_dropout": 0.0,
+        "epochs": 30,
+        "batch_size": 32,
+        "learning_rate": 1e-3,
+        "clipnorm": 5.0,
+        "patience": 5,
+        "ema": 0.0,
+        "reduce_lr": 0,
+        **app.defaults,
+    }
+    add_data_arguments(parser, app)
+    parser.set_defaults(fold=None, cv=None, members=1)  # the fixed split, unless cross-validation picks a fold
+    model = parser.add_argument_group("model")
+    model.add_argument("--cell", choices=CELL_KINDS, default=d["cell"], help="recurrent cell (default: %(default)s)")
+    model.add_argument(
+        "--bidirectional",
+        action=argparse.BooleanOptionalAction,
+        default=d["bidirectional"],
+        help="run each recurrent layer in both directions (default: %(default)s)",
+    )
+    model.add_argument("--layers", type=_positive_int, default=d["layers"], help="stacked recurrent layers (default: %(default)s)")
+    model.add_argument("--units", type=_positive_int, default=d["units"], help="units per recurrent layer (default: %(default)s)")
+    model.add_argument("--dropout", type=fraction, default=d["dropout"], help="dropout of the recurrent inputs (default: %(default)s)")
+    model.add_argument(
+        "--recurrent-dropout",
+        type=fraction,
+        default=d["recurrent_dropout"],
+        help="dropout of the recurrent state; > 0 turns cuDNN off for Keras' cells (default: %(default)s)",
+    )
+    app.add_arguments(model)
+    fit = parser.add_argument_group("training")
+    fit.add_argument("--epochs", type=_positive_int, default=d["epochs"], help="maximum epochs (default: %(default)s)")
+    fit.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="(default: %(default)s)")
+    fit.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam's learning rate (default: %(default)s)")
+    fit.add_argument(
+        "--clipnorm", type=float, default=d["clipnorm"], help="clip each gradient's norm to this; 0 turns clipping off (default: %(default)s)"
+    )
+    fit.add_argument(
+        "--patience", type=_positive_int, default=d["patience"], help=f"stop after this many epochs without a better {app.monitor} (default: %(default)s)"
+    )
+    fit.add_argument(
+        "--reduce-lr",
+        type=non_negative_int,
+        default=d["reduce_lr"],
+        metavar="PATIENCE",
+        help=f"halve the learning rate after this many epochs without a better {app.monitor} "
+        "(Keras' ReduceLROnPlateau); 0: a constant rate (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--ema",
+        type=fraction,
+        default=d["ema"],
+        metavar="MOMENTUM",
+        help="average the weights over training (Polyak averaging: an exponential moving average "
+        "with this momentum, e.g. 0.998 averages over about 500 steps); validation, the best "
+        "checkpoint and the saved model use the average; 0: off (default: %(default)s)",
+    )
+    fit.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    if app.supports_cv and several_models:
+        fit.add_argument(
+            "--cv",
+            type=_at_least_two,
+            metavar="K",
+            help="K-fold cross-validation: K models, each tested on one fold; one MLflow parent "
+            "run logging cv_<metric> and cv_<metric>_std, a child run per fold",
+        )
+    if app.supports_members and several_models:
+        fit.add_argument(
+            "--members",
+            type=_positive_int,
+            default=1,
+            metavar="N",
+            help="train N models (an ensemble), each a child run with its own seed (SEED*N+i for "
+            "member i, so ensembles of different seeds share no member), and average their "
+            "probabilities into one model, whose metrics, reports and model the parent run logs; "
+            "N times the training time (default: %(default)s)",
+        )
+    fit.add_argument("--mixed-precision", action="store_true", help="compute in float16 (for GPUs with tensor cores)")
+    fit.add_argument(
+        "--xla",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compile the training step with XLA. Default: on for the custom cells (elman, "
+        "jordan, peephole_lstm) on a GPU, off otherwise: on a CPU each batch shape's "
+        "compilation costs more than XLA saves (docs/performance.md). The choice is the "
+        "run's `jit_compile` tag",
+    )
+    fit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras fit verbosity (default: 1 on a terminal, else 2)")
+    track = parser.add_argument_group("tracking")
+    add_store_arguments(track)
+    track.add_argument("--experiment", default=app.name, help="MLflow experiment (default: %(default)s)")
+    track.add_argument("--register-model", metavar="NAME", help="also register the logged model under NAME")
+    return track
+
+
+def build_parser(app):
+    parser = argparse.ArgumentParser(
+        prog=f"python -m apps.{app.name}",
+        description=app.description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'python -m apps.%s COMMAND --help' for a command's options." % app.name,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a model, tracked as one MLflow run",
+        description="Train a model on the training split, select the best epoch on the "
+        "validation split, report on the test split. Tracked as one MLflow run; "
+        "checkpoints allow an interrupted run to resume.",
+    )
+    track = add_training_arguments(train, app)
+    track.add_argument("--run-name", help="MLflow run name (default: DATASET-CELL...)")
+    track.add_argument(
+        "--checkpoint-dir", default="checkpoints", help="where each run keeps its checkpoints, in RUN_ID/ (default: %(default)s)"
+    )
+    track.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted training run from its checkpoint")
+
+    tune = commands.add_parser(
+        "tune",
+        help="search hyperparameters with keras-tuner, tracked in MLflow",
+        description="Search hyperparameters with keras-tuner. The job is one MLflow parent run, "
+        "each trial a child run. --epochs is each trial's epochs (Hyperband's maximum).",
+    )
+    track = add_training_arguments(tune, app, several_models=False)
+    search = tune.add_argument_group("search")
+    search.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random", help="(default: %(default)s)")
+    search.add_argument("--max-trials", type=_positive_int, default=10, help="trials to run (random, bayesian) (default: %(default)s)")
+    search.add_argument("--search-space", metavar="FILE", help="YAML or JSON search space replacing the app's default")
+    search.add_argument("--tuner-dir", default="tuning", help="keras-tuner's folder, APP/PROJECT inside (default: %(default)s)")
+    search.add_argument("--project", help="the job's name (default: DATASET-TUNER)")
+    search.add_argument("--resume", action="store_true", help="continue an interrupted job without redoing finished trials")
+    search.add_argument("--max-failed-trials", type=_positive_int, default=3, help="stop after this many failed trials in a row (default: %(default)s)")
+    distributed = tune.add_argument_group("distributed tuning (keras-tuner's chief/worker mode over gRPC)")
+    distributed.add_argument("--distributed", choices=("chief", "worker"), help="this process's role")
+    distributed.add_argument("--oracle", metavar="HOST:PORT", help="the chief's address (the chief listens there)")
+    distributed.add_argument("--worker-id", help="a worker's name (default: its process id)")
+    distributed.add_argument(
+        "--wait-for-chief", type=int, default=120, help="seconds a worker waits for the chief's MLflow run (default: %(default)s)"
+    )
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a saved model on a data split",
+        description="Score a saved model (a .keras file, an MLflow model folder or URI) on a split.",
+    )
+    evaluate.add_argument("--model", required=True, help="a .keras file, an MLflow model folder, or a URI (runs:/ID/model, models:/NAME/VERSION)")
+    add_data_arguments(evaluate, app)
+    evaluate.add_argument("--split", choices=("train", "valid", "test"), default="test", help="(default: %(default)s)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    app.add_evaluate_arguments(evaluate)
+    add_store_arguments(evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict from raw input with a saved model",
+        description="Predict with a saved model (a .keras file, an MLflow model folder or URI).",
+    )
+    predict.add_argument("--model", required=True, help="a .keras file, an MLflow model folder, or a URI (runs:/ID/model, models:/NAME/VERSION)")
+    predict.add_argument("inputs", nargs="*", help="inputs to predict; none: read one per line from standard input")
+    app.add_predict_arguments(predict)
+    add_store_arguments(predict)
+    return parser
+
+
+def main(app, argv=None):
+    """Runs one command of `app`; returns the exit status (2 for a user's mistake, said plainly)."""
+    args = build_parser(app).parse_args(argv)
+    try:
+        if args.command == "train":
+            training.train(app, args)
+        elif args.command == "tune":
+            tuning.tune(app, args)
+        elif args.command == "evaluate":
+            saved.evaluate(app, args)
+        elif args.command == "predict":
+            saved.predict(app, args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except (UserError, DataFormatError, DataNotFoundError, ChecksumError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
