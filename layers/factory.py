@@ -32,6 +32,7 @@ def recurrent_layer(
     kind,
     units,
     return_sequences=True,
+    return_state=False,
     dropout=0.0,
     recurrent_dropout=0.0,
     output_units=None,
@@ -51,6 +52,7 @@ def recurrent_layer(
     return layer_class(
         units,
         return_sequences=return_sequences,
+        return_state=return_state,
         dropout=dropout,
         recurrent_dropout=recurrent_dropout,
         name=name,
@@ -68,6 +70,13 @@ class RecurrentStack(keras.layers.Layer):
     for Jordan), doubled when bidirectional with `merge_mode="concat"`.
     Layers below the last always return sequences. The mask passes through.
 
+    With `return_state`, the output is `(outputs, states)`: `states[i]` is the list of
+    layer i's final states (`[h]` for elman, simple_rnn and gru; `[y]`, the fed-back output,
+    for jordan; `[h, c]` for lstm and peephole_lstm), the forward direction's followed by the
+    backward direction's when bidirectional, as `keras.layers.Bidirectional` gives them.
+    `initial_state`, a list with one such list (or None) per layer, starts each layer from
+    those states: an encoder's `states` start a decoder of the same shape.
+
     Args:
         kind: One of `CELL_KINDS`: elman, jordan, peephole_lstm, simple_rnn, lstm, gru.
         units: Hidden size of each layer.
@@ -75,6 +84,7 @@ class RecurrentStack(keras.layers.Layer):
         bidirectional: Wrap each layer in `keras.layers.Bidirectional`.
         merge_mode: How the two directions combine (Bidirectional's argument).
         return_sequences: Whether the last layer returns every step.
+        return_state: Whether to return each layer's final states too.
         dropout, recurrent_dropout: Passed to every layer's cell.
         output_units: Output size of a Jordan cell (default `units`).
         cell_kwargs: Further cell arguments (activation, initializers, ...).
@@ -92,6 +102,7 @@ class RecurrentStack(keras.layers.Layer):
         recurrent_dropout=0.0,
         output_units=None,
         cell_kwargs=None,
+        return_state=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -104,6 +115,7 @@ class RecurrentStack(keras.layers.Layer):
         self.bidirectional = bidirectional
         self.merge_mode = merge_mode
         self.return_sequences = return_sequences
+        self.return_state = return_state
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
         self.output_units = output_units
@@ -115,6 +127,7 @@ class RecurrentStack(keras.layers.Layer):
                 kind,
                 units,
                 return_sequences=return_sequences or index < num_layers - 1,
+                return_state=return_state,
                 dropout=dropout,
                 recurrent_dropout=recurrent_dropout,
                 output_units=output_units,
@@ -131,23 +144,58 @@ class RecurrentStack(keras.layers.Layer):
         shape = tuple(input_shape)
         for layer in self.recurrent_layers:
             layer.build(shape)
-            shape = (shape[0], shape[1], layer.compute_output_shape(shape)[-1])
+            shape = (shape[0], shape[1], self._output_width(layer, shape))
         self.built = True
 
-    def call(self, inputs, mask=None, training=None):
+    def _output_width(self, layer, shape):
+        output_shape = layer.compute_output_shape(shape)
+        if self.return_state:  # (output shape, state shapes...)
+            output_shape = output_shape[0]
+        return output_shape[-1]
+
+    def state_sizes(self):
+        """The sizes of each layer's states: [[size, ...] per layer], in `states`' order."""
+        if self.kind in ("lstm", "peephole_lstm"):
+            sizes = [self.units, self.units]
+        elif self.kind == "jordan":
+            sizes = [self.output_units or self.units]
+        else:
+            sizes = [self.units]
+        return [sizes * (2 if self.bidirectional else 1) for _ in range(self.num_layers)]
+
+    def call(self, inputs, initial_state=None, mask=None, training=None):
+        if initial_state is not None and len(initial_state) != self.num_layers:
+            raise ValueError(
+                f"`initial_state` needs one list of states (or None) per layer: {self.num_layers}, "
+                f"got {len(initial_state)}."
+            )
         x = inputs
-        for layer in self.recurrent_layers:
-            x = layer(x, mask=mask, training=training)
-        return x
+        states = []
+        for index, layer in enumerate(self.recurrent_layers):
+            start = None if initial_state is None else initial_state[index]
+            outputs = layer(x, mask=mask, training=training, initial_state=start)
+            if self.return_state:
+                x, layer_states = outputs[0], list(outputs[1:])
+                states.append(layer_states)
+            else:
+                x = outputs
+        return (x, states) if self.return_state else x
 
     def compute_output_shape(self, input_shape):
         shape = tuple(input_shape)
         for layer in self.recurrent_layers:
-            shape = layer.compute_output_shape(shape)
-        return shape
+            width = self._output_width(layer, shape)
+            shape = (shape[0], shape[1], width)
+        output = shape if self.return_sequences else (shape[0], shape[2])
+        if not self.return_state:
+            return output
+        return output, [[(shape[0], size) for size in sizes] for sizes in self.state_sizes()]
 
     def compute_mask(self, inputs, mask=None):
-        return mask if self.return_sequences else None
+        output_mask = mask if self.return_sequences else None
+        if not self.return_state:
+            return output_mask
+        return output_mask, [[None] * len(sizes) for sizes in self.state_sizes()]
 
     def get_config(self):
         return {
@@ -162,4 +210,5 @@ class RecurrentStack(keras.layers.Layer):
             "recurrent_dropout": self.recurrent_dropout,
             "output_units": self.output_units,
             "cell_kwargs": self.cell_kwargs,
+            "return_state": self.return_state,
         }

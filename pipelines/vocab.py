@@ -1,8 +1,9 @@
 """Vocabularies of words and labels, with padding and out-of-vocabulary ids.
 
 Ids follow `keras.layers.StringLookup`: with padding, 0 is the padding
-(mask) token "" and 1 the OOV token; without, 0 is OOV. So the lookup layer
-that a logged model carries gives the ids the training pipeline gave.
+(mask) token "" and 1 the OOV token; without, 0 is OOV. With `bounds`, the
+sequence bounds "[START]" and "[END]" follow, then the tokens. So the lookup
+layer that a logged model carries gives the ids the training pipeline gave.
 """
 
 import json
@@ -16,6 +17,9 @@ from layers.base import PACKAGE
 
 PAD = ""
 OOV = "[UNK]"
+# The sequence bounds a generating model reads first and writes last (`bounds=True`).
+START = "[START]"
+END = "[END]"
 # An unknown word's signature token: "[UNK:aa0]" for "dh8" (see `word_signatures`).
 SIGNATURE_PREFIX = "[UNK:"
 
@@ -27,11 +31,16 @@ class Vocabulary:
     signature's id (the word's shape), and only a word whose shape was never
     seen in training to the OOV id. Those ids need TensorFlow's string ops:
     `pipelines.text.encode_words` and `WordLookup` give them.
+
+    `bounds`: the vocabulary of a generated sequence (a decoder's input and output): it holds
+    START, which a decoder reads before the first token, and END, which it writes after the
+    last (`encode(tokens, bounds=True)`). Both count among `specials`; a generator's output
+    layer may give END, never PAD or START.
     """
 
-    def __init__(self, tokens, padding=True, signatures=False):
+    def __init__(self, tokens, padding=True, signatures=False, bounds=False):
         tokens = list(tokens)
-        for reserved in (PAD, OOV):
+        for reserved in (PAD, OOV, START, END):
             if reserved in tokens:
                 raise ValueError(f"vocabulary tokens may not include the reserved token {reserved!r}")
         if len(set(tokens)) != len(tokens):
@@ -39,21 +48,22 @@ class Vocabulary:
         self.tokens = tokens
         self.padding = padding
         self.signatures = signatures
-        self.specials = [PAD, OOV] if padding else [OOV]
+        self.bounds = bounds
+        self.specials = ([PAD, OOV] if padding else [OOV]) + ([START, END] if bounds else [])
         self._ids = {token: index for index, token in enumerate(self.specials + tokens)}
 
     @classmethod
-    def build(cls, sequences, min_count=1, padding=True, signatures=()):
+    def build(cls, sequences, min_count=1, padding=True, signatures=(), bounds=False):
         """From an iterable of token sequences: the most frequent first, ties alphabetically.
 
         `signatures`: the unknown-word signature tokens to add after the words
         (those of the training words, so every shape seen in training has one).
         """
         counts = Counter(token for sequence in sequences for token in sequence)
-        kept = [t for t, c in counts.items() if c >= min_count and t not in (PAD, OOV)]
+        kept = [t for t, c in counts.items() if c >= min_count and t not in (PAD, OOV, START, END)]
         kept = sorted(kept, key=lambda t: (-counts[t], t))
         signatures = sorted(set(signatures) - set(kept))
-        return cls(kept + signatures, padding=padding, signatures=bool(signatures))
+        return cls(kept + signatures, padding=padding, signatures=bool(signatures), bounds=bounds)
 
     def __len__(self):
         """Number of ids, the special ones included (the size of an output layer)."""
@@ -74,14 +84,29 @@ class Vocabulary:
     def oov_id(self):
         return self.specials.index(OOV)
 
+    @property
+    def start_id(self):
+        return self._ids[START] if self.bounds else None
+
+    @property
+    def end_id(self):
+        return self._ids[END] if self.bounds else None
+
     def id(self, token):
         return self._ids.get(token, self.oov_id)
 
-    def encode(self, tokens, signatures=None):
-        """Ids of `tokens`; with `signatures` (one per token), an unknown token gets its signature's id."""
+    def encode(self, tokens, signatures=None, bounds=False):
+        """Ids of `tokens`; with `signatures` (one per token), an unknown token gets its signature's
+        id; with `bounds`, between START's id and END's."""
         if signatures is None or not self.signatures:
-            return [self.id(token) for token in tokens]
-        return [self._ids.get(t, self.id(s)) for t, s in zip(tokens, signatures, strict=True)]
+            ids = [self.id(token) for token in tokens]
+        else:
+            ids = [self._ids.get(t, self.id(s)) for t, s in zip(tokens, signatures, strict=True)]
+        if not bounds:
+            return ids
+        if not self.bounds:
+            raise ValueError("encode(bounds=True) needs a vocabulary made with bounds=True")
+        return [self.start_id, *ids, self.end_id]
 
     def decode(self, ids):
         table = self.specials + self.tokens
@@ -94,13 +119,18 @@ class Vocabulary:
         word its signature's id.
         """
         if self.signatures and not invert:
-            return WordLookup(self.tokens, padding=self.padding, name=name)
+            return WordLookup(self.lookup_tokens, padding=self.padding, name=name)
         return self.string_lookup(invert=invert, name=name)
+
+    @property
+    def lookup_tokens(self):
+        """What `keras.layers.StringLookup` holds as its vocabulary: the bounds, then the tokens."""
+        return ([START, END] if self.bounds else []) + self.tokens
 
     def string_lookup(self, invert=False, name=None):
         """The plain `keras.layers.StringLookup` of these ids (no signatures)."""
         return keras.layers.StringLookup(
-            vocabulary=self.tokens,
+            vocabulary=self.lookup_tokens,
             mask_token=PAD if self.padding else None,
             oov_token=OOV,
             num_oov_indices=1,
@@ -109,11 +139,14 @@ class Vocabulary:
         )
 
     def to_dict(self):
-        return {"tokens": self.tokens, "padding": self.padding, "signatures": self.signatures}
+        return {"tokens": self.tokens, "padding": self.padding, "signatures": self.signatures, "bounds": self.bounds}
 
     @classmethod
     def from_dict(cls, data):
-        return cls(data["tokens"], padding=data["padding"], signatures=data.get("signatures", False))
+        return cls(
+            data["tokens"], padding=data["padding"], signatures=data.get("signatures", False),
+            bounds=data.get("bounds", False),
+        )  # fmt: skip
 
     def save(self, path):
         Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
@@ -154,9 +187,12 @@ class WordLookup(keras.layers.Layer):
         super().__init__(**kwargs)
         self.vocabulary = list(vocabulary)
         self.padding = padding
-        words = Vocabulary(self.vocabulary, padding=padding)
-        self.lookup = words.string_lookup(name="string_lookup")
-        self.oov_id = words.oov_id
+        # Its vocabulary is `Vocabulary.lookup_tokens`: the bounds, if any, then the tokens.
+        self.lookup = keras.layers.StringLookup(
+            vocabulary=self.vocabulary, mask_token=PAD if padding else None, oov_token=OOV, num_oov_indices=1,
+            name="string_lookup",
+        )  # fmt: skip
+        self.oov_id = 1 if padding else 0
 
     def build(self, input_shape):
         pass  # the lookup table is made with the layer

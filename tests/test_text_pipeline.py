@@ -89,6 +89,31 @@ def test_vocabulary_ids_match_keras_string_lookup():
     assert labels.lookup_layer()(tf.constant(["y", "nope"])).numpy().tolist() == [2, 0]
 
 
+def test_a_bounded_vocabulary_puts_start_and_end_after_oov_as_keras_string_lookup_does(tmp_path):
+    from pipelines.vocab import END, START
+
+    vocab = Vocabulary.build([["b", "a", "b"], ["c", "b", "a"]], bounds=True)
+    assert vocab.specials == [PAD, OOV, START, END] and (vocab.start_id, vocab.end_id) == (2, 3)
+    assert vocab.encode(["a", "zzz"], bounds=True) == [2, 5, 1, 3]
+    # Keras' own StringLookup over the same tokens, built here independently of the class.
+    keras_lookup = keras.layers.StringLookup(vocabulary=[START, END, "b", "a", "c"], mask_token=PAD, oov_token=OOV)
+    tokens = [START, "a", "b", "c", "zzz", END, PAD]
+    assert keras_lookup(tf.constant(tokens)).numpy().tolist() == vocab.encode(tokens)
+    assert vocab.lookup_layer()(tf.constant(tokens)).numpy().tolist() == vocab.encode(tokens)
+    inverse = vocab.lookup_layer(invert=True)(tf.constant([2, 4, 3]))
+    assert [t.decode() for t in inverse.numpy()] == [START, "b", END]
+    vocab.save(tmp_path / "v.json")
+    loaded = Vocabulary.load(tmp_path / "v.json")
+    assert loaded.bounds and loaded.encode(tokens) == vocab.encode(tokens)
+    with pytest.raises(ValueError, match="reserved token"):
+        Vocabulary(["a", START])
+    with pytest.raises(ValueError, match="bounds=True"):
+        Vocabulary(["a"]).encode(["a"], bounds=True)
+    # With unknown-word signatures, the signature lookup layer gives the same ids.
+    signed = Vocabulary(["a", "[UNK:aaa]"], signatures=True, bounds=True)
+    assert signed.lookup_layer()(tf.constant([START, "xyz", "a", END])).numpy().tolist() == [2, 5, 4, 3]
+
+
 def test_vocabulary_round_trips_through_json(tmp_path, atis):
     vocabularies = SlotVocabularies.build(atis["train"], SentenceTokenizer())
     vocabularies.save(tmp_path)
