@@ -36,7 +36,7 @@ class App:
     `evaluate`, `serving_model`, `signature`, `evaluate_saved`, `predict`.
 
     May define: `description`, `monitor_mode`, `defaults`, `dataset_help`, `data_arguments`,
-    `legacy_arguments`, `curve_metrics`, `supports_cv` (then `load_data` reads `args.fold` and
+    `legacy_arguments`, `renamed_arguments`, `curve_metrics`, `supports_cv` (then `load_data` reads `args.fold` and
     `args.cv`), `supports_members` (then `average_members`), `search_space`, `add_arguments`,
     `add_predict_arguments`, `add_evaluate_arguments`, `after_training`, `baseline_metrics`,
     `reports`, `save_assets`, `model_metadata`, `evaluation_model`.
@@ -63,6 +63,8 @@ class App:
     # {flag: value}: what a flag added later meant before it existed. A resumed run's saved
     # arguments lack it; the runner fills it in when it reads them (`apps.training`).
     legacy_arguments = {}
+    # {former flag: flag}: flags renamed since; a saved run's former name is read as the new one.
+    renamed_arguments = {}
 
     @property
     def search_space(self):

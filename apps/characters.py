@@ -8,14 +8,14 @@ model computes the characters of the raw text's tokens itself (`CharacterIds`).
 
 import keras
 
-from apps import runner
+from apps import parts, runner
+from apps.parts import Parts
 from layers import CharacterFeatures
 from pipelines.text import ALPHABET_SIZE, CharacterIds
 
 MAX_WORD_CHARS = 20  # characters read per word (ATIS' longest word has 16)
 CHAR_EMBEDDING_DIM = 25
 CHAR_WIDTH = 3  # characters each filter reads
-SERVING_LAYER = "char_ids"
 
 
 def add_argument(parser):
@@ -53,10 +53,10 @@ def tagger_inputs(ids, tokens, count):
     """What a saved model's tagger reads for `tokens` (their `ids`; their characters when `count`)."""
     if not count:
         return ids
-    return {"words": ids, "chars": CharacterIds(count, name=SERVING_LAYER)(tokens)}
+    return {"words": ids, "chars": CharacterIds(count, name=parts.CHAR_IDS)(tokens)}
 
 
 def max_chars_of(serving_model):
     """The characters per word a saved model reads: 0 for a model without character features."""
-    names = {layer.name for layer in serving_model.layers}
-    return serving_model.get_layer(SERVING_LAYER).max_chars if SERVING_LAYER in names else 0
+    chars = Parts(serving_model).optional(parts.CHAR_IDS)
+    return chars.max_chars if chars is not None else 0

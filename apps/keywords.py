@@ -35,8 +35,9 @@ import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from apps import characters, runner, tracking
+from apps import characters, parts, runner, tracking
 from apps.keywords_data import KeyphraseData
+from apps.parts import Parts
 from apps.text_backbone import text_backbone
 from layers import AveragedProbabilities, WordStatistics
 from pipelines.classification import tokenize_texts
@@ -132,7 +133,7 @@ class Keywords(runner.App):
     def load_data(self, args):
         dataset = load_keyphrase_dataset(args.dataset, args.data_dir)
         splits = split_documents(dataset.documents, seed=0)
-        tokenizer = SentenceTokenizer(args.max_length, punctuation="split", name="tokenizer")
+        tokenizer = SentenceTokenizer(args.max_length, punctuation="split", name=parts.TOKENIZER)
         tokens = {s: tokenize_texts([d.text for d in docs], tokenizer) for s, docs in splits.items()}
         gold, uncontrolled = {}, {}
         for s, docs in splits.items():
@@ -200,7 +201,7 @@ class Keywords(runner.App):
         )  # fmt: skip
         x = keras.layers.Dropout(args.dropout, name="output_dropout")(x)
         scores = keras.layers.Dense(len(data.tags), dtype="float32", name="tags")(x)
-        return keras.Model(inputs, scores, name="tagger")
+        return keras.Model(inputs, scores, name=parts.TAGGER)
 
     def average_members(self, members, data):
         """--members N: the taggers' mean tag probabilities, as logits (so the rest reads the
@@ -284,17 +285,17 @@ class Keywords(runner.App):
         """Raw documents -> per word (P(B), P(I), P(O)); rows past the text's words are padding."""
         text = keras.Input(shape=(), dtype="string", name="text")
         tokens = data.tokenizer(text)
-        ids = data.words.lookup_layer(name="word_ids")(tokens)
+        ids = data.words.lookup_layer(name=parts.WORD_IDS)(tokens)
         inputs = characters.tagger_inputs(ids, tokens, data.max_chars)
         if data.token_keys:
-            inputs = with_keys(inputs, ids, TokenKeys(name="token_keys")(tokens))
+            inputs = with_keys(inputs, ids, TokenKeys(name=parts.TOKEN_KEYS)(tokens))
         scores = model(inputs)[..., data.tags.num_special :]
-        probabilities = ClassProbabilities(list(TAGS), name="probabilities")(scores)
-        ranked = PhraseRanking(data.ranking, name="phrase_ranking")(probabilities)
+        probabilities = ClassProbabilities(list(TAGS), name=parts.PROBABILITIES)(scores)
+        ranked = PhraseRanking(data.ranking, name=parts.PHRASE_RANKING)(probabilities)
         return keras.Model({"text": text}, ranked, name="keywords")
 
     def signature(self, serving_model):
-        length = serving_model.get_layer("tokenizer").max_length
+        length = Parts(serving_model).tokenizer.max_length
         return ModelSignature(
             inputs=Schema([TensorSpec(np.dtype(object), (-1,), "text")]),
             outputs=Schema([TensorSpec(np.dtype("float32"), (-1, length, len(TAGS)))]),
@@ -307,13 +308,13 @@ class Keywords(runner.App):
         dataset = load_keyphrase_dataset(args.dataset, args.data_dir)
         documents = split_documents(dataset.documents, seed=0)[args.split]
         rankings = self.rank_texts(serving_model, [d.text for d in documents])
-        return score_rankings(rankings, *reference_keyphrases(documents, serving_model.get_layer("tokenizer")))
+        return score_rankings(rankings, *reference_keyphrases(documents, Parts(serving_model).tokenizer))
 
     @staticmethod
     def rank_texts(serving_model, texts, batch_size=32):
-        tokenizer = serving_model.get_layer("tokenizer")
-        names = {layer.name for layer in serving_model.layers}
-        ranking = serving_model.get_layer("phrase_ranking").coefficients if "phrase_ranking" in names else None
+        tokenizer = Parts(serving_model).tokenizer
+        ranking_layer = Parts(serving_model).optional(parts.PHRASE_RANKING)
+        ranking = ranking_layer.coefficients if ranking_layer is not None else None
         rankings = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]

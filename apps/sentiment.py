@@ -6,7 +6,7 @@
 
 Words -> embedding -> recurrent stack -> pooling of the steps (the last state,
 the masked mean, or attention, whose weights `predict --explain` shows) ->
-class scores, plus (with --naive-bayes N) an n-gram classifier's scores over
+class scores, plus (with --ngrams N) an n-gram classifier's scores over
 the text's 1..N-grams (NBSVM or naive Bayes; with NBSVM also over the words'
 character 2..5-grams, --char-ngrams), weighted by a blend fitted on the
 validation split (--fusion late) or learned with the network (--fusion joint)
@@ -26,7 +26,8 @@ import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from apps import runner, tracking
+from apps import parts, runner, tracking
+from apps.parts import Parts
 from apps.sentiment_data import CHAR_NGRAMS_NBSVM, TextData, char_ngram_order
 from apps.text_backbone import text_backbone
 from fitting.ngrams import fit_blend
@@ -68,9 +69,10 @@ class Sentiment(runner.App):
     supports_cv = True
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 15, "patience": 4}
     # Older runs: the network alone, or joint fusion with naive Bayes; no character n-grams.
-    legacy_arguments = {"fusion": "joint", "naive_bayes": 0, "ngram_classifier": "mnb", "char_ngrams": 0}
+    legacy_arguments = {"fusion": "joint", "ngrams": 0, "ngram_classifier": "mnb", "char_ngrams": 0}
+    renamed_arguments = {"naive_bayes": "ngrams"}  # --ngrams was --naive-bayes (still accepted)
     data_arguments = runner.App.data_arguments + (
-        "max_length", "keep", "min_word_count", "fold", "cv", "naive_bayes", "ngram_classifier", "char_ngrams",
+        "max_length", "keep", "min_word_count", "fold", "cv", "ngrams", "ngram_classifier", "char_ngrams",
     )  # fmt: skip
 
     @property
@@ -97,21 +99,22 @@ class Sentiment(runner.App):
         )  # fmt: skip
         parser.add_argument("--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)")
         parser.add_argument(
-            "--naive-bayes", type=int, choices=(0, 1, 2, 3), default=2, metavar="N",
+            "--ngrams", "--naive-bayes", type=int, choices=(0, 1, 2, 3), default=2, metavar="N",
             help="add an n-gram classifier's scores over the text's 1..N-grams (each counted once, "
             "fitted on the training split; Wang & Manning 2012) to the network's class scores, weighted "
-            "as --fusion says. 0: the network alone (default: %(default)s)",
+            "as --fusion says. 0: the network alone. --naive-bayes, its former name, is still accepted "
+            "(default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
             "--fusion", choices=("late", "joint"), default="late",
-            help="how the network and the n-gram classifier of --naive-bayes combine: late, the network "
+            help="how the network and the n-gram classifier of --ngrams combine: late, the network "
             "trained alone, then its scores and the n-gram classifier's added with two weights fitted on "
             "the validation split; joint, the network trained on top of the n-gram scores, their weight "
             "learned with it (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
             "--ngram-classifier", choices=("nbsvm", "mnb"), default="nbsvm",
-            help="the n-gram classifier of --naive-bayes: nbsvm, a linear SVM over the n-grams scaled by "
+            help="the n-gram classifier of --ngrams: nbsvm, a linear SVM over the n-grams scaled by "
             "naive Bayes log-count ratios (C = 1, β = 0.25), or mnb, multinomial naive Bayes "
             "(default: %(default)s)",
         )  # fmt: skip
@@ -132,10 +135,10 @@ class Sentiment(runner.App):
         dataset = load_text_dataset(args.dataset, args.data_dir)
         print(dataset.summary())
         tracking.log_skipped(dataset.skipped, words=None, echo=False)  # the summary says it
-        parts = split_indices([e.label for e in dataset.examples], args.seed, args.fold, args.cv or 10)
-        splits = {name: [dataset.examples[i] for i in index] for name, index in parts.items()}
+        indices = split_indices([e.label for e in dataset.examples], args.seed, args.fold, args.cv or 10)
+        splits = {name: [dataset.examples[i] for i in index] for name, index in indices.items()}
         max_length = args.max_length or MAX_LENGTH.get(args.dataset, DEFAULT_MAX_LENGTH)
-        tokenizer = SentenceTokenizer(max_length, punctuation="split", keep=args.keep, name="tokenizer")
+        tokenizer = SentenceTokenizer(max_length, punctuation="split", keep=args.keep, name=parts.TOKENIZER)
         train_tokens = tokenize_texts([e.text for e in splits["train"]], tokenizer)
         words = Vocabulary.build(train_tokens, args.min_word_count)
         labels = Vocabulary(dataset.labels, padding=False)
@@ -144,9 +147,9 @@ class Sentiment(runner.App):
             + f"; {len(words.tokens)} words; reading {max_length} tokens per text"
         )  # fmt: skip
         data = TextData(splits, tokenizer, words, labels, args.batch_size, args.seed, fusion=args.fusion)
-        if args.naive_bayes:
+        if args.ngrams:
             classifier = args.ngram_classifier
-            data.add_naive_bayes(args.naive_bayes, classifier, char_ngram_order(args, classifier))
+            data.fit_ngram_classifier(args.ngrams, classifier, char_ngram_order(args, classifier))
         return data
 
     def fit_dataset(self, data, split):
@@ -173,23 +176,23 @@ class Sentiment(runner.App):
         elif args.pooling == "mean":
             sentence = keras.layers.GlobalAveragePooling1D(name="mean")(recurrent)
         else:
-            sentence, _ = AttentionPooling(name="attention")(recurrent)
+            sentence, _ = AttentionPooling(name=parts.ATTENTION)(recurrent)
         sentence = keras.layers.Dropout(args.dropout, name="sentence_dropout")(sentence)
-        scores = keras.layers.Dense(len(data.labels), dtype="float32", name="label")(sentence)
-        if data.naive_bayes is None:
-            return keras.Model(words, scores, name="classifier")
-        naive_bayes = keras.Input((len(data.labels),), name="naive_bayes")
+        scores = keras.layers.Dense(len(data.labels), dtype="float32", name=parts.LABEL)(sentence)
+        if data.ngram_scorer is None:
+            return keras.Model(words, scores, name=parts.CLASSIFIER)
+        ngram_input = keras.Input((len(data.labels),), name="naive_bayes")
         if data.fusion == "late":
             # The network trains alone; `after_training` sets this weight (and scales the network's).
-            weight = ScoreWeight(0.0, dtype="float32", trainable=False, name="naive_bayes_weight")
+            weight = ScoreWeight(0.0, dtype="float32", trainable=False, name=parts.NGRAM_WEIGHT)
         else:
             # Start the n-gram scores at a unit spread; training sets how much they count.
-            train_scores = data.naive_bayes_scores("train")
+            train_scores = data.ngram_scores_of("train")
             spread = float(np.std(train_scores - train_scores.mean(axis=1, keepdims=True))) or 1.0
-            weight = ScoreWeight(1.0 / spread, dtype="float32", name="naive_bayes_weight")
-        weighted = weight(naive_bayes)
+            weight = ScoreWeight(1.0 / spread, dtype="float32", name=parts.NGRAM_WEIGHT)
+        weighted = weight(ngram_input)
         scores = keras.layers.Add(dtype="float32", name="scores")([scores, weighted])
-        return keras.Model({"words": words, "naive_bayes": naive_bayes}, scores, name="classifier")
+        return keras.Model({"words": words, "naive_bayes": ngram_input}, scores, name=parts.CLASSIFIER)
 
     def compile_arguments(self, args, data):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
@@ -207,10 +210,10 @@ class Sentiment(runner.App):
         """Keeps the network's own scores (to score it alone); with --fusion late, fits the weights
         of the network's and the n-gram classifier's scores on the validation split and sets them
         in the model (its `label` layer scaled, the n-gram weight assigned)."""
-        if data.naive_bayes is None:
+        if data.ngram_scorer is None:
             return {}
         special = data.labels.num_special
-        network = keras.Model(model.input, model.get_layer("label").output)
+        network = keras.Model(model.input, Parts(model).required(parts.LABEL).output)
         for split in ("valid", "test"):
             if data.has_split(split):
                 rows = predictions_in_order(network, data.batches(split), len(data.splits[split]), data.model_inputs)
@@ -219,12 +222,12 @@ class Sentiment(runner.App):
         if data.fusion == "late":
             gold = np.array(data.encoded("valid")[1]) - special
             a, b = fit_blend(
-                data.network_scores["valid"][:, special:], data.naive_bayes_scores("valid")[:, special:], gold
+                data.network_scores["valid"][:, special:], data.ngram_scores_of("valid")[:, special:], gold
             )  # fmt: skip
-            label = model.get_layer("label")
+            label = Parts(model).required(parts.LABEL)
             label.kernel.assign(label.kernel * a)
             label.bias.assign(label.bias * a)
-            model.get_layer("naive_bayes_weight").weight.assign(b)
+            Parts(model).required(parts.NGRAM_WEIGHT).weight.assign(b)
             metrics.update(fusion_network_weight=a, fusion_ngram_weight=b)
             print(f"late fusion on the validation split: network × {a:.3f} + n-grams × {b:.3f}")
         metrics.update(data.ngram_weights)
@@ -233,14 +236,14 @@ class Sentiment(runner.App):
     def baseline_metrics(self, data, split):
         """Each part alone, when the model has two: the n-gram classifier (nb_accuracy,
         nb_macro_f1) and the network (network_accuracy, network_macro_f1)."""
-        if data.naive_bayes is None:
+        if data.ngram_scorer is None:
             return {}
         gold = [e.label for e in data.splits[split]]
-        parts = {"nb": data.naive_bayes_scores(split)}
+        scorers = {"nb": data.ngram_scores_of(split)}
         if split in data.network_scores:
-            parts["network"] = data.network_scores[split]
+            scorers["network"] = data.network_scores[split]
         metrics = {}
-        for part, scores in parts.items():
+        for part, scores in scorers.items():
             scored = classification_metrics(gold, data.best_labels(scores), data.labels.tokens)
             metrics.update({f"{part}_{k}": v for k, v in scored.items()})
         return metrics
@@ -266,33 +269,33 @@ class Sentiment(runner.App):
         """Raw texts -> class probabilities, in the order of `labels` (the output layer's config)."""
         text = keras.Input(shape=(), dtype="string", name="text")
         tokens = data.tokenizer(text)
-        ids = data.words.lookup_layer(name="word_ids")(tokens)
-        if data.naive_bayes is not None:
-            scores = model({"words": ids, "naive_bayes": data.ngram_scores(ids, tokens)})
+        ids = data.words.lookup_layer(name=parts.WORD_IDS)(tokens)
+        if data.ngram_scorer is not None:
+            scores = model({"words": ids, "naive_bayes": data.serving_ngram_scores(ids, tokens)})
         else:
             scores = model(ids)
-        probabilities = ClassProbabilities(data.labels.tokens, name="probabilities")(
+        probabilities = ClassProbabilities(data.labels.tokens, name=parts.PROBABILITIES)(
             scores[..., data.labels.num_special :]
         )
         return keras.Model({"text": text}, probabilities, name="sentiment")
 
     def signature(self, serving_model):
-        classes = len(serving_model.get_layer("probabilities").labels)
+        classes = len(Parts(serving_model).probabilities.labels)
         return ModelSignature(
             inputs=Schema([TensorSpec(np.dtype(object), (-1,), "text")]),
             outputs=Schema([TensorSpec(np.dtype("float32"), (-1, classes))]),
         )
 
     def model_metadata(self, serving_model):
-        return {"labels": list(serving_model.get_layer("probabilities").labels)}
+        return {"labels": list(Parts(serving_model).probabilities.labels)}
 
     def evaluate_saved(self, serving_model, args):
         if args.split not in ("train", "valid", "test"):
             raise runner.UserError(f"unknown split {args.split}")
         dataset = load_text_dataset(args.dataset, args.data_dir)
-        parts = split_indices([e.label for e in dataset.examples], args.seed, None)
-        examples = [dataset.examples[i] for i in parts[args.split]]
-        labels = serving_model.get_layer("probabilities").labels
+        indices = split_indices([e.label for e in dataset.examples], args.seed, None)
+        examples = [dataset.examples[i] for i in indices[args.split]]
+        labels = Parts(serving_model).probabilities.labels
         probabilities = serving_model.predict({"text": np.array([e.text for e in examples], dtype=object)}, verbose=0)
         predicted = [labels[i] for i in np.argmax(probabilities, axis=-1)]
         return classification_metrics([e.label for e in examples], predicted, labels)
@@ -301,7 +304,7 @@ class Sentiment(runner.App):
         parser.add_argument("--seed", type=int, default=0, help="the seed of the training's split (default: %(default)s)")
 
     def predict(self, serving_model, inputs, args):
-        labels = serving_model.get_layer("probabilities").labels
+        labels = Parts(serving_model).probabilities.labels
         probabilities = serving_model.predict_on_batch({"text": tf.constant(inputs)})
         weights = self.attention_weights(serving_model, inputs) if args.explain else None
         results = []
@@ -328,15 +331,14 @@ class Sentiment(runner.App):
     @staticmethod
     def attention_weights(serving_model, inputs):
         """[(token, weight), ...] per input, from the model's attention pooling."""
-        classifier = serving_model.get_layer("classifier")
-        try:
-            attention = classifier.get_layer("attention")
-        except ValueError:
-            raise runner.UserError("--explain needs a model trained with --pooling attention") from None
-        words = classifier.get_layer("words").output  # the attention reads the words alone
+        classifier = Parts(serving_model).required(parts.CLASSIFIER)
+        attention = Parts(classifier).optional(parts.ATTENTION)
+        if attention is None:
+            raise runner.UserError("--explain needs a model trained with --pooling attention")
+        words = Parts(classifier).required(parts.WORDS).output  # the attention reads the words alone
         explainer = keras.Model(words, attention.output[1])
-        tokens = serving_model.get_layer("tokenizer")(tf.constant(inputs))
-        weights = explainer.predict_on_batch(serving_model.get_layer("word_ids")(tokens))
+        tokens = Parts(serving_model).tokenizer(tf.constant(inputs))
+        weights = explainer.predict_on_batch(Parts(serving_model).word_ids(tokens))
         return [
             [(t.decode("utf-8"), float(w)) for t, w in zip(row_tokens, row_weights) if t]
             for row_tokens, row_weights in zip(tokens.numpy(), weights)

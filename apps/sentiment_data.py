@@ -1,11 +1,12 @@
 """The sentiment app's data: texts, their tokens and ids, batches, and the fitted n-gram classifier
-(NBSVM or naive Bayes, `fitting.ngrams`) whose scores join the network's (--naive-bayes)."""
+(NBSVM or naive Bayes, `fitting.ngrams`) whose scores join the network's (--ngrams)."""
 
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
+from apps import parts
 from apps.app import UserError
 from apps.characters import MAX_WORD_CHARS
 from fitting.ngrams import TooFewTexts, fit_blend, fit_naive_bayes, fit_nbsvm
@@ -25,22 +26,23 @@ class TextData:
     labels: Vocabulary
     batch_size: int
     seed: int
-    naive_bayes: object = None  # an NgramScores layer fitted on the training split, or None
-    char_naive_bayes: object = None  # the same over the words' character n-grams (--char-ngrams), or None
+    ngram_scorer: object = None  # an NgramScores layer fitted on the training split, or None
+    char_ngram_scorer: object = None  # the same over the words' character n-grams (--char-ngrams), or None
     fusion: str = "late"  # how the network's and the n-gram classifier's scores combine (--fusion)
 
     def __post_init__(self):
         self._ids = {}
         self._tokens = {}
-        self._naive_bayes_scores = {}
+        self._ngram_scores = {}
         self.ngram_weights = {}  # with character n-grams: the weights of the word and character scores
         self.network_scores = {}  # split -> the network's own class scores (after training)
 
     @property
     def model_inputs(self):
-        return ("words", "naive_bayes") if self.naive_bayes is not None else "words"
+        # "naive_bayes": the n-gram scores' input, named when naive Bayes was the only n-gram classifier.
+        return ("words", "naive_bayes") if self.ngram_scorer is not None else "words"
 
-    def add_naive_bayes(self, max_n, classifier="nbsvm", char_max_n=0):
+    def fit_ngram_classifier(self, max_n, classifier="nbsvm", char_max_n=0):
         """Fits the n-gram classifier (NBSVM or multinomial naive Bayes) on the training split;
         its training texts get scores of a classifier not fitted on them (cross-fitted, or
         naive Bayes' exact leave-one-out), the other splits the layer's, as a served model
@@ -52,7 +54,7 @@ class TextData:
         if classifier == "nbsvm":
             print(f"fitting NBSVM on {len(token_ids)} training texts and on 5 folds of them ...", flush=True)
         try:
-            self.naive_bayes, left_out = fit(
+            self.ngram_scorer, left_out = fit(
                 token_ids, label_ids, num_labels=len(self.labels), max_n=max_n, base=len(self.words),
                 classes=list(range(self.labels.num_special, len(self.labels))),
             )  # fmt: skip
@@ -61,48 +63,48 @@ class TextData:
             raise UserError(
                 f"--ngram-classifier nbsvm: class(es) {', '.join(names)} have fewer than two training texts "
                 f"({', '.join(map(str, error.counts.values()))}), and NBSVM's cross-fitted training scores "
-                "need two or more of each class: add texts, or use --ngram-classifier mnb or --naive-bayes 0"
+                "need two or more of each class: add texts, or use --ngram-classifier mnb or --ngrams 0"
             ) from None
         if char_max_n:
             print(f"fitting NBSVM on the character 2..{char_max_n}-grams of the words ...", flush=True)
-            self.char_naive_bayes, char_left_out = fit_nbsvm(
+            self.char_ngram_scorer, char_left_out = fit_nbsvm(
                 character_id_rows(self.tokens("train"), MAX_WORD_CHARS), label_ids, num_labels=len(self.labels),
                 classes=list(range(self.labels.num_special, len(self.labels))), max_n=char_max_n, min_n=2,
                 base=ALPHABET_SIZE + 1, unit="chars", name="char_naive_bayes",
             )  # fmt: skip
             special = self.labels.num_special
             a, b = fit_blend(left_out[:, special:], char_left_out[:, special:], np.array(label_ids) - special)
-            self.naive_bayes.scale(a)
-            self.char_naive_bayes.scale(b)
+            self.ngram_scorer.scale(a)
+            self.char_ngram_scorer.scale(b)
             left_out = a * left_out + b * char_left_out
             self.ngram_weights = {"ngram_word_weight": a, "ngram_char_weight": b}
             print(f"n-gram scores: word n-grams × {a:.3f} + character n-grams × {b:.3f}")
-        self._naive_bayes_scores = {"train": left_out}
+        self._ngram_scores = {"train": left_out}
 
-    def naive_bayes_scores(self, split):
+    def ngram_scores_of(self, split):
         """The n-gram classifier's class scores of a split's texts (texts, labels)."""
-        if split not in self._naive_bayes_scores:
+        if split not in self._ngram_scores:
             token_ids, _ = self.encoded(split)
             tokens = self.tokens(split)
             scores = np.zeros((len(token_ids), len(self.labels)), dtype="float32")
             for start in range(0, len(token_ids), 256):
                 chunk = ragged(token_ids[start : start + 256]).to_tensor()
-                part = self.naive_bayes(chunk)
-                if self.char_naive_bayes is not None:
+                part = self.ngram_scorer(chunk)
+                if self.char_ngram_scorer is not None:
                     chars = character_id_rows(tokens[start : start + 256], MAX_WORD_CHARS)
-                    part = part + self.char_naive_bayes(ragged(chars).to_tensor())
+                    part = part + self.char_ngram_scorer(ragged(chars).to_tensor())
                 scores[start : start + len(chunk)] = keras.ops.convert_to_numpy(part)
-            self._naive_bayes_scores[split] = scores
-        return self._naive_bayes_scores[split]
+            self._ngram_scores[split] = scores
+        return self._ngram_scores[split]
 
-    def ngram_scores(self, ids, tokens):
+    def serving_ngram_scores(self, ids, tokens):
         """In a saved model: the n-gram classifier's class scores from the text's word ids and
         tokens (their characters, with character n-grams)."""
-        scores = self.naive_bayes(ids)
-        if self.char_naive_bayes is None:
+        scores = self.ngram_scorer(ids)
+        if self.char_ngram_scorer is None:
             return scores
-        chars = CharacterIds(MAX_WORD_CHARS, name="char_ids")(tokens)
-        return keras.layers.Add(name="ngram_scores")([scores, self.char_naive_bayes(chars)])
+        chars = CharacterIds(MAX_WORD_CHARS, name=parts.CHAR_IDS)(tokens)
+        return keras.layers.Add(name="ngram_scores")([scores, self.char_ngram_scorer(chars)])
 
     def best_labels(self, scores):
         """The best-scoring real label (no special one) of each row of class scores (texts, labels)."""
@@ -128,8 +130,8 @@ class TextData:
     def batches(self, split, shuffle=False):
         token_ids, label_ids = self.encoded(split)
         extra = {}
-        if self.naive_bayes is not None:
-            extra["naive_bayes"] = list(self.naive_bayes_scores(split).astype("float32"))
+        if self.ngram_scorer is not None:
+            extra["naive_bayes"] = list(self.ngram_scores_of(split).astype("float32"))
         return classification_dataset(
             token_ids, label_ids, self.batch_size, shuffle_seed=self.seed if shuffle else None, extra=extra
         )

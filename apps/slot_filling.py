@@ -21,7 +21,8 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from seqeval.metrics import classification_report
 
-from apps import characters, runner
+from apps import characters, parts, runner
+from apps.parts import Parts
 from apps.slot_filling_data import SlotData, predict_examples
 from apps.text_backbone import text_backbone
 from layers import (
@@ -141,7 +142,7 @@ class SlotFilling(runner.App):
     # Data --------------------------------------------------------------------------------
     def load_data(self, args):
         splits = load_slot_dataset(args.dataset, args.data_dir)
-        tokenizer = SentenceTokenizer(args.max_length, fold_digits=args.fold_digits, name="tokenizer")
+        tokenizer = SentenceTokenizer(args.max_length, fold_digits=args.fold_digits, name=parts.TOKENIZER)
         vocabularies = SlotVocabularies.build(
             splits["train"], tokenizer, args.min_word_count, signatures=args.word_signatures
         )
@@ -163,7 +164,7 @@ class SlotFilling(runner.App):
         # The Jordan tagger's output is already a distribution; the others give logits.
         scores = "probabilities" if self.jordan_tags_directly(args) else "logits"
         learned = args.slot_crf
-        return ViterbiDecoder(transitions, first, scores=scores, learned_scores=learned, name="slot_decoder")
+        return ViterbiDecoder(transitions, first, scores=scores, learned_scores=learned, name=parts.SLOT_DECODER)
 
     def check_crf_arguments(self, args):
         if not args.slot_crf:
@@ -225,7 +226,7 @@ class SlotFilling(runner.App):
                 data.crf = ConditionalRandomField(len(vocab.tags), dtype="float32", name="slot_crf")
                 slots = data.crf(slots)
         intent = keras.layers.Dense(len(vocab.intents), dtype="float32", name="intent")(sentence)
-        return keras.Model(inputs, {"slots": slots, "intent": intent}, name="tagger")
+        return keras.Model(inputs, {"slots": slots, "intent": intent}, name=parts.TAGGER)
 
     def compile_arguments(self, args, data):
         intent_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -259,25 +260,25 @@ class SlotFilling(runner.App):
         vocab = data.vocabularies
         text = keras.Input(shape=(), dtype="string", name="text")
         tokens = data.tokenizer(text)
-        ids = vocab.words.lookup_layer(name="word_ids")(tokens)
+        ids = vocab.words.lookup_layer(name=parts.WORD_IDS)(tokens)
         outputs = model(characters.tagger_inputs(ids, tokens, data.max_chars))
         slots = outputs["slots"]
         if data.decoder is not None:
             if data.crf is not None:
                 data.decoder.copy_scores(data.crf)
             slots = data.decoder(slots, mask=keras.ops.not_equal(ids, 0))
-        tags = LabelDecoder(vocab.tags.specials + vocab.tags.tokens, vocab.tags.num_special, name="slot_tags")(
+        tags = LabelDecoder(vocab.tags.specials + vocab.tags.tokens, vocab.tags.num_special, name=parts.SLOT_TAGS)(
             slots, tokens
         )
         intent = LabelDecoder(
-            vocab.intents.specials + vocab.intents.tokens, vocab.intents.num_special, name="intent_label"
+            vocab.intents.specials + vocab.intents.tokens, vocab.intents.num_special, name=parts.INTENT_LABEL
         )(outputs["intent"])
         result = keras.ops.concatenate([keras.ops.expand_dims(intent, 1), tags], axis=1)
         # Inputs as a dict: MLflow's pyfunc feeds {"text": ...} by the signature's name.
         return keras.Model({"text": text}, result, name="slot_filling")
 
     def signature(self, serving_model):
-        width = serving_model.get_layer("tokenizer").max_length + 1
+        width = Parts(serving_model).tokenizer.max_length + 1
         return ModelSignature(
             inputs=Schema([TensorSpec(np.dtype(object), (-1,), "text")]),
             outputs=Schema([TensorSpec(np.dtype(object), (-1, width))]),
@@ -286,10 +287,10 @@ class SlotFilling(runner.App):
     @staticmethod
     def vocabularies_of(serving_model):
         """The vocabularies a saved serving model carries."""
-        word_ids = serving_model.get_layer("word_ids")
+        word_ids = Parts(serving_model).word_ids
         words = word_ids.get_vocabulary()
-        tags = serving_model.get_layer("slot_tags")
-        intents = serving_model.get_layer("intent_label")
+        tags = Parts(serving_model).required(parts.SLOT_TAGS)
+        intents = Parts(serving_model).required(parts.INTENT_LABEL)
         return SlotVocabularies(
             words=Vocabulary(words[2:], signatures=isinstance(word_ids, WordLookup)),
             tags=Vocabulary(tags.labels[tags.num_special :]),
@@ -300,13 +301,11 @@ class SlotFilling(runner.App):
         splits = load_slot_dataset(args.dataset, args.data_dir)
         if splits.get(args.split) is None:
             raise runner.UserError(f"{args.dataset} has no {args.split} split here")
-        try:
-            decoder = serving_model.get_layer("slot_decoder")
-        except ValueError:  # saved before Viterbi decoding, or with --slot-decoding argmax
-            decoder = None
+        # None for a model saved before Viterbi decoding, or with --slot-decoding argmax.
+        decoder = Parts(serving_model).optional(parts.SLOT_DECODER)
         data = SlotData(
             {args.split: splits[args.split]},
-            serving_model.get_layer("tokenizer"),
+            Parts(serving_model).tokenizer,
             self.vocabularies_of(serving_model),
             batch_size=64,
             seed=0,
@@ -314,12 +313,12 @@ class SlotFilling(runner.App):
             max_chars=characters.max_chars_of(serving_model),
         )
         # The gold tokens go through the model's own vocabulary and tagger, not its tokenizer.
-        return self.evaluate(serving_model.get_layer("tagger"), data, args.split)
+        return self.evaluate(Parts(serving_model).required(parts.TAGGER), data, args.split)
 
     def predict(self, serving_model, inputs, args):
         import json
 
-        tokenizer = serving_model.get_layer("tokenizer")
+        tokenizer = Parts(serving_model).tokenizer
         all_tokens = tokenizer.tokenize(tf.constant(inputs)).to_list()
         outputs = serving_model.predict_on_batch({"text": tf.constant(inputs)})
         results = []

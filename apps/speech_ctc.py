@@ -30,7 +30,8 @@ import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from apps import runner, tracking
+from apps import parts, runner, tracking
+from apps.parts import Parts
 from layers import Metadata, RecurrentStack
 from layers.ctc import BLANK, CTCLoss, DropMask, FrameMask, beam_decode, edit_distance, greedy_decode, pack_targets
 from pipelines.audio import (
@@ -261,7 +262,7 @@ class SpeechCTC(runner.App):
         config = data.config
         features_in = keras.Input((None, config.dims), name="features")
         frames_in = keras.Input((), dtype="int32", name="frames")
-        x = Metadata({"features": asdict(config), "stride": args.stride}, name="settings")(features_in)
+        x = Metadata({"features": asdict(config), "stride": args.stride}, name=parts.SETTINGS)(features_in)
         if args.conv_filters:
             x = keras.layers.Conv1D(args.conv_filters, 5, strides=args.stride, padding="same", activation="relu", name="conv")(x)
             x = keras.layers.LayerNormalization(name="conv_norm")(x)
@@ -322,7 +323,7 @@ class SpeechCTC(runner.App):
         return keras.Model(model.inputs, log_probabilities, name="speech_ctc")
 
     def signature(self, serving_model):
-        dims = serving_model.get_layer("settings").values["features"]
+        dims = Parts(serving_model).settings.values["features"]
         dims = FeatureConfig(**dims).dims
         return ModelSignature(
             inputs=Schema([
@@ -333,12 +334,12 @@ class SpeechCTC(runner.App):
         )  # fmt: skip
 
     def model_metadata(self, serving_model):
-        settings = serving_model.get_layer("settings").values
+        settings = Parts(serving_model).settings.values
         return {**settings, "classes": ["blank"] + [str(d) for d in range(10)]}
 
     def transcribe(self, serving_model, paths, beam_width=0):
         """Digits of each audio file (any sample rate or channel count), read by `file_features`."""
-        settings = serving_model.get_layer("settings").values
+        settings = Parts(serving_model).settings.values
         config, stride = FeatureConfig(**settings["features"]), settings["stride"]
         values = [file_features(path, config) for path in paths]
         frames = np.array([len(v) for v in values])
@@ -364,7 +365,7 @@ class SpeechCTC(runner.App):
         return results
 
     def evaluate_saved(self, serving_model, args):
-        settings = serving_model.get_layer("settings").values
+        settings = Parts(serving_model).settings.values
         config, args.stride = FeatureConfig(**settings["features"]), settings["stride"]
         args.fold = None
         recordings = self.split_recordings(fsdd_recordings(args.data_dir), args)[args.split]

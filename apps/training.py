@@ -33,8 +33,10 @@ RESUME_OVERRIDES = ("resume", "tracking_uri", "checkpoint_dir", "verbose", "data
 
 def saved_arguments(app, saved, overrides=None):
     """The arguments of a run from its saved `args.json` (`saved`, a dict), migrated: a flag
-    added since the run was saved gets the value that meant what the run did
-    (`App.legacy_arguments`), and `overrides` win."""
+    renamed since is read under its new name (`App.renamed_arguments`), a flag added since the
+    run was saved gets the value that meant what the run did (`App.legacy_arguments`), and
+    `overrides` win."""
+    saved = {app.renamed_arguments.get(name, name): value for name, value in saved.items()}
     migrated = {**COMMON_LEGACY_ARGUMENTS, **app.legacy_arguments, **saved}
     return argparse.Namespace(**{**migrated, **(overrides or {})})
 

@@ -36,7 +36,7 @@ def test_training_logs_accuracy_macro_f1_and_a_confusion_matrix(trained):
     metrics = run.data.metrics
     assert 0.65 < metrics["test_accuracy"] <= 1.0 and 0.6 < metrics["test_macro_f1"] <= 1.0
     # Each part alone, scored on the same test split (bigram NBSVM gets about 0.79 on MR).
-    assert run.data.params["naive_bayes"] == "2" and run.data.params["ngram_classifier"] == "nbsvm"
+    assert run.data.params["ngrams"] == "2" and run.data.params["ngram_classifier"] == "nbsvm"
     assert run.data.params["fusion"] == "late"
     assert 0.72 < metrics["test_nb_accuracy"] < 0.85 and 0.55 < metrics["test_network_accuracy"] <= 1.0
     # Late fusion: both weights fitted on the validation split, the n-grams' clearly positive.
