@@ -6,6 +6,8 @@ rest: the command line, the training loop, checkpoints and resume, tracking,
 tuning, saving and serving. `docs/writing-an-app.md` walks through a minimal app.
 """
 
+import types
+
 # The `tune` search space every app starts from (see apps.tuning for the format).
 DEFAULT_SPACE = {
     "cell": {"choice": ["elman", "jordan", "peephole_lstm", "simple_rnn", "lstm", "gru"]},
@@ -22,6 +24,23 @@ COMMON_LEGACY_ARGUMENTS = {"ema": 0.0, "reduce_lr": 0, "members": 1, "fold": Non
 
 class UserError(Exception):
     """A problem the user can fix (bad argument, missing file): printed without a traceback."""
+
+
+def model_state(model):
+    """What was fitted for `model`, as opposed to its data: a namespace the app fills (slot
+    filling's decoder and CRF, keywords' phrase ranking, sentiment's network scores).
+
+    The data object an app's `load_data` returns holds the data and what is fitted on it alone
+    (vocabularies, n-gram tables), so that tuning trials, folds and ensemble members can share
+    it; a decoder, a ranking fitted after training or any other state of one model lives here,
+    with the model. A plain attribute: Keras does not track it, so the model's weights and
+    checkpoints are unchanged.
+    """
+    state = getattr(model, "fitted_state", None)
+    if state is None:
+        state = types.SimpleNamespace()
+        model.fitted_state = state
+    return state
 
 
 class App:
@@ -42,7 +61,8 @@ class App:
     `reports`, `save_assets`, `model_metadata`, `evaluation_model`.
 
     The data object `load_data` returns is the app's own; the runner only calls its
-    `has_split(split)`.
+    `has_split(split)`. It holds the data and what is fitted on the data alone; what is fitted
+    for one model (a decoder, a ranking fitted after training) goes to `model_state(model)`.
     """
 
     name = None
@@ -93,8 +113,8 @@ class App:
         """The training model (uncompiled)."""
         raise NotImplementedError
 
-    def compile_arguments(self, args, data):
-        """`loss` (and `loss_weights`, `metrics`) for `Model.compile`."""
+    def compile_arguments(self, args, data, model):
+        """`loss` (and `loss_weights`, `metrics`) for `model.compile` (a CRF's loss reads its layer)."""
         raise NotImplementedError
 
     def evaluation_model(self, model, data):

@@ -36,6 +36,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from apps import characters, parts, runner, tracking
+from apps.app import model_state
 from apps.keywords_data import KeyphraseData
 from apps.parts import Parts
 from apps.text_backbone import text_backbone
@@ -212,7 +213,7 @@ class Keywords(runner.App):
         scores = AveragedProbabilities(name="averaged_probabilities")([member(inputs) for member in members])
         return keras.Model(inputs, scores, name="tagger_ensemble")
 
-    def compile_arguments(self, args, data):
+    def compile_arguments(self, args, data, model):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
 
     # Metrics -----------------------------------------------------------------------------
@@ -230,7 +231,7 @@ class Keywords(runner.App):
     def rankings(self, model, data, split):
         """Each document's candidates, best first: [(phrase, score), ...]."""
         return [
-            ranked_keyphrases(tokens, probabilities, data.ranking)
+            ranked_keyphrases(tokens, probabilities, ranking_of(model))
             for tokens, probabilities in zip(data.tokens[split], self.tag_probabilities(model, data, split))
         ]  # fmt: skip
 
@@ -241,19 +242,20 @@ class Keywords(runner.App):
             return {}
         probabilities = self.tag_probabilities(model, data, "valid")
         try:
-            data.ranking = fit_phrase_ranking(data.tokens["valid"], probabilities, data.labels["valid"])
+            ranking = fit_phrase_ranking(data.tokens["valid"], probabilities, data.labels["valid"])
         except ValueError as error:  # e.g. no gold keyphrase among the validation candidates
             print(f"warning: --ranking fitted: {error}; ranking by confidence instead")
             return {}
         # The weights of the (standardized) features themselves; their products' are in reports/.
-        weights = dict(zip(RANKING_FEATURES, data.ranking["weights"]), intercept=data.ranking["intercept"])
+        model_state(model).ranking = ranking
+        weights = dict(zip(RANKING_FEATURES, ranking["weights"]), intercept=ranking["intercept"])
         print("phrase ranking fitted on the validation split: " + ", ".join(
             f"{name} {value:.3f}" for name, value in weights.items()
         ) + " (and pairwise products: reports/phrase_ranking.json)")  # fmt: skip
         return {f"ranking_{name}": value for name, value in weights.items()}
 
     def evaluate(self, model, data, split):
-        if data.fitted_ranking and data.ranking is None and split == "valid" and len(data.tokens[split]) > 1:
+        if data.fitted_ranking and ranking_of(model) is None and split == "valid" and len(data.tokens[split]) > 1:
             # Each epoch, for early stopping: the ranking the model will use, not yet fitted. (On the
             # confidence ranking it picked epochs whose tagger is sure of itself but ranks worse
             # once re-ranked.)
@@ -276,8 +278,8 @@ class Keywords(runner.App):
             lines.append("  predicted: " + "; ".join(f"{p} ({s:.2f})" for p, s in ranking[:10]))
             lines.append("  gold:      " + "; ".join(" ".join(g) for g in gold))
         reports = {f"keyphrases_{split}.txt": "\n".join(lines) + "\n"}
-        if data.ranking is not None:
-            reports["phrase_ranking.json"] = json.dumps(data.ranking, indent=1)
+        if ranking_of(model) is not None:
+            reports["phrase_ranking.json"] = json.dumps(ranking_of(model), indent=1)
         return reports
 
     # Serving -----------------------------------------------------------------------------
@@ -291,7 +293,7 @@ class Keywords(runner.App):
             inputs = with_keys(inputs, ids, TokenKeys(name=parts.TOKEN_KEYS)(tokens))
         scores = model(inputs)[..., data.tags.num_special :]
         probabilities = ClassProbabilities(list(TAGS), name=parts.PROBABILITIES)(scores)
-        ranked = PhraseRanking(data.ranking, name=parts.PHRASE_RANKING)(probabilities)
+        ranked = PhraseRanking(ranking_of(model), name=parts.PHRASE_RANKING)(probabilities)
         return keras.Model({"text": text}, ranked, name="keywords")
 
     def signature(self, serving_model):
@@ -339,6 +341,12 @@ class Keywords(runner.App):
             for phrase, score in top:
                 print(f"  {score:.3f}  {phrase}")
         return results
+
+
+def ranking_of(model):
+    """The phrase ranking fitted for `model` after training (`fit_phrase_ranking`'s result), or
+    None: before it is fitted, or with --ranking confidence."""
+    return getattr(model_state(model), "ranking", None)
 
 
 def with_keys(inputs, words, keys):

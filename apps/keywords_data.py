@@ -25,8 +25,7 @@ class KeyphraseData:
     keys: str = "all"  # --keys: which references the tagger learns and the ranking is fitted to
     max_chars: int = 0  # with --char-features: the characters read per word
     token_keys: bool = False  # with --word-statistics: each word's hash, which groups unseen words
-    fitted_ranking: bool = True  # --ranking fitted
-    ranking: dict = None  # after training with --ranking fitted: `fit_phrase_ranking`'s result
+    fitted_ranking: bool = True  # --ranking fitted (the fitted ranking itself is the model's: `ranking_of`)
 
     @property
     def labels(self):

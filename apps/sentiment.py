@@ -194,7 +194,7 @@ class Sentiment(runner.App):
         scores = keras.layers.Add(dtype="float32", name="scores")([scores, weighted])
         return keras.Model({"words": words, "naive_bayes": ngram_input}, scores, name=parts.CLASSIFIER)
 
-    def compile_arguments(self, args, data):
+    def compile_arguments(self, args, data, model):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
 
     # Metrics -----------------------------------------------------------------------------
@@ -207,23 +207,26 @@ class Sentiment(runner.App):
         return classification_metrics(gold, self.predicted_labels(model, data, split), data.labels.tokens)
 
     def after_training(self, model, data):
-        """Keeps the network's own scores (to score it alone); with --fusion late, fits the weights
-        of the network's and the n-gram classifier's scores on the validation split and sets them
-        in the model (its `label` layer scaled, the n-gram weight assigned)."""
+        """Scores the network alone (`valid_network_*`, `test_network_*`) beside the n-gram
+        classifier alone (`valid_nb_*`); with --fusion late, fits the weights of the network's and
+        the n-gram classifier's scores on the validation split and sets them in the model (its
+        `label` layer scaled, the n-gram weight assigned)."""
         if data.ngram_scorer is None:
             return {}
         special = data.labels.num_special
         network = keras.Model(model.input, Parts(model).required(parts.LABEL).output)
+        network_scores = {}
         for split in ("valid", "test"):
             if data.has_split(split):
                 rows = predictions_in_order(network, data.batches(split), len(data.splits[split]), data.model_inputs)
-                data.network_scores[split] = np.stack([r["output"] for r in rows])
+                network_scores[split] = np.stack([r["output"] for r in rows])
         metrics = {f"valid_{k}": v for k, v in self.baseline_metrics(data, "valid").items()}
+        for split, scores in network_scores.items():
+            scored = classification_metrics([e.label for e in data.splits[split]], data.best_labels(scores), data.labels.tokens)
+            metrics.update({f"{split}_network_{k}": v for k, v in scored.items()})
         if data.fusion == "late":
             gold = np.array(data.encoded("valid")[1]) - special
-            a, b = fit_blend(
-                data.network_scores["valid"][:, special:], data.ngram_scores_of("valid")[:, special:], gold
-            )  # fmt: skip
+            a, b = fit_blend(network_scores["valid"][:, special:], data.ngram_scores_of("valid")[:, special:], gold)
             label = Parts(model).required(parts.LABEL)
             label.kernel.assign(label.kernel * a)
             label.bias.assign(label.bias * a)
@@ -234,19 +237,12 @@ class Sentiment(runner.App):
         return metrics
 
     def baseline_metrics(self, data, split):
-        """Each part alone, when the model has two: the n-gram classifier (nb_accuracy,
-        nb_macro_f1) and the network (network_accuracy, network_macro_f1)."""
+        """The n-gram classifier alone, when the model has one (nb_accuracy, nb_macro_f1)."""
         if data.ngram_scorer is None:
             return {}
         gold = [e.label for e in data.splits[split]]
-        scorers = {"nb": data.ngram_scores_of(split)}
-        if split in data.network_scores:
-            scorers["network"] = data.network_scores[split]
-        metrics = {}
-        for part, scores in scorers.items():
-            scored = classification_metrics(gold, data.best_labels(scores), data.labels.tokens)
-            metrics.update({f"{part}_{k}": v for k, v in scored.items()})
-        return metrics
+        scored = classification_metrics(gold, data.best_labels(data.ngram_scores_of(split)), data.labels.tokens)
+        return {f"nb_{k}": v for k, v in scored.items()}
 
     def reports(self, model, data, split):
         gold = [e.label for e in data.splits[split]]

@@ -35,7 +35,6 @@ class TextData:
         self._tokens = {}
         self._ngram_scores = {}
         self.ngram_weights = {}  # with character n-grams: the weights of the word and character scores
-        self.network_scores = {}  # split -> the network's own class scores (after training)
 
     @property
     def model_inputs(self):

@@ -22,6 +22,7 @@ from mlflow.types import Schema, TensorSpec
 from seqeval.metrics import classification_report
 
 from apps import characters, parts, runner
+from apps.app import model_state
 from apps.parts import Parts
 from apps.slot_filling_data import SlotData, predict_examples
 from apps.text_backbone import text_backbone
@@ -196,8 +197,8 @@ class SlotFilling(runner.App):
         vocab = data.vocabularies
         # Here rather than in load_data: tuning trials share the data but may switch to Jordan.
         self.check_crf_arguments(args)
-        data.decoder = self.slot_decoder(args, vocab.tags)
-        data.crf = None
+        decoder = self.slot_decoder(args, vocab.tags)
+        crf = None
         words = keras.Input((None,), dtype="int32", name="words")
         inputs, windows, features = text_backbone(
             words, args, len(vocab.words), char_features=args.char_features, context_window=args.context_window,
@@ -223,15 +224,19 @@ class SlotFilling(runner.App):
                 features = AppendToSteps(name="with_sentence")([features, sentence])
             slots = keras.layers.Dense(len(vocab.tags), dtype="float32", name="slots")(features)
             if args.slot_crf:
-                data.crf = ConditionalRandomField(len(vocab.tags), dtype="float32", name="slot_crf")
-                slots = data.crf(slots)
+                crf = ConditionalRandomField(len(vocab.tags), dtype="float32", name="slot_crf")
+                slots = crf(slots)
         intent = keras.layers.Dense(len(vocab.intents), dtype="float32", name="intent")(sentence)
-        return keras.Model(inputs, {"slots": slots, "intent": intent}, name=parts.TAGGER)
+        model = keras.Model(inputs, {"slots": slots, "intent": intent}, name=parts.TAGGER)
+        state = model_state(model)
+        state.decoder, state.crf = decoder, crf
+        return model
 
-    def compile_arguments(self, args, data):
+    def compile_arguments(self, args, data, model):
         intent_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if data.crf is not None:
-            slot_loss = data.crf.loss(padding_id=data.vocabularies.tags.pad_id)
+        crf = model_state(model).crf
+        if crf is not None:
+            slot_loss = crf.loss(padding_id=data.vocabularies.tags.pad_id)
         else:
             slot_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not self.jordan_tags_directly(args))
         return {
@@ -263,10 +268,11 @@ class SlotFilling(runner.App):
         ids = vocab.words.lookup_layer(name=parts.WORD_IDS)(tokens)
         outputs = model(characters.tagger_inputs(ids, tokens, data.max_chars))
         slots = outputs["slots"]
-        if data.decoder is not None:
-            if data.crf is not None:
-                data.decoder.copy_scores(data.crf)
-            slots = data.decoder(slots, mask=keras.ops.not_equal(ids, 0))
+        state = model_state(model)
+        if state.decoder is not None:
+            if state.crf is not None:
+                state.decoder.copy_scores(state.crf)
+            slots = state.decoder(slots, mask=keras.ops.not_equal(ids, 0))
         tags = LabelDecoder(vocab.tags.specials + vocab.tags.tokens, vocab.tags.num_special, name=parts.SLOT_TAGS)(
             slots, tokens
         )
@@ -301,19 +307,19 @@ class SlotFilling(runner.App):
         splits = load_slot_dataset(args.dataset, args.data_dir)
         if splits.get(args.split) is None:
             raise runner.UserError(f"{args.dataset} has no {args.split} split here")
+        tagger = Parts(serving_model).required(parts.TAGGER)
         # None for a model saved before Viterbi decoding, or with --slot-decoding argmax.
-        decoder = Parts(serving_model).optional(parts.SLOT_DECODER)
+        model_state(tagger).decoder = Parts(serving_model).optional(parts.SLOT_DECODER)
         data = SlotData(
             {args.split: splits[args.split]},
             Parts(serving_model).tokenizer,
             self.vocabularies_of(serving_model),
             batch_size=64,
             seed=0,
-            decoder=decoder,
             max_chars=characters.max_chars_of(serving_model),
         )
         # The gold tokens go through the model's own vocabulary and tagger, not its tokenizer.
-        return self.evaluate(Parts(serving_model).required(parts.TAGGER), data, args.split)
+        return self.evaluate(tagger, data, args.split)
 
     def predict(self, serving_model, inputs, args):
         import json

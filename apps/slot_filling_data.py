@@ -1,12 +1,13 @@
 """The slot-filling app's data (sentences, vocabularies, batches) and how a tagger's slot scores
-become tags (argmax, or constrained Viterbi with `layers.ViterbiDecoder`)."""
+become tags (argmax, or constrained Viterbi with `layers.ViterbiDecoder`, which a tagger keeps in
+its `model_state`)."""
 
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from layers import ConditionalRandomField, ViterbiDecoder
+from apps.app import model_state
 from pipelines.slots import SlotVocabularies, slot_dataset
 from pipelines.text import SentenceTokenizer, predictions_in_order
 
@@ -19,22 +20,10 @@ class SlotData:
     batch_size: int
     seed: int
     word_dropout: float = 0.0
-    decoder: ViterbiDecoder = None  # slot tags by constrained Viterbi; None: argmax per word
-    crf: ConditionalRandomField = None  # with --slot-crf: the learned transition scores
     max_chars: int = 0  # with --char-features: the characters read per word
 
     def has_split(self, split):
         return self.examples.get(split) is not None
-
-    @property
-    def decoding_model(self):
-        """`decoder` as a compiled model, (scores, mask) -> tag ids; made again if it changes."""
-        if getattr(self, "_decoding_for", None) is not self.decoder:
-            scores = keras.Input((None, len(self.vocabularies.tags)), name="scores")
-            mask = keras.Input((None,), dtype="bool", name="mask")
-            self._decoding_model = keras.Model([scores, mask], self.decoder(scores, mask=mask))
-            self._decoding_for = self.decoder
-        return self._decoding_model
 
     def batches(self, split, shuffle=False):
         return slot_dataset(
@@ -68,12 +57,24 @@ class DecodingTagger:
         return {"slot_ids": slot_ids, "intent": outputs["intent"]}
 
 
+def decoding_model(state, tags):
+    """The tagger's decoder (`state.decoder`) as a model, (scores, mask) -> tag ids; made once."""
+    if getattr(state, "decoding_model", None) is None:
+        scores = keras.Input((None, tags), name="scores")
+        mask = keras.Input((None,), dtype="bool", name="mask")
+        state.decoding_model = keras.Model([scores, mask], state.decoder(scores, mask=mask))
+    return state.decoding_model
+
+
 def predict_examples(model, data, split):
-    """(tags per example, intent per example) in the split's order."""
+    """(tags per example, intent per example) in the split's order; the slot tags by the tagger's
+    decoder (its `model_state`: `decoder`, and `crf` with --slot-crf), else argmax per word."""
     examples = data.examples[split]
-    if data.crf is not None:
-        data.decoder.copy_scores(data.crf)  # the transition scores as trained so far
-    tagger = model if data.decoder is None else DecodingTagger(model, data.decoding_model)
+    state = model_state(model)
+    decoder, crf = getattr(state, "decoder", None), getattr(state, "crf", None)
+    if crf is not None:
+        decoder.copy_scores(crf)  # the transition scores as trained so far
+    tagger = model if decoder is None else DecodingTagger(model, decoding_model(state, len(data.vocabularies.tags)))
     rows = predictions_in_order(tagger, data.batches(split), len(examples))
     tags = [
         data.vocabularies.tags.decode(row["slot_ids"][: len(example.words)])

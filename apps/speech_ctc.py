@@ -279,7 +279,7 @@ class SpeechCTC(runner.App):
         logits = DropMask(name="logits")(x)
         return keras.Model({"features": features_in, "frames": frames_in}, logits, name="recognizer")
 
-    def compile_arguments(self, args, data):
+    def compile_arguments(self, args, data, model):
         return {"loss": CTCLoss()}
 
     # Metrics -----------------------------------------------------------------------------

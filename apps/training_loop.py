@@ -54,7 +54,7 @@ def compile_model(app, model, args, data):
     jit_compile, reason = xla_choice(args.cell, args.xla)
     if mlflow.active_run():
         mlflow.set_tags({"jit_compile": "on" if jit_compile else "off", "jit_compile_reason": reason})
-    model.compile(optimizer=optimizer, jit_compile=jit_compile, **app.compile_arguments(args, data))
+    model.compile(optimizer=optimizer, jit_compile=jit_compile, **app.compile_arguments(args, data, model))
 
 
 def rate_schedule(app, args):

@@ -169,7 +169,7 @@ def test_char_features_feed_the_tagger_and_the_saved_model_reads_them_from_raw_t
     ])  # fmt: skip
     data = APP.load_data(args)
     model = APP.build_model(args, data)
-    model.compile(optimizer="adam", **APP.compile_arguments(args, data))
+    model.compile(optimizer="adam", **APP.compile_arguments(args, data, model))
     inputs, _, weights = next(iter(APP.fit_dataset(data, "train")))
     # Each real word carries its letters, padding none.
     np.testing.assert_array_equal(inputs["chars"].numpy()[..., 0] != 0, weights.numpy() > 0)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from mlflow.tracking import MlflowClient
 
 from apps import runner, saved, training_loop
+from apps.app import model_state
 from apps.slot_filling import APP
 from pipelines.slots import read_split
 from pipelines.text import character_ids
@@ -217,7 +218,7 @@ def test_mixed_precision_computes_in_float16_with_float32_outputs():
     try:
         data = APP.load_data(args)
         model = APP.build_model(args, data)
-        model.compile(optimizer="adam", **APP.compile_arguments(args, data))
+        model.compile(optimizer="adam", **APP.compile_arguments(args, data, model))
         inputs, targets, weights = next(iter(APP.fit_dataset(data, "train")))
         logs = model.train_on_batch(inputs, targets, weights, return_dict=True)
         assert np.isfinite(logs["loss"])
@@ -268,7 +269,7 @@ def test_slot_crf_trains_its_transitions_and_the_saved_model_decodes_with_them(t
     )  # fmt: skip
     data = APP.load_data(args)
     model = APP.build_model(args, data)
-    model.compile(optimizer="adam", **APP.compile_arguments(args, data))
+    model.compile(optimizer="adam", **APP.compile_arguments(args, data, model))
     crf = model.get_layer("slot_crf")
     batches = APP.fit_dataset(data, "train")
     model.fit(batches.take(30), verbose=0, shuffle=False)
@@ -276,7 +277,7 @@ def test_slot_crf_trains_its_transitions_and_the_saved_model_decodes_with_them(t
     assert np.abs(transitions).max() > 0.01  # trained: they start at zero
 
     metrics = APP.evaluate(model, data, "valid")
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(data.decoder.transition_scores), transitions)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model_state(model).decoder.transition_scores), transitions)
     reloaded = assert_saved_serving_model_predicts_the_same(model, data, args, tmp_path, metrics)
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(reloaded.get_layer("slot_decoder").transition_scores), transitions
@@ -327,7 +328,7 @@ def test_char_features_read_unseen_words_by_their_letters_in_training_and_in_the
     )  # fmt: skip
     data = APP.load_data(args)
     model = APP.build_model(args, data)
-    model.compile(optimizer="adam", **APP.compile_arguments(args, data))
+    model.compile(optimizer="adam", **APP.compile_arguments(args, data, model))
     batch = next(iter(APP.fit_dataset(data, "train")))
     inputs = batch[0]
     assert set(inputs) == {"words", "chars"}

@@ -91,7 +91,7 @@ class Toy(runner.App):
         )(x)  # fmt: skip
         return keras.Model(digits, keras.layers.Dense(len(LABELS), name="label")(x), name="classifier")
 
-    def compile_arguments(self, args, data):
+    def compile_arguments(self, args, data, model):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
 
     def evaluate(self, model, data, split):
