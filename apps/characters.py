@@ -42,9 +42,7 @@ def with_characters(words, embedded, filters):
     if not filters:
         return words, embedded
     chars = keras.Input((None, MAX_WORD_CHARS), dtype="int32", name="chars")
-    spelling = CharacterFeatures(
-        filters, CHAR_WIDTH, CHAR_EMBEDDING_DIM, ALPHABET_SIZE, name="characters"
-    )(chars)
+    spelling = CharacterFeatures(filters, CHAR_WIDTH, CHAR_EMBEDDING_DIM, ALPHABET_SIZE, name="characters")(chars)
     features = keras.layers.Concatenate(name="word_features")([embedded, spelling])
     return {"words": words, "chars": chars}, features
 

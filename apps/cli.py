@@ -59,9 +59,7 @@ def add_store_arguments(parser):
 
 def add_data_arguments(parser, app):
     if app.dataset_help:
-        parser.add_argument(
-            "--dataset", default=app.datasets[0], help=f"{app.dataset_help} (default: %(default)s)"
-        )
+        parser.add_argument("--dataset", default=app.datasets[0], help=f"{app.dataset_help} (default: %(default)s)")
     else:
         parser.add_argument(
             "--dataset", choices=app.datasets, default=app.datasets[0], help="data set (default: %(default)s)"
@@ -102,9 +100,15 @@ def add_training_arguments(parser, app, several_models=True):
         default=d["bidirectional"],
         help="run each recurrent layer in both directions (default: %(default)s)",
     )
-    model.add_argument("--layers", type=_positive_int, default=d["layers"], help="stacked recurrent layers (default: %(default)s)")
-    model.add_argument("--units", type=_positive_int, default=d["units"], help="units per recurrent layer (default: %(default)s)")
-    model.add_argument("--dropout", type=fraction, default=d["dropout"], help="dropout of the recurrent inputs (default: %(default)s)")
+    model.add_argument(
+        "--layers", type=_positive_int, default=d["layers"], help="stacked recurrent layers (default: %(default)s)"
+    )
+    model.add_argument(
+        "--units", type=_positive_int, default=d["units"], help="units per recurrent layer (default: %(default)s)"
+    )
+    model.add_argument(
+        "--dropout", type=fraction, default=d["dropout"], help="dropout of the recurrent inputs (default: %(default)s)"
+    )
     model.add_argument(
         "--recurrent-dropout",
         type=fraction,
@@ -115,12 +119,20 @@ def add_training_arguments(parser, app, several_models=True):
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=_positive_int, default=d["epochs"], help="maximum epochs (default: %(default)s)")
     fit.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="(default: %(default)s)")
-    fit.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam's learning rate (default: %(default)s)")
     fit.add_argument(
-        "--clipnorm", type=float, default=d["clipnorm"], help="clip each gradient's norm to this; 0 turns clipping off (default: %(default)s)"
+        "--learning-rate", type=float, default=d["learning_rate"], help="Adam's learning rate (default: %(default)s)"
     )
     fit.add_argument(
-        "--patience", type=_positive_int, default=d["patience"], help=f"stop after this many epochs without a better {app.monitor} (default: %(default)s)"
+        "--clipnorm",
+        type=float,
+        default=d["clipnorm"],
+        help="clip each gradient's norm to this; 0 turns clipping off (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=d["patience"],
+        help=f"stop after this many epochs without a better {app.monitor} (default: %(default)s)",
     )
     fit.add_argument(
         "--reduce-lr",
@@ -169,7 +181,13 @@ def add_training_arguments(parser, app, several_models=True):
         "compilation costs more than XLA saves (docs/performance.md). The choice is the "
         "run's `jit_compile` tag",
     )
-    fit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras fit verbosity (default: 1 on a terminal, else 2)")
+    fit.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=None,
+        help="Keras fit verbosity (default: 1 on a terminal, else 2)",
+    )
     track = parser.add_argument_group("tracking")
     add_store_arguments(track)
     track.add_argument("--experiment", default=app.name, help="MLflow experiment (default: %(default)s)")
@@ -196,7 +214,9 @@ def build_parser(app):
     track = add_training_arguments(train, app)
     track.add_argument("--run-name", help="MLflow run name (default: DATASET-CELL...)")
     track.add_argument(
-        "--checkpoint-dir", default="checkpoints", help="where each run keeps its checkpoints, in RUN_ID/ (default: %(default)s)"
+        "--checkpoint-dir",
+        default="checkpoints",
+        help="where each run keeps its checkpoints, in RUN_ID/ (default: %(default)s)",
     )
     track.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted training run from its checkpoint")
 
@@ -208,19 +228,35 @@ def build_parser(app):
     )
     track = add_training_arguments(tune, app, several_models=False)
     search = tune.add_argument_group("search")
-    search.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random", help="(default: %(default)s)")
-    search.add_argument("--max-trials", type=_positive_int, default=10, help="trials to run (random, bayesian) (default: %(default)s)")
+    search.add_argument(
+        "--tuner", choices=("random", "bayesian", "hyperband"), default="random", help="(default: %(default)s)"
+    )
+    search.add_argument(
+        "--max-trials", type=_positive_int, default=10, help="trials to run (random, bayesian) (default: %(default)s)"
+    )
     search.add_argument("--search-space", metavar="FILE", help="YAML or JSON search space replacing the app's default")
-    search.add_argument("--tuner-dir", default="tuning", help="keras-tuner's folder, APP/PROJECT inside (default: %(default)s)")
+    search.add_argument(
+        "--tuner-dir", default="tuning", help="keras-tuner's folder, APP/PROJECT inside (default: %(default)s)"
+    )
     search.add_argument("--project", help="the job's name (default: DATASET-TUNER)")
-    search.add_argument("--resume", action="store_true", help="continue an interrupted job without redoing finished trials")
-    search.add_argument("--max-failed-trials", type=_positive_int, default=3, help="stop after this many failed trials in a row (default: %(default)s)")
+    search.add_argument(
+        "--resume", action="store_true", help="continue an interrupted job without redoing finished trials"
+    )
+    search.add_argument(
+        "--max-failed-trials",
+        type=_positive_int,
+        default=3,
+        help="stop after this many failed trials in a row (default: %(default)s)",
+    )
     distributed = tune.add_argument_group("distributed tuning (keras-tuner's chief/worker mode over gRPC)")
     distributed.add_argument("--distributed", choices=("chief", "worker"), help="this process's role")
     distributed.add_argument("--oracle", metavar="HOST:PORT", help="the chief's address (the chief listens there)")
     distributed.add_argument("--worker-id", help="a worker's name (default: its process id)")
     distributed.add_argument(
-        "--wait-for-chief", type=int, default=120, help="seconds a worker waits for the chief's MLflow run (default: %(default)s)"
+        "--wait-for-chief",
+        type=int,
+        default=120,
+        help="seconds a worker waits for the chief's MLflow run (default: %(default)s)",
     )
 
     evaluate = commands.add_parser(
@@ -228,7 +264,11 @@ def build_parser(app):
         help="score a saved model on a data split",
         description="Score a saved model (a .keras file, an MLflow model folder or URI) on a split.",
     )
-    evaluate.add_argument("--model", required=True, help="a .keras file, an MLflow model folder, or a URI (runs:/ID/model, models:/NAME/VERSION)")
+    evaluate.add_argument(
+        "--model",
+        required=True,
+        help="a .keras file, an MLflow model folder, or a URI (runs:/ID/model, models:/NAME/VERSION)",
+    )
     add_data_arguments(evaluate, app)
     evaluate.add_argument("--split", choices=("train", "valid", "test"), default="test", help="(default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -240,7 +280,11 @@ def build_parser(app):
         help="predict from raw input with a saved model",
         description="Predict with a saved model (a .keras file, an MLflow model folder or URI).",
     )
-    predict.add_argument("--model", required=True, help="a .keras file, an MLflow model folder, or a URI (runs:/ID/model, models:/NAME/VERSION)")
+    predict.add_argument(
+        "--model",
+        required=True,
+        help="a .keras file, an MLflow model folder, or a URI (runs:/ID/model, models:/NAME/VERSION)",
+    )
     predict.add_argument("inputs", nargs="*", help="inputs to predict; none: read one per line from standard input")
     app.add_predict_arguments(predict)
     add_store_arguments(predict)

@@ -78,7 +78,13 @@ class Keywords(runner.App):
         "cell": "lstm", "bidirectional": True, "layers": 2, "units": 128, "dropout": 0.5, "epochs": 30, "patience": 5,
     }  # fmt: skip
     # Older runs ranked by confidence, without word statistics or word dropout.
-    legacy_arguments = {"keys": "all", "word_statistics": False, "ranking": "confidence", "word_dropout": 0.0, "char_features": 0}
+    legacy_arguments = {
+        "keys": "all",
+        "word_statistics": False,
+        "ranking": "confidence",
+        "word_dropout": 0.0,
+        "char_features": 0,
+    }
     data_arguments = runner.App.data_arguments + (
         "max_length", "min_word_count", "char_features", "ranking", "keys", "word_statistics",
     )  # fmt: skip
@@ -94,9 +100,15 @@ class Keywords(runner.App):
 
     def add_arguments(self, parser):
         parser.add_argument("--embedding-dim", type=int, default=200, help="word embedding size (default: %(default)s)")
-        parser.add_argument("--context-window", type=int, default=3, help="odd number of words each step sees (default: %(default)s)")
-        parser.add_argument("--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)")
-        parser.add_argument("--max-length", type=int, default=512, help="words read per document (default: %(default)s)")
+        parser.add_argument(
+            "--context-window", type=int, default=3, help="odd number of words each step sees (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--max-length", type=int, default=512, help="words read per document (default: %(default)s)"
+        )
         parser.add_argument(
             "--word-statistics", action=argparse.BooleanOptionalAction, default=True,
             help="give each word, beside its embedding, how often its stem occurs in the document, "
@@ -127,7 +139,9 @@ class Keywords(runner.App):
         characters.add_argument(parser)
 
     def add_predict_arguments(self, parser):
-        parser.add_argument("--top-k", type=int, default=10, help="key terms to print per document (default: %(default)s)")
+        parser.add_argument(
+            "--top-k", type=int, default=10, help="key terms to print per document (default: %(default)s)"
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON object per input")
 
     # Data --------------------------------------------------------------------------------
@@ -180,9 +194,7 @@ class Keywords(runner.App):
     def save_assets(self, data, folder):
         folder.mkdir(parents=True, exist_ok=True)
         data.words.save(folder / "words.json")
-        (folder / "split.json").write_text(
-            json.dumps({s: [d.doc_id for d in docs] for s, docs in data.splits.items()})
-        )
+        (folder / "split.json").write_text(json.dumps({s: [d.doc_id for d in docs] for s, docs in data.splits.items()}))
 
     # Model -------------------------------------------------------------------------------
     def build_model(self, args, data):

@@ -122,9 +122,7 @@ def gradient_table(weights=GRADIENT_WEIGHTS, steps=1000, learning_rate=1e-3, cli
         row = {"w": w, "y": float(y_last), "dL_dw": float(gradient[0, 0])}
         for name, clip in (("w_after_step", None), ("w_after_clipped_step", clipnorm)):
             variable = keras.Variable(np.array([[w]], dtype="float32"))
-            keras.optimizers.SGD(learning_rate=learning_rate, clipnorm=clip).apply(
-                [gradient], [variable]
-            )
+            keras.optimizers.SGD(learning_rate=learning_rate, clipnorm=clip).apply([gradient], [variable])
             row[name] = float(ops.convert_to_numpy(variable)[0, 0])
         rows.append(row)
     return rows
@@ -155,19 +153,14 @@ def main(argv=None):
         lstm_y, peephole_y = outputs["lstm"][t], outputs["peephole_lstm"][t]
         print(f"   {_format_vector(x):>14}  {lstm_y:12.3f}  {peephole_y:20.3f}")
 
-    print(
-        f"\n3. Gradients through time: 1-unit linear RNN, input 1 then zeros, "
-        f"{args.steps} steps, L = y^{args.steps}"
-    )
+    print(f"\n3. Gradients through time: 1-unit linear RNN, input 1 then zeros, {args.steps} steps, L = y^{args.steps}")
     print(
         f"   one SGD step, learning rate {args.learning_rate:g}, "
         f"with and without clipping the gradient norm to {args.clipnorm:g}"
     )
     header = f"   {'w':>6}  {'y^' + str(args.steps):>12}  {'dL/dw':>12}  {'w, plain step':>14}  {'w, clipped':>10}"
     print(header)
-    for row in gradient_table(
-        steps=args.steps, learning_rate=args.learning_rate, clipnorm=args.clipnorm
-    ):
+    for row in gradient_table(steps=args.steps, learning_rate=args.learning_rate, clipnorm=args.clipnorm):
         print(
             f"   {row['w']:>6g}  {row['y']:>12.4g}  {row['dL_dw']:>12.4g}"
             f"  {row['w_after_step']:>14.6g}  {row['w_after_clipped_step']:>10.6g}"

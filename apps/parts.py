@@ -39,9 +39,7 @@ class Parts:
 
     def required(self, name):
         if name not in self.layers:
-            raise UserError(
-                f"the model {self.model.name!r} has no {name!r} part: pass a model that this app logged"
-            )
+            raise UserError(f"the model {self.model.name!r} has no {name!r} part: pass a model that this app logged")
         return self.layers[name]
 
     def optional(self, name):

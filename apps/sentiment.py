@@ -97,7 +97,9 @@ class Sentiment(runner.App):
             "--keep", choices=("first", "last"), default="last",
             help="which tokens of a longer text are read; reviews end with their verdict (default: %(default)s)",
         )  # fmt: skip
-        parser.add_argument("--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)")
+        parser.add_argument(
+            "--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)"
+        )
         parser.add_argument(
             "--ngrams", "--naive-bayes", type=int, choices=(0, 1, 2, 3), default=2, metavar="N",
             help="add an n-gram classifier's scores over the text's 1..N-grams (each counted once, "
@@ -222,7 +224,9 @@ class Sentiment(runner.App):
                 network_scores[split] = np.stack([r["output"] for r in rows])
         metrics = {f"valid_{k}": v for k, v in self.baseline_metrics(data, "valid").items()}
         for split, scores in network_scores.items():
-            scored = classification_metrics([e.label for e in data.splits[split]], data.best_labels(scores), data.labels.tokens)
+            scored = classification_metrics(
+                [e.label for e in data.splits[split]], data.best_labels(scores), data.labels.tokens
+            )
             metrics.update({f"{split}_network_{k}": v for k, v in scored.items()})
         if data.fusion == "late":
             gold = np.array(data.encoded("valid")[1]) - special
@@ -297,7 +301,9 @@ class Sentiment(runner.App):
         return classification_metrics([e.label for e in examples], predicted, labels)
 
     def add_evaluate_arguments(self, parser):
-        parser.add_argument("--seed", type=int, default=0, help="the seed of the training's split (default: %(default)s)")
+        parser.add_argument(
+            "--seed", type=int, default=0, help="the seed of the training's split (default: %(default)s)"
+        )
 
     def predict(self, serving_model, inputs, args):
         labels = Parts(serving_model).probabilities.labels

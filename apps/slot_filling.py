@@ -57,7 +57,12 @@ class SlotFilling(runner.App):
         "slot_decoding": "argmax", "slot_crf": False, "self_attention": 0, "sentence_to_slots": False, "char_features": 0,
     }  # fmt: skip
     data_arguments = runner.App.data_arguments + (
-        "fold_digits", "min_word_count", "max_length", "word_dropout", "word_signatures", "char_features",
+        "fold_digits",
+        "min_word_count",
+        "max_length",
+        "word_dropout",
+        "word_signatures",
+        "char_features",
     )
 
     @property
@@ -83,7 +88,10 @@ class SlotFilling(runner.App):
             help="write every digit as 0, so unseen numbers look like seen ones (default: %(default)s)",
         )
         parser.add_argument(
-            "--min-word-count", type=int, default=1, help="rarer training words become OOV (their signature, with --word-signatures) (default: %(default)s)"
+            "--min-word-count",
+            type=int,
+            default=1,
+            help="rarer training words become OOV (their signature, with --word-signatures) (default: %(default)s)",
         )
         parser.add_argument(
             "--word-signatures",
@@ -116,10 +124,16 @@ class SlotFilling(runner.App):
             "(default: %(default)s)",
         )
         parser.add_argument(
-            "--intent-weight", type=float, default=1.0, help="weight of the intent loss beside the slot loss (default: %(default)s)"
+            "--intent-weight",
+            type=float,
+            default=1.0,
+            help="weight of the intent loss beside the slot loss (default: %(default)s)",
         )
         parser.add_argument(
-            "--max-length", type=int, default=64, help="longest sentence, in words, the saved model reads (default: %(default)s)"
+            "--max-length",
+            type=int,
+            default=64,
+            help="longest sentence, in words, the saved model reads (default: %(default)s)",
         )
         parser.add_argument(
             "--slot-decoding",
@@ -253,9 +267,7 @@ class SlotFilling(runner.App):
         tags, intents = predict_examples(model, data, split)
         gold = [list(e.tags) for e in data.examples[split]]
         return {
-            f"slot_report_{split}.txt": classification_report(
-                gold, [list(t) for t in tags], digits=4, zero_division=0
-            ),
+            f"slot_report_{split}.txt": classification_report(gold, [list(t) for t in tags], digits=4, zero_division=0),
             f"intent_report_{split}.txt": intent_report(data.examples[split], intents),
         }
 

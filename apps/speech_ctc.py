@@ -143,15 +143,26 @@ class SpeechCTC(runner.App):
     def add_arguments(self, parser):
         parser.add_argument("--features", choices=("logmel", "mfcc"), default="logmel", help="(default: %(default)s)")
         parser.add_argument("--n-mels", type=int, default=40, help="mel bands (default: %(default)s)")
-        parser.add_argument("--conv-filters", type=int, default=128, help="filters of the strided convolution; 0: none (default: %(default)s)")
+        parser.add_argument(
+            "--conv-filters",
+            type=int,
+            default=128,
+            help="filters of the strided convolution; 0: none (default: %(default)s)",
+        )
         parser.add_argument("--stride", type=int, default=3, help="frames per output frame (default: %(default)s)")
         parser.add_argument("--train-utterances", type=int, default=4000, help="(default: %(default)s)")
         parser.add_argument("--valid-utterances", type=int, default=500, help="(default: %(default)s)")
         parser.add_argument("--test-utterances", type=int, default=1000, help="(default: %(default)s)")
-        parser.add_argument("--max-digits", type=int, default=7, help="digits per utterance, at most (default: %(default)s)")
-        parser.add_argument("--data-seed", type=int, default=0, help="seed of the utterance sets (default: %(default)s)")
+        parser.add_argument(
+            "--max-digits", type=int, default=7, help="digits per utterance, at most (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--data-seed", type=int, default=0, help="seed of the utterance sets (default: %(default)s)"
+        )
         parser.add_argument("--test-speakers", help="comma-separated speakers to test on (speaker-independent split)")
-        parser.add_argument("--beam-width", type=int, default=0, help="beam search width; 0: greedy decoding (default: %(default)s)")
+        parser.add_argument(
+            "--beam-width", type=int, default=0, help="beam search width; 0: greedy decoding (default: %(default)s)"
+        )
         # Augmentation of the training utterances: in the runner's "model" group, as argparse shows no
         # group nested in a group.
         parser.add_argument(
@@ -159,13 +170,29 @@ class SpeechCTC(runner.App):
             help="play each training recording at a speed drawn from [1 - RANGE, 1 + RANGE] (resampled: tempo and "
             "pitch change together; fixed per utterance, in the feature cache); 0: as recorded (default: %(default)s)",
         )  # fmt: skip
-        parser.add_argument("--freq-masks", type=int, default=0, help="SpecAugment: mel-band ranges hidden per utterance in each training batch (default: %(default)s)")
-        parser.add_argument("--freq-mask-width", type=int, default=8, help="bands per range, at most (default: %(default)s)")
-        parser.add_argument("--time-masks", type=int, default=0, help="SpecAugment: frame spans hidden per utterance in each training batch (default: %(default)s)")
-        parser.add_argument("--time-mask-width", type=int, default=10, help="frames per span, at most (default: %(default)s)")
+        parser.add_argument(
+            "--freq-masks",
+            type=int,
+            default=0,
+            help="SpecAugment: mel-band ranges hidden per utterance in each training batch (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--freq-mask-width", type=int, default=8, help="bands per range, at most (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--time-masks",
+            type=int,
+            default=0,
+            help="SpecAugment: frame spans hidden per utterance in each training batch (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--time-mask-width", type=int, default=10, help="frames per span, at most (default: %(default)s)"
+        )
 
     def add_predict_arguments(self, parser):
-        parser.add_argument("--beam-width", type=int, default=0, help="beam search width; 0: greedy (default: %(default)s)")
+        parser.add_argument(
+            "--beam-width", type=int, default=0, help="beam search width; 0: greedy (default: %(default)s)"
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON object per file")
 
     # Data --------------------------------------------------------------------------------
@@ -174,13 +201,17 @@ class SpeechCTC(runner.App):
         held_out = None
         if args.fold is not None:
             if args.cv != len(speakers):
-                raise runner.UserError(f"--cv holds out one speaker per fold: use --cv {len(speakers)} ({', '.join(speakers)})")
+                raise runner.UserError(
+                    f"--cv holds out one speaker per fold: use --cv {len(speakers)} ({', '.join(speakers)})"
+                )
             held_out = {speakers[args.fold]}
         elif args.test_speakers:
             held_out = set(args.test_speakers.split(","))
             unknown = held_out - set(speakers)
             if unknown:
-                raise runner.UserError(f"--test-speakers: unknown {sorted(unknown)}; the speakers are {', '.join(speakers)}")
+                raise runner.UserError(
+                    f"--test-speakers: unknown {sorted(unknown)}; the speakers are {', '.join(speakers)}"
+                )
         if held_out is None:
             return {s: [r for r in recordings if r.take in takes] for s, takes in TAKE_SPLITS.items()}
         others = [r for r in recordings if r.speaker not in held_out]
@@ -217,7 +248,9 @@ class SpeechCTC(runner.App):
         counts = {"train": args.train_utterances, "valid": args.valid_utterances, "test": args.test_utterances}
         utterances, arrays, skipped = {}, {}, Counter()
         for split, count in counts.items():
-            utterances[split], arrays[split] = self.prepare_split(recordings[split], split, count, config, args, skipped)
+            utterances[split], arrays[split] = self.prepare_split(
+                recordings[split], split, count, config, args, skipped
+            )
         print(
             "utterances: " + ", ".join(f"{s} {len(u)}" for s, u in utterances.items())
             + f" ({len(recordings['train'])} training recordings); features {config.kind} x{config.dims}"
@@ -264,7 +297,9 @@ class SpeechCTC(runner.App):
         frames_in = keras.Input((), dtype="int32", name="frames")
         x = Metadata({"features": asdict(config), "stride": args.stride}, name=parts.SETTINGS)(features_in)
         if args.conv_filters:
-            x = keras.layers.Conv1D(args.conv_filters, 5, strides=args.stride, padding="same", activation="relu", name="conv")(x)
+            x = keras.layers.Conv1D(
+                args.conv_filters, 5, strides=args.stride, padding="same", activation="relu", name="conv"
+            )(x)
             x = keras.layers.LayerNormalization(name="conv_norm")(x)
         elif args.stride > 1:
             x = keras.layers.AveragePooling1D(args.stride, padding="same", name="downsample")(x)
@@ -311,8 +346,13 @@ class SpeechCTC(runner.App):
         lines = [f"{'reference':16s} {'decoded':16s} speaker"]
         for reference, hypothesis, utterance in list(zip(references, decoded, data.utterances[split]))[:100]:
             mark = "" if list(reference) == hypothesis else "  <- error"
-            lines.append(f"{''.join(map(str, reference)):16s} {''.join(map(str, hypothesis)):16s} {utterance.speaker}{mark}")
-        probabilities = [np.exp(r - r.max(-1, keepdims=True)) / np.exp(r - r.max(-1, keepdims=True)).sum(-1, keepdims=True) for r in logits[:4]]
+            lines.append(
+                f"{''.join(map(str, reference)):16s} {''.join(map(str, hypothesis)):16s} {utterance.speaker}{mark}"
+            )
+        probabilities = [
+            np.exp(r - r.max(-1, keepdims=True)) / np.exp(r - r.max(-1, keepdims=True)).sum(-1, keepdims=True)
+            for r in logits[:4]
+        ]
         figure = posteriorgram_figure(list(zip(probabilities, references[:4], decoded[:4])))
         return {f"decoded_{split}.txt": "\n".join(lines) + "\n", f"posteriorgram_{split}.png": figure}
 
@@ -376,8 +416,12 @@ class SpeechCTC(runner.App):
         return self.evaluate(serving_model, data, args.split)
 
     def add_evaluate_arguments(self, parser):
-        parser.add_argument("--beam-width", type=int, default=0, help="beam search width; 0: greedy (default: %(default)s)")
-        parser.add_argument("--utterances", type=int, help="utterances of the split, as in train (default: as train's default)")
+        parser.add_argument(
+            "--beam-width", type=int, default=0, help="beam search width; 0: greedy (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--utterances", type=int, help="utterances of the split, as in train (default: as train's default)"
+        )
         parser.add_argument("--max-digits", type=int, default=7, help="as in train (default: %(default)s)")
         parser.add_argument("--data-seed", type=int, default=0, help="as in train (default: %(default)s)")
         parser.add_argument("--test-speakers", help="as in train")

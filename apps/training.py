@@ -132,9 +132,10 @@ def _child_runs(app, args, parent_id, name, tag, children, verbose):
         keras.utils.set_random_seed(seed)
         print(f"\n{label}", flush=True)
         child_id = child.info.run_id if child is not None else None
-        with _tracked_run(
-            app, child_args, child_id, f"{name}-{word}{index}", nested=True, resume_id=parent_id
-        ) as (run_id, child_checkpoint):
+        with _tracked_run(app, child_args, child_id, f"{name}-{word}{index}", nested=True, resume_id=parent_id) as (
+            run_id,
+            child_checkpoint,
+        ):
             if child_id is None:
                 mlflow.set_tag(tag, index)
             results.append(
@@ -158,9 +159,10 @@ def _cross_validate(app, args, resuming, verbose):
                 summary[f"cv_{key[5:]}"] = float(np.mean(values))
                 summary[f"cv_{key[5:]}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         mlflow.log_metrics(summary)
-        print(f"\n{args.cv}-fold cross-validation, run {parent_id}: " + "  ".join(
-            f"{k} {v:.4f}" for k, v in summary.items()
-        ))
+        print(
+            f"\n{args.cv}-fold cross-validation, run {parent_id}: "
+            + "  ".join(f"{k} {v:.4f}" for k, v in summary.items())
+        )
     return parent_id
 
 

@@ -40,6 +40,7 @@ from apps.training_loop import compile_model, fit_model
 TUNERS = ("random", "bayesian", "hyperband")
 PARENT_FILE = "mlflow_parent.json"
 
+
 class SearchSpaceError(ValueError):
     """A search space that names an unknown hyperparameter or has a malformed entry."""
 
@@ -62,8 +63,7 @@ def check_space(space, allowed, where="search space"):
     for name, spec in space.items():
         if name not in allowed:
             raise SearchSpaceError(
-                f"{where}: unknown hyperparameter {name!r}; tunable are the train flags: "
-                f"{', '.join(sorted(allowed))}"
+                f"{where}: unknown hyperparameter {name!r}; tunable are the train flags: {', '.join(sorted(allowed))}"
             )
         kinds = {"choice", "int", "float", "boolean", "fixed"} & set(spec if isinstance(spec, dict) else ())
         if len(kinds) != 1:
@@ -116,7 +116,14 @@ class AppHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *fit_args, callbacks=(), epochs=1, initial_epoch=0, **fit_kwargs):
         args = self.trial_args(hp)
         return fit_model(
-            self.app, model, self.data(args), args, epochs, self.verbose, callbacks=callbacks, initial_epoch=initial_epoch
+            self.app,
+            model,
+            self.data(args),
+            args,
+            epochs,
+            self.verbose,
+            callbacks=callbacks,
+            initial_epoch=initial_epoch,
         )
 
 
@@ -134,9 +141,7 @@ class TrackedTrials:
             "trial_id": trial.trial_id,
             "tuner_id": self.tuner_id,
         }
-        with mlflow.start_run(
-            experiment_id=self.experiment_id, run_name=f"trial-{trial.trial_id}", tags=tags
-        ):
+        with mlflow.start_run(experiment_id=self.experiment_id, run_name=f"trial-{trial.trial_id}", tags=tags):
             mlflow.log_params({k: v for k, v in trial.hyperparameters.values.items()})
             try:
                 results = super().run_trial(trial, *args, **kwargs)
@@ -244,8 +249,10 @@ def comparison_figure(trials, objective):
 def tune(app, args):
     allowed = set(vars(args)) - {"command", "fold", "cv"}
     try:
-        space = load_search_space(args.search_space, allowed) if args.search_space else check_space(
-            app.search_space, allowed, f"{app.name}'s default search space"
+        space = (
+            load_search_space(args.search_space, allowed)
+            if args.search_space
+            else check_space(app.search_space, allowed, f"{app.name}'s default search space")
         )
         configure_distribution(args)
     except SearchSpaceError as error:

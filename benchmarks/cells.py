@@ -93,7 +93,11 @@ def measure(kind, xla, batch, steps, inputs, units, warmup, repeats, seed=0):
     x = rng.normal(size=(batch, steps, inputs)).astype("float32")
     y = rng.normal(size=(batch, steps, units)).astype("float32")
     figures = time_calls(lambda: model.train_on_batch(x, y), repeats, warmup)
-    return {"ms_per_step": figures["ms"], "iqr_ms": figures["iqr_ms"], "tokens_per_s": batch * steps / (figures["ms"] / 1000)}
+    return {
+        "ms_per_step": figures["ms"],
+        "iqr_ms": figures["iqr_ms"],
+        "tokens_per_s": batch * steps / (figures["ms"] / 1000),
+    }
 
 
 def main(argv=None):

@@ -40,11 +40,37 @@ def start_runs(runs, folder, tracking_uri=None, experiment="concurrent"):
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "apps.sentiment", "train", "--dataset", f"csv:{reviews}", "--seed", str(seed),
-             "--embedding-dim", "8", "--units", "8", "--max-length", "20", "--epochs", "2", "--verbose", "0",
-             "--tracking-uri", tracking_uri, "--experiment", experiment,
-             "--checkpoint-dir", str(folder / "checkpoints")],
-            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "apps.sentiment",
+                "train",
+                "--dataset",
+                f"csv:{reviews}",
+                "--seed",
+                str(seed),
+                "--embedding-dim",
+                "8",
+                "--units",
+                "8",
+                "--max-length",
+                "20",
+                "--epochs",
+                "2",
+                "--verbose",
+                "0",
+                "--tracking-uri",
+                tracking_uri,
+                "--experiment",
+                experiment,
+                "--checkpoint-dir",
+                str(folder / "checkpoints"),
+            ],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )  # fmt: skip
         for seed in range(runs)
     ]

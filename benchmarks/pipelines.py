@@ -90,7 +90,9 @@ def measure(app_name, argv):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--apps", nargs="+", choices=sorted(APPS), default=list(APPS))
-    parser.add_argument("--slot-filling-args", nargs=argparse.REMAINDER, default=[], help="train flags for slot_filling (last)")
+    parser.add_argument(
+        "--slot-filling-args", nargs=argparse.REMAINDER, default=[], help="train flags for slot_filling (last)"
+    )
     parser.add_argument("--speech-args", nargs=argparse.REMAINDER, default=[], help="train flags for speech_ctc (last)")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per app")
     options = parser.parse_args(argv)

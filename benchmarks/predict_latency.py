@@ -68,7 +68,9 @@ def measure(model_location, sentence, repeats, tracking_uri=None):
     # What the apps' `predict` runs: Keras' compiled predict function.
     start = time.perf_counter()
     model.predict_on_batch(text)
-    results.append({"measurement": "predict_on_batch, first", "ms": 1000 * (time.perf_counter() - start), "iqr_ms": 0.0})
+    results.append(
+        {"measurement": "predict_on_batch, first", "ms": 1000 * (time.perf_counter() - start), "iqr_ms": 0.0}
+    )
     results.append({"measurement": "predict_on_batch", **time_calls(lambda: model.predict_on_batch(text), repeats)})
 
     command = [sys.executable, "-m", "apps.slot_filling", "predict", "--model", model_location, sentence]
@@ -93,7 +95,9 @@ def main(argv=None):
         location = options.model or default_model(folder)
         results = measure(location, options.sentence, options.repeats, options.tracking_uri)
     for result in results:
-        result.update(model=options.model or "default (untrained)", words=len(options.sentence.split()), device=device())
+        result.update(
+            model=options.model or "default (untrained)", words=len(options.sentence.split()), device=device()
+        )
     print_results(
         results,
         {"measurement": "measurement", "ms (median)": "ms", "IQR ms": "iqr_ms"},

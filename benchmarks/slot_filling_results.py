@@ -29,30 +29,71 @@ FORWARD = ["--no-bidirectional", "--context-window", "7"]
 CONFIGURATIONS = {
     "elman": ["--cell", "elman", *FORWARD],
     "jordan": [
-        "--cell", "jordan", "--no-bidirectional", "--context-window", "9",
-        "--dropout", "0.3", "--patience", "8", "--word-signatures", "--word-dropout", "0.1",
+        "--cell",
+        "jordan",
+        "--no-bidirectional",
+        "--context-window",
+        "9",
+        "--dropout",
+        "0.3",
+        "--patience",
+        "8",
+        "--word-signatures",
+        "--word-dropout",
+        "0.1",
     ],  # fmt: skip
     "peephole_lstm": ["--cell", "peephole_lstm", *FORWARD],
     "simple_rnn": ["--cell", "simple_rnn", *FORWARD],
     "lstm": ["--cell", "lstm", *FORWARD],
     "gru": ["--cell", "gru", *FORWARD],
     "bilstm": [
-        "--cell", "lstm", "--bidirectional", "--word-signatures", "--word-dropout", "0.1",
-        "--epochs", "50",
+        "--cell",
+        "lstm",
+        "--bidirectional",
+        "--word-signatures",
+        "--word-dropout",
+        "0.1",
+        "--epochs",
+        "50",
     ],  # fmt: skip
     # The bidirectional LSTM reading each word alone: the layer sees both sides itself.
     "bilstm_window1": [
-        "--cell", "lstm", "--bidirectional", "--word-signatures", "--word-dropout", "0.1",
-        "--epochs", "50", "--context-window", "1",
+        "--cell",
+        "lstm",
+        "--bidirectional",
+        "--word-signatures",
+        "--word-dropout",
+        "0.1",
+        "--epochs",
+        "50",
+        "--context-window",
+        "1",
     ],  # fmt: skip
     "bilstm_crf": [
-        "--cell", "lstm", "--bidirectional", "--word-signatures", "--word-dropout", "0.1",
-        "--epochs", "50", "--slot-crf",
+        "--cell",
+        "lstm",
+        "--bidirectional",
+        "--word-signatures",
+        "--word-dropout",
+        "0.1",
+        "--epochs",
+        "50",
+        "--slot-crf",
     ],  # fmt: skip
     # bilstm_window1 with the weights averaged over training (Polyak, about 500 steps).
     "bilstm_ema": [
-        "--cell", "lstm", "--bidirectional", "--word-signatures", "--word-dropout", "0.1",
-        "--epochs", "50", "--context-window", "1", "--ema", "0.998",
+        "--cell",
+        "lstm",
+        "--bidirectional",
+        "--word-signatures",
+        "--word-dropout",
+        "0.1",
+        "--epochs",
+        "50",
+        "--context-window",
+        "1",
+        "--ema",
+        "0.998",
     ],  # fmt: skip
 }
 PUBLISHED = {

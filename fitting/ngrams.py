@@ -35,10 +35,10 @@ text, as scikit-learn's `char_wb` analyzer cuts them (" movie " → " m", "mo",
 ..., "ie "), which reach words the vocabulary never saw.
 """
 
-
 import numpy as np
 
 from layers.ngram_scores import NgramScores, text_ngram_keys, check_order
+
 
 class NaiveBayesCounts:
     """Per class, how many training texts hold each n-gram (the sufficient statistics)."""
@@ -208,7 +208,9 @@ def fit_nbsvm(
     scores = np.zeros((len(labels), num_labels))
     for k in range(folds):
         held_out = fold == k
-        part_table, part_bias = nbsvm_scores_table(features[~held_out], labels[~held_out], counts.classes, C, beta, alpha)
+        part_table, part_bias = nbsvm_scores_table(
+            features[~held_out], labels[~held_out], counts.classes, C, beta, alpha
+        )
         scores[np.ix_(held_out, counts.classes)] = features[held_out] @ part_table + part_bias
     return layer, scores
 

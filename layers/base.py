@@ -44,9 +44,7 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         **kwargs,
     ):
         if not isinstance(units, int) or units <= 0:
-            raise ValueError(
-                f"{type(self).__name__}: `units` must be a positive integer, got {units!r}."
-            )
+            raise ValueError(f"{type(self).__name__}: `units` must be a positive integer, got {units!r}.")
         super().__init__(**kwargs)
         self.units = units
         self.activation = activations.get(activation)

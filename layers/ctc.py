@@ -17,9 +17,7 @@ BLANK = 0
 
 def pack_targets(frames, labels, label_lengths):
     """y_true for `CTCLoss`: [frames, label length, labels...] per example (int32)."""
-    return ops.concatenate(
-        [ops.expand_dims(frames, 1), ops.expand_dims(label_lengths, 1), labels], axis=1
-    )
+    return ops.concatenate([ops.expand_dims(frames, 1), ops.expand_dims(label_lengths, 1), labels], axis=1)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -101,7 +101,9 @@ class ViterbiDecoder(keras.layers.Layer):
     def build(self, input_shape):
         if self.learned_scores:
             size = len(self.first)
-            self.start_scores = self.add_weight(shape=(size,), initializer="zeros", trainable=False, name="start_scores")
+            self.start_scores = self.add_weight(
+                shape=(size,), initializer="zeros", trainable=False, name="start_scores"
+            )
             self.transition_scores = self.add_weight(
                 shape=(size, size), initializer="zeros", trainable=False, name="transition_scores"
             )

@@ -48,9 +48,7 @@ class ElmanCell(RecurrentCell):
     def build(self, input_shape):
         super().build(input_shape)
         self.kernel = self.add_kernel("kernel", (input_shape[-1], self.units))
-        self.recurrent_kernel = self.add_kernel(
-            "recurrent_kernel", (self.units, self.units), recurrent=True
-        )
+        self.recurrent_kernel = self.add_kernel("recurrent_kernel", (self.units, self.units), recurrent=True)
         self.bias = self.add_bias("bias", (self.units,)) if self.use_bias else None
 
     def step(self, projected, states, training=False):

@@ -43,9 +43,7 @@ class JordanCell(RecurrentCell):
     def __init__(self, units, output_units, output_activation="softmax", **kwargs):
         super().__init__(units, **kwargs)
         if not isinstance(output_units, int) or output_units <= 0:
-            raise ValueError(
-                f"JordanCell: `output_units` must be a positive integer, got {output_units!r}."
-            )
+            raise ValueError(f"JordanCell: `output_units` must be a positive integer, got {output_units!r}.")
         self.output_units = output_units
         self.output_activation = activations.get(output_activation)
         self.state_size = output_units
@@ -54,9 +52,7 @@ class JordanCell(RecurrentCell):
     def build(self, input_shape):
         super().build(input_shape)
         self.kernel = self.add_kernel("kernel", (input_shape[-1], self.units))
-        self.recurrent_kernel = self.add_kernel(
-            "recurrent_kernel", (self.output_units, self.units), recurrent=True
-        )
+        self.recurrent_kernel = self.add_kernel("recurrent_kernel", (self.output_units, self.units), recurrent=True)
         self.output_kernel = self.add_kernel("output_kernel", (self.units, self.output_units))
         if self.use_bias:
             self.bias = self.add_bias("bias", (self.units,))

@@ -85,8 +85,6 @@ def check_order(unit, min_n, max_n, base):
         raise ValueError(f"a vocabulary of {base} symbols is too large for {max_n}-gram keys")
 
 
-
-
 def int64_available():
     """Whether the backend computes int64 as int64 (JAX does only with its x64 flag on)."""
     if keras.backend.backend() != "jax":
@@ -134,11 +132,15 @@ class NgramScores(keras.layers.Layer):
         self.unit, self.min_n = unit, min_n
 
     def build(self, input_shape):
-        self.keys = self.add_weight(name="keys", shape=(self.size,), dtype="int64", initializer="zeros", trainable=False)
+        self.keys = self.add_weight(
+            name="keys", shape=(self.size,), dtype="int64", initializer="zeros", trainable=False
+        )
         self.log_theta = self.add_weight(
             name="log_theta", shape=(self.size, len(self.classes)), initializer="zeros", trainable=False
         )
-        self.log_prior = self.add_weight(name="log_prior", shape=(len(self.classes),), initializer="zeros", trainable=False)
+        self.log_prior = self.add_weight(
+            name="log_prior", shape=(len(self.classes),), initializer="zeros", trainable=False
+        )
 
     def set_table(self, keys, log_theta, log_prior):
         keys = np.asarray(keys, dtype="int64")

@@ -45,9 +45,7 @@ class PeepholeLSTMCell(RecurrentCell):
         training: Whether dropout applies.
     """
 
-    def __init__(
-        self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs
-    ):
+    def __init__(self, units, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
@@ -58,9 +56,7 @@ class PeepholeLSTMCell(RecurrentCell):
         super().build(input_shape)
         units = self.units
         self.kernel = self.add_kernel("kernel", (input_shape[-1], 4 * units))
-        self.recurrent_kernel = self.add_kernel(
-            "recurrent_kernel", (units, 4 * units), recurrent=True
-        )
+        self.recurrent_kernel = self.add_kernel("recurrent_kernel", (units, 4 * units), recurrent=True)
         if self.use_bias:
             initializer = self.bias_initializer
             if self.unit_forget_bias:
@@ -79,12 +75,8 @@ class PeepholeLSTMCell(RecurrentCell):
         else:
             self.bias = None
         self.input_gate_peephole_weights = self.add_kernel("input_gate_peephole_weights", (units,))
-        self.forget_gate_peephole_weights = self.add_kernel(
-            "forget_gate_peephole_weights", (units,)
-        )
-        self.output_gate_peephole_weights = self.add_kernel(
-            "output_gate_peephole_weights", (units,)
-        )
+        self.forget_gate_peephole_weights = self.add_kernel("forget_gate_peephole_weights", (units,))
+        self.output_gate_peephole_weights = self.add_kernel("output_gate_peephole_weights", (units,))
 
     def step(self, projected, states, training=False):
         h_prev, c_prev = states

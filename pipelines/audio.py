@@ -130,7 +130,11 @@ def build_utterances(recordings, count, seed, min_digits=1, max_digits=7, gap_se
         n = int(rng.integers(min_digits, max_digits + 1))
         chosen = tuple(pool[i] for i in rng.integers(len(pool), size=n))
         gaps = tuple(int(g) for g in rng.integers(low, high + 1, size=n + 1))
-        speeds = tuple(round(float(v), 2) for v in speed_rng.uniform(1 - speed_range, 1 + speed_range, n)) if speed_range else ()
+        speeds = (
+            tuple(round(float(v), 2) for v in speed_rng.uniform(1 - speed_range, 1 + speed_range, n))
+            if speed_range
+            else ()
+        )
         utterances.append(Utterance(chosen, gaps, speeds))
     return utterances
 
@@ -216,7 +220,10 @@ def features(samples, config):
     if config.deltas:
         width = min(9, base.shape[1] if base.shape[1] % 2 else base.shape[1] - 1)
         if width >= 3:
-            stack += [librosa.feature.delta(base, width=width, order=1), librosa.feature.delta(base, width=width, order=2)]
+            stack += [
+                librosa.feature.delta(base, width=width, order=1),
+                librosa.feature.delta(base, width=width, order=2),
+            ]
         else:
             stack += [np.zeros_like(base), np.zeros_like(base)]
     values = np.concatenate(stack, axis=0).T
@@ -279,7 +286,11 @@ class FeatureCache:
                 errors.append(str(error))
                 arrays.append(None)
         lengths = np.array([0 if a is None else len(a) for a in arrays])
-        flat = np.concatenate([a for a in arrays if a is not None]) if any(a is not None for a in arrays) else np.zeros((0, config.dims), "float32")
+        flat = (
+            np.concatenate([a for a in arrays if a is not None])
+            if any(a is not None for a in arrays)
+            else np.zeros((0, config.dims), "float32")
+        )
         self.folder.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".partial.npz")
         np.savez(temporary, lengths=lengths, features=flat, errors=json.dumps(errors))

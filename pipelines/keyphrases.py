@@ -103,9 +103,7 @@ def read_liaad_zip(path, split=None):
         raise DataFormatError(f"{path}: not a zip file") from None
     with archive:
         names = archive.namelist()
-        documents_by_id = {
-            m.group(1): name for name in names if (m := re.search(r"docsutf8/([^/]+)\.txt$", name))
-        }
+        documents_by_id = {m.group(1): name for name in names if (m := re.search(r"docsutf8/([^/]+)\.txt$", name))}
         keys_by_id = {m.group(1): name for name in names if (m := re.search(r"keys/([^/]+)\.key$", name))}
         if not documents_by_id:
             raise DataFormatError(f"{path}: no NAME/docsutf8/*.txt documents (LIAAD layout expected)")
@@ -453,9 +451,7 @@ class TfIdfBaseline:
         surface = {}
         for candidate in ngram_candidates(tokens):
             surface.setdefault(stemmed(candidate), " ".join(candidate))
-        scores = {
-            key: count * math.log((self.documents + 1) / (self.df[key] + 1)) for key, count in counts.items()
-        }
+        scores = {key: count * math.log((self.documents + 1) / (self.df[key] + 1)) for key, count in counts.items()}
         return [(surface[key], score) for key, score in sorted(scores.items(), key=lambda item: -item[1])]
 
 

@@ -104,23 +104,19 @@ def read_files(words_path, tags_path, intents_path):
         detail = ", ".join(f"{path}: {count}" for path, count in counts.items())
         raise DataFormatError(f"the files of one split must have as many lines each; got {detail}")
     examples = []
-    for number, (words_line, tags_line, intent) in enumerate(
-        zip(words_lines, tags_lines, intent_lines), start=1
-    ):
+    for number, (words_line, tags_line, intent) in enumerate(zip(words_lines, tags_lines, intent_lines), start=1):
         words, tags, intent = words_line.split(), tags_line.split(), intent.strip()
         for path, content in ((words_path, words), (tags_path, tags), (intents_path, intent)):
             if not content:
                 raise DataFormatError(f"{path}:{number}: empty line")
         if len(words) != len(tags):
             raise DataFormatError(
-                f"{tags_path}:{number}: {len(tags)} tags for {len(words)} words "
-                f"in {words_path}:{number}"
+                f"{tags_path}:{number}: {len(tags)} tags for {len(words)} words in {words_path}:{number}"
             )
         for position, tag in enumerate(tags, start=1):
             if tag != "O" and not (tag[:2] in ("B-", "I-") and len(tag) > 2):
                 raise DataFormatError(
-                    f"{tags_path}:{number}: tag {position} {tag!r} is not an IOB tag "
-                    f"('O', 'B-type' or 'I-type')"
+                    f"{tags_path}:{number}: tag {position} {tag!r} is not an IOB tag ('O', 'B-type' or 'I-type')"
                 )
         examples.append(SlotExample(tuple(words), tuple(tags), intent))
     return examples

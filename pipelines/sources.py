@@ -125,9 +125,7 @@ def download(url, destination, sha256=None, timeout=30, progress=True):
                     received += len(block)
                     bar.update(len(block))
             if expected_size is not None and received != expected_size:
-                raise ConnectionError(
-                    f"download of {url} was interrupted: got {received} of {expected_size} bytes"
-                )
+                raise ConnectionError(f"download of {url} was interrupted: got {received} of {expected_size} bytes")
         actual = digest.hexdigest()
         if sha256 is not None and actual != sha256:
             raise ChecksumError(
@@ -201,8 +199,7 @@ def locate(dataset, rel_paths, data_dir=None, progress=True):
     for rel in rel_paths:
         if rel not in found:
             print(
-                f"warning: {dataset.name}/{rel} is not available ({failures.get(rel)}); "
-                f"continuing without it",
+                f"warning: {dataset.name}/{rel} is not available ({failures.get(rel)}); continuing without it",
                 file=sys.stderr,
             )
             found[rel] = None

@@ -53,9 +53,7 @@ class SentenceTokenizer(keras.layers.Layer):
         keep: "first" or "last": which tokens of a longer text remain.
     """
 
-    def __init__(
-        self, max_length=64, lowercase=True, fold_digits=False, punctuation="drop", keep="first", **kwargs
-    ):
+    def __init__(self, max_length=64, lowercase=True, fold_digits=False, punctuation="drop", keep="first", **kwargs):
         super().__init__(**kwargs)
         if punctuation not in ("drop", "split"):
             raise ValueError(f"punctuation must be 'drop' or 'split', got {punctuation!r}")

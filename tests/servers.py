@@ -108,7 +108,9 @@ def mlflow_server(backend_store_uri, artifacts, log_path):
 def chromium(*arguments, timeout=120):
     """Headless Chromium (Debian's `chromium`) with `arguments`; returns what it prints (e.g. the DOM)."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    require(binary is not None, "Chromium", "install Debian's chromium package (`apt-get install chromium`; .ci/run does)")
+    require(
+        binary is not None, "Chromium", "install Debian's chromium package (`apt-get install chromium`; .ci/run does)"
+    )
     with tempfile.TemporaryDirectory(prefix="rnn-suite-chromium-") as profile:
         result = subprocess.run(
             [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -86,7 +86,9 @@ def test_averaged_weights_are_the_moving_average_of_the_trained_ones_and_a_backu
     # Keras' rule, in numpy: the average starts at the weights after the first step.
     expected, reference = [], None
     for step, weights in enumerate(trained, start=1):
-        reference = weights if reference is None else [momentum * a + (1 - momentum) * w for a, w in zip(reference, weights)]
+        reference = (
+            weights if reference is None else [momentum * a + (1 - momentum) * w for a, w in zip(reference, weights)]
+        )
         if step % batches == 0:
             expected.append(reference)
     for epoch in range(2):

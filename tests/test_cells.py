@@ -130,12 +130,8 @@ def test_jordan_cell_matches_numpy_equations_and_feeds_back_its_output():
     layer.build(X.shape)
     w = randomize(layer)
     assert w["recurrent_kernel"].shape == (output_units, UNITS)
-    reference = NumpyJordan(
-        w["kernel"], w["recurrent_kernel"], w["bias"], w["output_kernel"], w["output_bias"]
-    )
-    expected, expected_state = run_reference(
-        reference, X, MASK, [np.zeros((BATCH, output_units))]
-    )
+    reference = NumpyJordan(w["kernel"], w["recurrent_kernel"], w["bias"], w["output_kernel"], w["output_bias"])
+    expected, expected_state = run_reference(reference, X, MASK, [np.zeros((BATCH, output_units))])
     sequence, states = keras_run(layer, X, MASK)
     np.testing.assert_allclose(sequence[MASK], expected[MASK], atol=1e-5)
     # The state is the output y_t, a distribution over output_units.
@@ -209,9 +205,7 @@ def test_lstm_unit_forget_bias_initializes_the_forget_gate_to_one():
 
 
 def test_lecture_elman_toy_example():
-    np.testing.assert_allclose(
-        lecture.elman_toy_outputs(), [[4, 4], [12, 12], [32, 32]], rtol=1e-6
-    )
+    np.testing.assert_allclose(lecture.elman_toy_outputs(), [[4, 4], [12, 12], [32, 32]], rtol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "peephole_lstm"])
@@ -227,9 +221,7 @@ def test_lecture_gradient_table_matches_closed_form():
         w = row["w"]
         # y^T = w^(T-1) and dy^T/dw = (T-1) w^(T-2) for input 1 at the first step only.
         np.testing.assert_allclose(row["y"], w ** (steps - 1), rtol=1e-3, atol=1e-30)
-        np.testing.assert_allclose(
-            row["dL_dw"], (steps - 1) * w ** (steps - 2), rtol=1e-3, atol=1e-30
-        )
+        np.testing.assert_allclose(row["dL_dw"], (steps - 1) * w ** (steps - 2), rtol=1e-3, atol=1e-30)
         gradient = row["dL_dw"]
         np.testing.assert_allclose(row["w_after_step"], w - 1e-3 * gradient, rtol=1e-4)
         clipped = gradient if abs(gradient) <= 1.0 else np.sign(gradient)

@@ -53,7 +53,9 @@ def test_character_features_match_numpy_on_words_of_every_length(width):
     )
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
     assert np.all(out[0, 2] == 0)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.compute_mask(ids)), [[True, True, False], [True, True, True]])
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(layer.compute_mask(ids)), [[True, True, False], [True, True, True]]
+    )
 
 
 def test_character_features_do_not_depend_on_the_padding_of_a_word_or_sentence():

@@ -46,9 +46,7 @@ def test_append_to_steps_concatenates_the_vector_at_every_step_and_keeps_the_mas
     expected = np.concatenate([STEPS, np.repeat(vector[:, None, :], 5, axis=1)], axis=-1)
     np.testing.assert_array_equal(out, expected)
     assert layer.compute_output_shape([(None, None, 3), (None, 4)]) == (None, None, 7)
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(layer.compute_mask([STEPS, vector], [MASK, None])), MASK
-    )
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.compute_mask([STEPS, vector], [MASK, None])), MASK)
 
 
 def test_context_layers_survive_a_keras_save_and_load(tmp_path):

@@ -142,9 +142,15 @@ def test_candidates_are_spans_ranked_by_their_tagging_probability_and_deduplicat
 
 
 NEURAL = ["neural", "networks", ",", "neural", "network"]
-NEURAL_PROBABILITIES = np.array([
-    [0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.0, 0.0, 1.0], [0.6, 0.2, 0.2], [0.1, 0.9, 0.0],
-])  # fmt: skip  (the example above)
+NEURAL_PROBABILITIES = np.array(
+    [
+        [0.8, 0.1, 0.1],
+        [0.1, 0.7, 0.2],
+        [0.0, 0.0, 1.0],
+        [0.6, 0.2, 0.2],
+        [0.1, 0.9, 0.0],
+    ]
+)  # fmt: skip  (the example above)
 
 
 def test_candidates_keep_their_best_and_total_confidence_over_occurrences():

@@ -121,7 +121,11 @@ def test_members_train_an_ensemble_that_resumes_and_averages_the_members_taggers
     output.append(process.communicate(timeout=120)[0])
     assert process.returncode == 130, "".join(output)
     runs = {r.info.run_name.rsplit("-", 1)[-1]: r for r in runs_of(tracking_uri, "ensemble")}
-    assert {k: r.info.status for k, r in runs.items()} == {"members2": "KILLED", "member0": "FINISHED", "member1": "KILLED"}
+    assert {k: r.info.status for k, r in runs.items()} == {
+        "members2": "KILLED",
+        "member0": "FINISHED",
+        "member1": "KILLED",
+    }
     parent = runs["members2"].info.run_id
     assert f"train --resume {parent}" in "".join(output)
 
@@ -137,7 +141,9 @@ def test_members_train_an_ensemble_that_resumes_and_averages_the_members_taggers
     metrics = resumed["members2"].data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient(tracking_uri).list_artifacts(parent)}
     assert "learning_curve.png" in artifacts  # the members' curves side by side
-    assert metrics["members_test_f1_at_10"] == pytest.approx(np.mean([c.data.metrics["test_f1_at_10"] for c in children]))
+    assert metrics["members_test_f1_at_10"] == pytest.approx(
+        np.mean([c.data.metrics["test_f1_at_10"] for c in children])
+    )
 
     # The logged ensemble holds the members' own trained taggers and averages their probabilities.
     ensemble = saved.load_model(f"runs:/{parent}/model", tracking_uri).get_layer("tagger_ensemble")
@@ -179,7 +185,8 @@ def test_char_features_feed_the_tagger_and_the_saved_model_reads_them_from_raw_t
     serving.save(tmp_path / "model.keras")
     reloaded = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_array_equal(
-        reloaded.predict_on_batch({"text": tf.constant([ABSTRACT])}), serving.predict_on_batch({"text": tf.constant([ABSTRACT])})
+        reloaded.predict_on_batch({"text": tf.constant([ABSTRACT])}),
+        serving.predict_on_batch({"text": tf.constant([ABSTRACT])}),
     )
     eval_args = runner.build_parser(APP).parse_args(["evaluate", "--dataset", f"liaad:{subset}", "--model", "unused"])
     for name, value in APP.evaluate_saved(reloaded, eval_args).items():
@@ -210,7 +217,9 @@ def test_inspec_baseline_is_also_scored_against_hulths_uncontrolled_test_keyphra
     uncontrolled = [tokenize_texts(list(d.uncontrolled), tokenizer) for d in documents]
     rankings = [[p for p, _ in data.tfidf.rank(t)] for t in tokenize_texts([d.text for d in documents], tokenizer)]
     metrics = APP.baseline_metrics(data, "test")
-    assert metrics["tfidf_uncontrolled_f1_at_10"] == pytest.approx(keyphrase_metrics(rankings, uncontrolled)["f1_at_10"])
+    assert metrics["tfidf_uncontrolled_f1_at_10"] == pytest.approx(
+        keyphrase_metrics(rankings, uncontrolled)["f1_at_10"]
+    )
     assert metrics["tfidf_uncontrolled_f1_at_10"] != pytest.approx(metrics["tfidf_f1_at_10"])
 
 

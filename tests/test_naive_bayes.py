@@ -153,7 +153,9 @@ def test_nbsvm_one_against_the_others_for_three_classes():
     layer, _ = fit_nbsvm(TEXTS, labels, num_labels=4, classes=classes, max_n=2, base=VOCABULARY)
     out = keras.ops.convert_to_numpy(layer(padded(TEXTS[:6])))
     for column, c in enumerate(classes, start=1):
-        np.testing.assert_allclose(out[:, column], reference_nbsvm(TEXTS, labels, TEXTS[:6], 2, c), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            out[:, column], reference_nbsvm(TEXTS, labels, TEXTS[:6], 2, c), rtol=1e-4, atol=1e-4
+        )
 
 
 def test_nbsvm_training_scores_come_from_models_fitted_without_the_text():
@@ -161,7 +163,9 @@ def test_nbsvm_training_scores_come_from_models_fitted_without_the_text():
     fold = cross_fit_folds(LABELS, 5, seed=0)
     held_out = np.flatnonzero(fold == 2)
     others = [i for i in range(len(TEXTS)) if fold[i] != 2]
-    expected = reference_nbsvm([TEXTS[i] for i in others], [LABELS[i] for i in others], [TEXTS[i] for i in held_out], 2, 2)
+    expected = reference_nbsvm(
+        [TEXTS[i] for i in others], [LABELS[i] for i in others], [TEXTS[i] for i in held_out], 2, 2
+    )
     np.testing.assert_allclose(crossed[held_out, 2] - crossed[held_out, 1], expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(crossed[:, 0], 0.0)
     # The full model is surer of its own training texts than the cross-fitted scores are.

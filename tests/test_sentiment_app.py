@@ -157,7 +157,9 @@ def test_fit_blend_is_a_logistic_regression_on_the_score_margins():
     gold = rng.integers(0, 2, size=400)
     sign = np.where(gold == 1, 1.0, -1.0)
     network = np.stack([np.zeros(400), 0.8 * sign + rng.normal(0, 1.5, 400)], axis=1)
-    ngram = np.stack([-0.5 * (1.5 * sign + rng.normal(0, 2.0, 400)), 0.5 * (1.5 * sign + rng.normal(0, 2.0, 400))], axis=1)
+    ngram = np.stack(
+        [-0.5 * (1.5 * sign + rng.normal(0, 2.0, 400)), 0.5 * (1.5 * sign + rng.normal(0, 2.0, 400))], axis=1
+    )
     a, b = fit_blend(network, ngram, gold)
     margins = np.stack([network[:, 1] - network[:, 0], ngram[:, 1] - ngram[:, 0]], axis=1)
     reference = LogisticRegression(C=np.inf, fit_intercept=False, tol=1e-10, max_iter=10_000).fit(margins, gold)
@@ -166,9 +168,13 @@ def test_fit_blend_is_a_logistic_regression_on_the_score_margins():
     gold3 = rng.integers(0, 3, size=300)
     network3 = rng.normal(0, 1, (300, 3)) + 1.2 * np.eye(3)[gold3]
     ngram3 = rng.normal(0, 1, (300, 3)) + 1.0 * np.eye(3)[gold3]
+
     def loss(x):
         x = x - x.max(axis=1, keepdims=True)
         return -np.mean(x[np.arange(300), gold3] - np.log(np.exp(x).sum(axis=1)))
+
     a3, b3 = fit_blend(network3, ngram3, gold3)
     scales = np.linspace(0.05, 5, 100)
-    assert loss(a3 * network3 + b3 * ngram3) < min(min(loss(s * network3) for s in scales), min(loss(s * ngram3) for s in scales))
+    assert loss(a3 * network3 + b3 * ngram3) < min(
+        min(loss(s * network3) for s in scales), min(loss(s * ngram3) for s in scales)
+    )

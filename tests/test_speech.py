@@ -259,7 +259,9 @@ def test_spectrogram_masking_hides_band_ranges_and_spans_inside_each_utterance()
     assert mask_spectrogram(features, frames, bands) is features  # no masks asked: untouched
     hidden_any = False
     for _ in range(5):
-        masked = mask_spectrogram(features, frames, bands, freq_masks=1, freq_width=4, time_masks=1, time_width=6).numpy()
+        masked = mask_spectrogram(
+            features, frames, bands, freq_masks=1, freq_width=4, time_masks=1, time_width=6
+        ).numpy()
         for example, length in enumerate(frames.numpy()):
             zero = masked[example] == 0
             # A hidden band is hidden in all three blocks and at every frame.

@@ -129,8 +129,12 @@ def test_vocabulary_round_trips_through_json(tmp_path, atis):
 @pytest.mark.parametrize("dataset", ["atis", "snips"])
 def test_tokenizer_gives_back_the_data_sets_own_tokens(dataset):
     """Joining a sentence's words and tokenizing the raw text returns the (case-folded) words."""
-    examples = [e for split in ("train", "valid", "test") if (SHARED_DATA / dataset / split).exists()
-                for e in read_split(SHARED_DATA / dataset / split)]
+    examples = [
+        e
+        for split in ("train", "valid", "test")
+        if (SHARED_DATA / dataset / split).exists()
+        for e in read_split(SHARED_DATA / dataset / split)
+    ]
     tokenizer = SentenceTokenizer(max_length=64)
     tokens = tokenizer.tokenize(tf.constant([" ".join(e.words) for e in examples])).to_list()
     expected = normalize_words((e.words for e in examples), tokenizer)
@@ -151,9 +155,7 @@ def test_tokenizer_splits_raw_text_like_the_data():
 
 def test_digit_folding_gives_unseen_numbers_the_shape_of_seen_ones():
     tokenizer = SentenceTokenizer(max_length=4, fold_digits=True)
-    assert tokenizer(tf.constant(["Flight 811 at 9PM"])).numpy().tolist() == [
-        [b"flight", b"000", b"at", b"0pm"]
-    ]
+    assert tokenizer(tf.constant(["Flight 811 at 9PM"])).numpy().tolist() == [[b"flight", b"000", b"at", b"0pm"]]
     train = [SlotExample(("flight", "345"), ("O", "B-flight_number"), "flight")]
     vocabularies = SlotVocabularies.build(train, tokenizer)
     assert "000" in vocabularies.words
@@ -276,7 +278,11 @@ def test_character_ids_are_code_points_cut_and_padded():
     ids = character_ids(tf.constant([["dtw", "", "transcontinental"], ["m80", "é€", "a"]]), 6).numpy()
     expected = [
         [[ord("d") + 1, ord("t") + 1, ord("w") + 1, 0, 0, 0], [0] * 6, [ord(c) + 1 for c in "transc"]],
-        [[ord("m") + 1, ord("8") + 1, ord("0") + 1, 0, 0, 0], [ord("é") + 1, ALPHABET_SIZE - 1, 0, 0, 0, 0], [ord("a") + 1, 0, 0, 0, 0, 0]],
+        [
+            [ord("m") + 1, ord("8") + 1, ord("0") + 1, 0, 0, 0],
+            [ord("é") + 1, ALPHABET_SIZE - 1, 0, 0, 0, 0],
+            [ord("a") + 1, 0, 0, 0, 0, 0],
+        ],
     ]
     np.testing.assert_array_equal(ids, expected)
     rows = character_id_rows([["ab", "c"], [], ["d"]], 3)

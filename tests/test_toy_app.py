@@ -50,7 +50,9 @@ def test_train_evaluate_and_predict(tmp_path, data_dir, capsys):
         ["evaluate", "--model", model, "--data-dir", str(data_dir), "--tracking-uri", tracking_uri]
     )
     assert saved.evaluate(APP, args)["accuracy"] == pytest.approx(run.data.metrics["test_accuracy"], abs=1e-12)
-    result = run_main(APP, "predict", "--model", model, "--tracking-uri", tracking_uri, "9 9 8 9", "0 1 0 2", capsys=capsys)
+    result = run_main(
+        APP, "predict", "--model", model, "--tracking-uri", tracking_uri, "9 9 8 9", "0 1 0 2", capsys=capsys
+    )
     assert result.returncode == 0
     assert [line.split()[0] for line in result.stdout.splitlines() if "  " in line][-2:] == ["high", "low"]
     bad = run_main(APP, "predict", "--model", model, "--tracking-uri", tracking_uri, "nine", capsys=capsys)
@@ -97,7 +99,17 @@ def test_a_tuning_job_logs_the_best_model_as_train_would(tmp_path, data_dir):
     tracking_uri, flags = common(tmp_path, data_dir)
     space = tmp_path / "space.yaml"
     space.write_text("cell: {choice: [gru, elman]}\nunits: {choice: [8, 16]}\n")
-    tune = ["tune", "--max-trials", "2", "--epochs", "2", "--search-space", str(space), "--tuner-dir", str(tmp_path / "tuning")]
+    tune = [
+        "tune",
+        "--max-trials",
+        "2",
+        "--epochs",
+        "2",
+        "--search-space",
+        str(space),
+        "--tuner-dir",
+        str(tmp_path / "tuning"),
+    ]
     flags = [f for f in flags if f != "--checkpoint-dir" and f != str(tmp_path / "checkpoints")]
     assert runner.main(APP, [*tune, *flags]) == 0
     runs = runs_of(tracking_uri, "toy")
@@ -111,5 +123,7 @@ def test_a_tuning_job_logs_the_best_model_as_train_would(tmp_path, data_dir):
 
 def test_bad_data_is_a_clear_error_naming_file_and_line(tmp_path, capsys):
     (tmp_path / "digits.tsv").write_text("high\t1 2 3\nmedium\t4 5\n")
-    result = run_main(APP, "train", "--data-dir", tmp_path, "--tracking-uri", f"sqlite:///{tmp_path}/m.db", capsys=capsys)
+    result = run_main(
+        APP, "train", "--data-dir", tmp_path, "--tracking-uri", f"sqlite:///{tmp_path}/m.db", capsys=capsys
+    )
     assert result.returncode == 2 and "digits.tsv, line 2" in result.stderr and "Traceback" not in result.stderr

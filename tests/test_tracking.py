@@ -38,7 +38,9 @@ def test_trainings_started_together_on_a_new_sqlite_store_all_get_their_run(tmp_
     uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
     start = time.time() + 8  # after every process has imported MLflow
     processes = [
-        subprocess.Popen([sys.executable, "-c", FIRST_USE, uri, str(start)], cwd=REPOSITORY, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", FIRST_USE, uri, str(start)], cwd=REPOSITORY, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
     errors = [p.communicate(timeout=120)[1] for p in processes]

@@ -26,8 +26,22 @@ CASES = {
         ["--dataset", "{inspec}"],
     ),
     "speech_ctc": (
-        ["--train-utterances", "80", "--valid-utterances", "20", "--test-utterances", "20", "--units", "32",
-         "--layers", "1", "--conv-filters", "16", "--stride", "2"],
+        [
+            "--train-utterances",
+            "80",
+            "--valid-utterances",
+            "20",
+            "--test-utterances",
+            "20",
+            "--units",
+            "32",
+            "--layers",
+            "1",
+            "--conv-filters",
+            "16",
+            "--stride",
+            "2",
+        ],
         ["--utterances", "20"],
     ),  # fmt: skip
 }
@@ -57,7 +71,7 @@ def test_evaluate_of_the_tuned_model_reproduces_the_jobs_best_test_metrics(name,
     ])  # fmt: skip
     assert code == 0
     parent = next(r for r in runs_of(tracking_uri, "tuning") if "tuning_job" in r.data.tags)
-    best_test = {k[len("best_test_"):]: v for k, v in parent.data.metrics.items() if k.startswith("best_test_")}
+    best_test = {k[len("best_test_") :]: v for k, v in parent.data.metrics.items() if k.startswith("best_test_")}
     assert best_test, parent.data.metrics
     args = runner.build_parser(app).parse_args([
         "evaluate", "--model", f"runs:/{parent.info.run_id}/model", "--data-dir", str(SHARED_DATA),

@@ -115,7 +115,9 @@ class Toy(runner.App):
         return self.evaluate(serving_model, data, args.split)
 
     def add_evaluate_arguments(self, parser):
-        parser.add_argument("--seed", type=int, default=0, help="the seed of the training's split (default: %(default)s)")
+        parser.add_argument(
+            "--seed", type=int, default=0, help="the seed of the training's split (default: %(default)s)"
+        )
 
     def predict(self, serving_model, inputs, args):
         sequences = []
