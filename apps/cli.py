@@ -18,28 +18,22 @@ from layers import CELL_KINDS
 from pipelines.sources import ChecksumError, DataFormatError, DataNotFoundError
 
 
-# Command line ------------------------------------------------------------------------------
+def int_at_least(minimum, meaning):
+    """An argparse type: an integer no less than `minimum` (`meaning` says what that is)."""
+
+    def parse(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {meaning}, got {text}")
+        return value
+
+    parse.__name__ = "integer"  # argparse's word for a value that is not one: "invalid integer value"
+    return parse
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
-    return value
-
-
-def _at_least_two(text):
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2, got {text}")
-    return value
+_positive_int = int_at_least(1, "a positive integer")
+non_negative_int = int_at_least(0, "0 or a positive integer")
+_at_least_two = int_at_least(2, "at least 2")
 
 
 def fraction(text):

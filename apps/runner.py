@@ -16,7 +16,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from apps.app import App, UserError  # noqa: E402
+from apps.app import App, UserError, model_state  # noqa: E402
 from apps.cli import build_parser, fraction, main, non_negative_int  # noqa: E402
 
-__all__ = ["App", "UserError", "build_parser", "fraction", "main", "non_negative_int"]
+__all__ = ["App", "UserError", "build_parser", "fraction", "main", "model_state", "non_negative_int"]

@@ -111,3 +111,48 @@ def write_inspec_subset(path, documents):
             for name in (f"Inspec/docsutf8/{doc_id}.txt", f"Inspec/keys/{doc_id}.key"):
                 target.writestr(name, source.read(name))
     return path
+
+
+def tune_and_evaluate(app, tmp_path, train_flags, evaluate_flags):
+    """A one-trial tuning job of `app` on small data (`train_flags`), then `evaluate` of the
+    model the job logged (`evaluate_flags` name the same data), which must reproduce the job's
+    `best_test_*` metrics: the model a tuning job logs is the model `train` would log, finished on
+    the same path. Returns the job's parent run and the tracking URI, for the app's own checks."""
+    import mlflow
+    import pytest
+
+    from apps import runner, saved
+
+    tracking_uri = new_store(tmp_path, "tuning")
+    space = tmp_path / "space.yaml"
+    space.write_text("cell: {fixed: gru}\n")
+    code = runner.main(app, [
+        "tune", "--epochs", "1", "--max-trials", "1", "--verbose", "0", "--data-dir", str(SHARED_DATA),
+        *train_flags, "--search-space", str(space), "--tracking-uri", tracking_uri, "--experiment", "tuning",
+        "--tuner-dir", str(tmp_path / "tuning"),
+    ])  # fmt: skip
+    assert code == 0
+    parent = next(r for r in runs_of(tracking_uri, "tuning") if "tuning_job" in r.data.tags)
+    best_test = {k[len("best_test_") :]: v for k, v in parent.data.metrics.items() if k.startswith("best_test_")}
+    args = runner.build_parser(app).parse_args([
+        "evaluate", "--model", f"runs:/{parent.info.run_id}/model", "--data-dir", str(SHARED_DATA),
+        *evaluate_flags, "--tracking-uri", tracking_uri,
+    ])  # fmt: skip
+    metrics = saved.evaluate(app, args)
+    assert metrics and set(metrics) <= set(best_test), (metrics, best_test)
+    for key, value in metrics.items():
+        assert value == pytest.approx(best_test[key], abs=1e-9), key
+    # Finished like a training run: its learning curve and reports too, beside the trial plot.
+    artifacts = {a.path for a in mlflow.MlflowClient(tracking_uri).list_artifacts(parent.info.run_id)}
+    assert {"learning_curve.png", "trials.png", "reports"} <= artifacts, artifacts
+    return parent, tracking_uri
+
+
+def write_atis_subset(folder, sentences=(600, 100, 100)):
+    """The first train, valid and test sentences of ATIS as a data folder (`--data-dir FOLDER`)."""
+    for split, count in zip(("train", "valid", "test"), sentences):
+        (folder / "atis" / split).mkdir(parents=True, exist_ok=True)
+        for name in ("seq.in", "seq.out", "label"):
+            lines = (SHARED_DATA / "atis" / split / name).read_text().splitlines()[:count]
+            (folder / "atis" / split / name).write_text("\n".join(lines) + "\n")
+    return folder

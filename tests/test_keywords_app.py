@@ -17,7 +17,16 @@ from pipelines.keyphrases import score_rankings
 from pipelines.classification import tokenize_texts
 from pipelines.keyphrases import TfIdfBaseline, keyphrase_metrics, load_keyphrase_dataset, split_documents
 from pipelines.text import SentenceTokenizer
-from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, runs_of, single_run, write_inspec_subset
+from tests.support import (
+    REPOSITORY,
+    SHARED_DATA,
+    cli,
+    new_store,
+    runs_of,
+    single_run,
+    tune_and_evaluate,
+    write_inspec_subset,
+)
 
 ABSTRACT = (
     "Cooperative three- and four-player quantum games. A cooperative multi-player quantum game "
@@ -227,3 +236,20 @@ def test_keys_uncontrolled_needs_a_data_set_that_tells_them_apart(subset):
     args = runner.build_parser(APP).parse_args(["train", "--dataset", f"liaad:{subset}", "--keys", "uncontrolled"])
     with pytest.raises(runner.UserError, match="--keys uncontrolled: liaad:.* does not tell uncontrolled"):
         APP.load_data(args)
+
+
+def test_a_tuned_model_is_finished_as_train_finishes_one_with_its_fitted_ranking(subset, tmp_path):
+    flags = [
+        "--dataset",
+        f"liaad:{subset}",
+        "--layers",
+        "1",
+        "--units",
+        "32",
+        "--embedding-dim",
+        "32",
+        "--max-length",
+        "200",
+    ]
+    parent, _ = tune_and_evaluate(APP, tmp_path, flags, ["--dataset", f"liaad:{subset}"])
+    assert any(k.startswith("best_ranking_") for k in parent.data.metrics)  # the ranking fitted after training

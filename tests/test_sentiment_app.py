@@ -10,7 +10,16 @@ from apps import runner, saved
 from apps.sentiment import APP
 from fitting.ngrams import fit_blend
 from pipelines.classification import load_text_dataset
-from tests.support import SHARED_DATA, cli, new_store, run_main, runs_of, single_run
+from tests.support import (
+    SHARED_DATA,
+    cli,
+    new_store,
+    run_main,
+    runs_of,
+    single_run,
+    tune_and_evaluate,
+    write_reviews_csv,
+)
 
 SMALL = ["--units", "32", "--embedding-dim", "32", "--batch-size", "64", "--learning-rate", "0.003"]
 REVIEWS = ["a gorgeous, witty, seductive movie", "a dull, lifeless and predictable mess."]
@@ -178,3 +187,13 @@ def test_fit_blend_is_a_logistic_regression_on_the_score_margins():
     assert loss(a3 * network3 + b3 * ngram3) < min(
         min(loss(s * network3) for s in scales), min(loss(s * ngram3) for s in scales)
     )
+
+
+def test_a_tuned_model_is_finished_as_train_finishes_one_its_ngram_weight_fitted(tmp_path):
+    reviews = write_reviews_csv(tmp_path / "reviews.csv")
+    flags = ["--dataset", f"csv:{reviews}", "--units", "16", "--embedding-dim", "16", "--max-length", "30"]
+    parent, tracking_uri = tune_and_evaluate(APP, tmp_path, flags, ["--dataset", f"csv:{reviews}"])
+    model = saved.load_model(f"runs:/{parent.info.run_id}/model", tracking_uri)
+    weight = model.get_layer("classifier").get_layer("naive_bayes_weight").weight
+    # Late fusion: the weight the network trained beside (0) was fitted on the validation split.
+    assert abs(float(np.asarray(weight))) > 1e-3 and "best_fusion_ngram_weight" in parent.data.metrics

@@ -20,7 +20,16 @@ from apps.app import model_state
 from apps.slot_filling import APP
 from pipelines.slots import read_split
 from pipelines.text import character_ids
-from tests.support import REPOSITORY, SHARED_DATA, cli, new_store, run_main, single_run
+from tests.support import (
+    REPOSITORY,
+    SHARED_DATA,
+    cli,
+    new_store,
+    run_main,
+    single_run,
+    tune_and_evaluate,
+    write_atis_subset,
+)
 
 SMALL_MODEL = ["--units", "64", "--embedding-dim", "64", "--learning-rate", "0.005", "--dropout", "0.2"]
 SENTENCES = [
@@ -346,3 +355,10 @@ def test_char_features_read_unseen_words_by_their_letters_in_training_and_in_the
 
     metrics = APP.evaluate(model, data, "valid")
     assert_saved_serving_model_predicts_the_same(model, data, args, tmp_path, metrics)
+
+
+def test_a_tuned_model_is_finished_as_train_finishes_one(tmp_path):
+    data = write_atis_subset(tmp_path / "data")
+    flags = ["--data-dir", str(data), "--units", "32", "--embedding-dim", "32", "--learning-rate", "0.01"]
+    parent, _ = tune_and_evaluate(APP, tmp_path, flags, ["--data-dir", str(data)])
+    assert parent.data.metrics["best_test_slot_f1"] > 0  # a model that tags, so the match means something

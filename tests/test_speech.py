@@ -14,7 +14,7 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from apps.speech_ctc import ctc_frames_needed, speech_metrics
+from apps.speech_ctc_data import ctc_frames_needed, speech_metrics
 from layers.ctc import CTCLoss, beam_decode, edit_distance, greedy_decode, pack_targets
 from pipelines.audio import (
     mask_spectrogram,

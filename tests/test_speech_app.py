@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from apps import runner, saved
 from apps.speech_ctc import APP
-from tests.support import SHARED_DATA, cli, new_store, run_main, single_run
+from tests.support import SHARED_DATA, cli, new_store, run_main, single_run, tune_and_evaluate
 
 SMALL = ["--train-utterances", "160", "--valid-utterances", "30", "--test-utterances", "30",
          "--units", "32", "--layers", "1", "--conv-filters", "32", "--learning-rate", "0.005", "--stride", "2"]  # fmt: skip
@@ -76,3 +76,9 @@ def test_a_file_that_is_not_audio_is_a_clear_error(trained, tmp_path, capsys):
                       "--tracking-uri", trained["tracking_uri"], text, capsys=capsys)  # fmt: skip
     assert result.returncode == 2
     assert f"error: {text}: not readable as audio" in result.stderr
+
+
+def test_a_tuned_model_is_finished_as_train_finishes_one(tmp_path):
+    flags = ["--train-utterances", "80", "--valid-utterances", "20", "--test-utterances", "20", "--units", "32",
+             "--layers", "1", "--conv-filters", "16", "--stride", "2"]  # fmt: skip
+    tune_and_evaluate(APP, tmp_path, flags, ["--utterances", "20"])

@@ -17,11 +17,11 @@ from tests.toy_app import APP
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    """3000 sequences of 3-12 digits, labelled by whether their mean is above 4.5."""
+    """1500 sequences of 3-12 digits, labelled by whether their mean is above 4.5."""
     folder = tmp_path_factory.mktemp("toy")
     rng = np.random.default_rng(7)
     lines = []
-    for _ in range(3000):
+    for _ in range(1500):
         digits = rng.integers(0, 10, size=rng.integers(3, 13))
         lines.append(("high" if digits.mean() > 4.5 else "low") + "\t" + " ".join(map(str, digits)))
     (folder / "digits.tsv").write_text("\n".join(lines) + "\n")
