@@ -19,3 +19,27 @@ elif os.environ.get("KERAS_BACKEND") == "torch":
     # The same for PyTorch's cuDNN convolutions and matrix products, which may use TF32 on a GPU.
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests that read the local data sets (their module imports SHARED_DATA, or is marked
+    `data`) skip without them, saying where to point RNN_SUITE_DATA; under
+    RNN_SUITE_REQUIRE_SERVICES=1 the run fails instead."""
+    import pytest
+
+    from tests.support import DATA_AVAILABLE, REQUIRE_SERVICES, SHARED_DATA, require_data
+
+    if DATA_AVAILABLE:
+        return
+    if REQUIRE_SERVICES:
+        require_data()
+    reason = (
+        f"the local data sets: not found in {SHARED_DATA}; set RNN_SUITE_DATA to the folder with atis/, snips/, ..."
+    )
+    for item in items:
+        if "SHARED_DATA" in vars(item.module) or item.get_closest_marker("data"):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "data: reads the local data sets (RNN_SUITE_DATA)")

@@ -21,17 +21,22 @@ def require(available, what, hint):
 
     if available:
         return
-    message = f"{what} is not available: {hint}"
+    message = f"{what}: not found; {hint}"
     if REQUIRE_SERVICES:
         pytest.fail(f"{message} (RNN_SUITE_REQUIRE_SERVICES=1)", pytrace=False)
     pytest.skip(message, allow_module_level=True)
 
 
-require(
-    (SHARED_DATA / "atis" / "train" / "seq.in").is_file(),
-    f"the local data sets (looked in {SHARED_DATA})",
-    "set RNN_SUITE_DATA to the folder with atis/, snips/, fsdd/, ... (e.g. ../shared/data)",
-)
+DATA_AVAILABLE = (SHARED_DATA / "atis" / "train" / "seq.in").is_file()
+
+
+def require_data():
+    """Skips the calling test without the local data sets (fails under RNN_SUITE_REQUIRE_SERVICES=1)."""
+    require(
+        DATA_AVAILABLE,
+        f"the local data sets (looked in {SHARED_DATA})",
+        "set RNN_SUITE_DATA to the folder with atis/, snips/, fsdd/, ... (e.g. ../shared/data)",
+    )
 
 
 def new_store(folder, experiment):

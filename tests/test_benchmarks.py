@@ -37,6 +37,7 @@ def test_cells_benchmark_reports_each_kind_and_mode_as_json(capsys):
         assert r["flop_fraction"] == pytest.approx(flops / (r["ms_per_step"] / 1000) / 1e9 / r["matmul_gflops"])
 
 
+@pytest.mark.data
 def test_pipeline_benchmark_measures_text_and_audio_against_the_model(capsys):
     assert pipelines.main([
         "--apps", "slot_filling", "--json",

@@ -15,6 +15,8 @@ from apps.sentiment import APP
 from tests.servers import chromium, mlflow_server, postgres
 from tests.support import TEST_ARTIFACTS, write_reviews_csv
 
+pytestmark = pytest.mark.data  # trains on MR sentences
+
 TEXTS = ["a gorgeous, witty, seductive movie", "a dull, lifeless and overlong film"]
 
 
