@@ -42,6 +42,7 @@ from apps.parts import Parts
 from apps.text_backbone import text_backbone
 from layers import AveragedProbabilities, WordStatistics
 from pipelines.classification import tokenize_texts
+from fitting.phrase_ranking import cross_fitted_rankings, fit_phrase_ranking
 from pipelines.keyphrases import (
     reference_keyphrases,
     score_rankings,
@@ -50,8 +51,6 @@ from pipelines.keyphrases import (
     PhraseRanking,
     TfIdfBaseline,
     bio_tags,
-    cross_fitted_rankings,
-    fit_phrase_ranking,
     load_keyphrase_dataset,
     ranked_keyphrases,
     split_documents,

@@ -6,11 +6,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from fitting.phrase_ranking import cross_fitted_rankings, fit_phrase_ranking
 from pipelines.keyphrases import (
     TfIdfBaseline,
     bio_tags,
-    cross_fitted_rankings,
-    fit_phrase_ranking,
     hulth_split,
     keyphrase_metrics,
     load_keyphrase_dataset,
