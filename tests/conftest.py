@@ -1,6 +1,8 @@
 import os
 import tempfile
 
+import pytest
+
 # Quiet TensorFlow's C++ logging before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Downloads and feature caches of the tests go to a fresh folder, not the user's cache.
@@ -25,8 +27,6 @@ def pytest_collection_modifyitems(config, items):
     """The tests that read the local data sets (their module imports SHARED_DATA, or is marked
     `data`) skip without them, saying where to point RNN_SUITE_DATA; under
     RNN_SUITE_REQUIRE_SERVICES=1 the run fails instead."""
-    import pytest
-
     from tests.support import DATA_AVAILABLE, REQUIRE_SERVICES, SHARED_DATA, require_data
 
     if DATA_AVAILABLE:
@@ -43,3 +43,12 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "data: reads the local data sets (RNN_SUITE_DATA)")
+
+
+@pytest.fixture(scope="module")
+def inspec400(tmp_path_factory):
+    """Inspec's first 400 abstracts as a LIAAD zip (`liaad:PATH`): split 200/100/100, a tagger
+    trains on it in seconds."""
+    from tests.support import write_inspec_subset
+
+    return write_inspec_subset(tmp_path_factory.mktemp("data") / "Inspec400.zip", 400)

@@ -15,7 +15,6 @@ from tests.support import (
     cli,
     new_store,
     single_run,
-    write_inspec_subset,
 )
 
 ABSTRACT = (
@@ -24,26 +23,18 @@ ABSTRACT = (
 )
 
 
-DOCUMENTS = 400  # of Inspec's 2000, written as a LIAAD zip: split 200/100/100, trains in seconds
-
-
 @pytest.fixture(scope="module")
-def subset(tmp_path_factory):
-    return write_inspec_subset(tmp_path_factory.mktemp("data") / "Inspec400.zip", DOCUMENTS)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, subset):
+def trained(tmp_path_factory, inspec400):
     root = tmp_path_factory.mktemp("keywords")
     tracking_uri = new_store(root, "test-keywords")
     code = runner.main(APP, [
-        "train", "--dataset", f"liaad:{subset}", "--epochs", "4", "--layers", "1", "--units", "48", "--embedding-dim", "48",
+        "train", "--dataset", f"liaad:{inspec400}", "--epochs", "4", "--layers", "1", "--units", "48", "--embedding-dim", "48",
         "--learning-rate", "0.005", "--max-length", "256", "--word-dropout", "0.1", "--tracking-uri", tracking_uri,
         "--experiment", "test-keywords", "--checkpoint-dir", str(root / "checkpoints"), "--verbose", "0",
     ])  # fmt: skip
     assert code == 0
     return {"root": root, "tracking_uri": tracking_uri, "run": single_run(tracking_uri, "test-keywords"),
-            "dataset": f"liaad:{subset}"}  # fmt: skip
+            "dataset": f"liaad:{inspec400}"}  # fmt: skip
 
 
 def test_training_logs_keyphrase_metrics_beside_the_tfidf_baseline(trained):
@@ -55,7 +46,7 @@ def test_training_logs_keyphrase_metrics_beside_the_tfidf_baseline(trained):
     assert {"ranking_log_best", "ranking_log_total", "ranking_words", "ranking_intercept"} <= set(metrics)
     # The baseline as computed independently here, on the same 100 test documents.
     documents = load_keyphrase_dataset(trained["dataset"]).documents
-    assert len(documents) == DOCUMENTS
+    assert len(documents) == 400  # the inspec400 fixture
     tokenizer = SentenceTokenizer(256, punctuation="split")
     baseline = TfIdfBaseline(tokenize_texts([d.text for d in documents], tokenizer))
     test = split_documents(documents)["test"]
@@ -130,7 +121,7 @@ def test_inspec_baseline_is_also_scored_against_hulths_uncontrolled_test_keyphra
     assert metrics["tfidf_uncontrolled_f1_at_10"] != pytest.approx(metrics["tfidf_f1_at_10"])
 
 
-def test_keys_uncontrolled_needs_a_data_set_that_tells_them_apart(subset):
-    args = runner.build_parser(APP).parse_args(["train", "--dataset", f"liaad:{subset}", "--keys", "uncontrolled"])
+def test_keys_uncontrolled_needs_a_data_set_that_tells_them_apart(inspec400):
+    args = runner.build_parser(APP).parse_args(["train", "--dataset", f"liaad:{inspec400}", "--keys", "uncontrolled"])
     with pytest.raises(runner.UserError, match="--keys uncontrolled: liaad:.* does not tell uncontrolled"):
         APP.load_data(args)

@@ -1,4 +1,4 @@
-"""The key term extraction app's runs on a 400-abstract Inspec subset: an ensemble interrupted and
+"""The key term extraction app's runs on a 400-abstract Inspec inspec400: an ensemble interrupted and
 resumed, character features, a tuning job (apart from test_keywords_app so that two workers share them)."""
 
 import os
@@ -14,35 +14,22 @@ from scipy.special import softmax
 
 from apps import runner, saved
 from apps.keywords import APP
+from tests.test_keywords_app import ABSTRACT
 from tests.support import (
     REPOSITORY,
     SHARED_DATA,
     new_store,
     runs_of,
     tune_and_evaluate,
-    write_inspec_subset,
-)
-
-ABSTRACT = (
-    "Cooperative three- and four-player quantum games. A cooperative multi-player quantum game "
-    "played by 3 and 4 players has been studied. A quantum superposed operator is introduced."
 )
 
 
-DOCUMENTS = 400  # of Inspec's 2000, written as a LIAAD zip: split 200/100/100, trains in seconds
-
-
-@pytest.fixture(scope="module")
-def subset(tmp_path_factory):
-    return write_inspec_subset(tmp_path_factory.mktemp("data") / "Inspec400.zip", DOCUMENTS)
-
-
-def test_members_train_an_ensemble_that_resumes_and_averages_the_members_taggers(subset, tmp_path, capsys):
+def test_members_train_an_ensemble_that_resumes_and_averages_the_members_taggers(inspec400, tmp_path, capsys):
     tracking_uri = new_store(tmp_path, "ensemble")
     common = ["--tracking-uri", tracking_uri, "--checkpoint-dir", str(tmp_path / "checkpoints")]
     env = {**os.environ, "RNN_SUITE_DATA": str(SHARED_DATA), "PYTHONPATH": str(REPOSITORY), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "apps.keywords", "train", "--dataset", f"liaad:{subset}", "--members", "2",
+        [sys.executable, "-m", "apps.keywords", "train", "--dataset", f"liaad:{inspec400}", "--members", "2",
          "--seed", "1", "--epochs", "2", "--layers", "1", "--units", "16", "--embedding-dim", "16",
          "--max-length", "128", "--verbose", "2", "--experiment", "ensemble", *common],
         cwd=REPOSITORY, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -89,24 +76,24 @@ def test_members_train_an_ensemble_that_resumes_and_averages_the_members_taggers
     for member, tagger in zip(members, taggers):
         for mine, theirs in zip(member.get_weights(), tagger.get_weights(), strict=True):
             np.testing.assert_array_equal(mine, theirs)
-    args = runner.build_parser(APP).parse_args(["train", "--dataset", f"liaad:{subset}", "--max-length", "128"])
+    args = runner.build_parser(APP).parse_args(["train", "--dataset", f"liaad:{inspec400}", "--max-length", "128"])
     batch = next(iter(APP.fit_dataset(APP.load_data(args), "test")))[0]
     logits = [keras.ops.convert_to_numpy(tagger.predict_on_batch(batch)) for tagger in taggers]
     probabilities = np.mean([softmax(z, axis=-1) for z in logits], axis=0)
     np.testing.assert_allclose(ensemble.predict_on_batch(batch), np.log(probabilities), atol=1e-5)
     # ... and is what the parent's test figures come from, reproduced from raw text.
     evaluate = runner.build_parser(APP).parse_args([
-        "evaluate", "--model", f"runs:/{parent}/model", "--dataset", f"liaad:{subset}", "--tracking-uri", tracking_uri,
+        "evaluate", "--model", f"runs:/{parent}/model", "--dataset", f"liaad:{inspec400}", "--tracking-uri", tracking_uri,
     ])  # fmt: skip
     for name, value in saved.evaluate(APP, evaluate).items():
         assert value == pytest.approx(metrics[f"test_{name}"], abs=1e-9), name
 
 
-def test_char_features_feed_the_tagger_and_the_saved_model_reads_them_from_raw_text(subset, tmp_path):
+def test_char_features_feed_the_tagger_and_the_saved_model_reads_them_from_raw_text(inspec400, tmp_path):
     import tensorflow as tf
 
     args = runner.build_parser(APP).parse_args([
-        "train", "--dataset", f"liaad:{subset}", "--char-features", "6", "--units", "16",
+        "train", "--dataset", f"liaad:{inspec400}", "--char-features", "6", "--units", "16",
         "--embedding-dim", "16", "--max-length", "128",
     ])  # fmt: skip
     data = APP.load_data(args)
@@ -124,15 +111,17 @@ def test_char_features_feed_the_tagger_and_the_saved_model_reads_them_from_raw_t
         reloaded.predict_on_batch({"text": tf.constant([ABSTRACT])}),
         serving.predict_on_batch({"text": tf.constant([ABSTRACT])}),
     )
-    eval_args = runner.build_parser(APP).parse_args(["evaluate", "--dataset", f"liaad:{subset}", "--model", "unused"])
+    eval_args = runner.build_parser(APP).parse_args(
+        ["evaluate", "--dataset", f"liaad:{inspec400}", "--model", "unused"]
+    )
     for name, value in APP.evaluate_saved(reloaded, eval_args).items():
         assert value == pytest.approx(metrics[name], abs=1e-9), name
 
 
-def test_a_tuned_model_is_finished_as_train_finishes_one_with_its_fitted_ranking(subset, tmp_path):
+def test_a_tuned_model_is_finished_as_train_finishes_one_with_its_fitted_ranking(inspec400, tmp_path):
     flags = [
         "--dataset",
-        f"liaad:{subset}",
+        f"liaad:{inspec400}",
         "--layers",
         "1",
         "--units",
@@ -142,5 +131,5 @@ def test_a_tuned_model_is_finished_as_train_finishes_one_with_its_fitted_ranking
         "--max-length",
         "200",
     ]
-    parent, _ = tune_and_evaluate(APP, tmp_path, flags, ["--dataset", f"liaad:{subset}"])
+    parent, _ = tune_and_evaluate(APP, tmp_path, flags, ["--dataset", f"liaad:{inspec400}"])
     assert any(k.startswith("best_ranking_") for k in parent.data.metrics)  # the ranking fitted after training

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from apps import runner, training_loop
 from apps.app import model_state
 from apps.slot_filling import APP
+from tests.test_slot_filling_app import SENTENCES, SMALL_MODEL
 from pipelines.text import character_ids
 from tests.support import (
     REPOSITORY,
@@ -24,12 +25,6 @@ from tests.support import (
     tune_and_evaluate,
     write_atis_subset,
 )
-
-SMALL_MODEL = ["--units", "64", "--embedding-dim", "64", "--learning-rate", "0.005", "--dropout", "0.2"]
-SENTENCES = [
-    "i want to leave boston and arrive in denver on november second",
-    "Show me the cheapest fare from Dallas to Baltimore.",
-]
 
 
 def test_interrupted_training_resumes_where_it_stopped(tmp_path):
