@@ -12,7 +12,7 @@ The flags common to every app are defined here; an app adds its own through
 import argparse
 import sys
 
-from apps import saved, training, tuning
+from apps import saved, training
 from apps.app import UserError
 from layers import CELL_KINDS
 from pipelines.sources import ChecksumError, DataFormatError, DataNotFoundError
@@ -292,6 +292,8 @@ def main(app, argv=None):
         if args.command == "train":
             training.train(app, args)
         elif args.command == "tune":
+            from apps import tuning  # keras-tuner: imported by the command that uses it, not by every start
+
             tuning.tune(app, args)
         elif args.command == "evaluate":
             saved.evaluate(app, args)

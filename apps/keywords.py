@@ -289,8 +289,9 @@ class Keywords(runner.App):
             lines.append("  predicted: " + "; ".join(f"{p} ({s:.2f})" for p, s in ranking[:10]))
             lines.append("  gold:      " + "; ".join(" ".join(g) for g in gold))
         reports = {f"keyphrases_{split}.txt": "\n".join(lines) + "\n"}
-        if ranking_of(model) is not None:
-            reports["phrase_ranking.json"] = json.dumps(ranking_of(model), indent=1)
+        fitted = ranking_of(model)
+        if fitted is not None:
+            reports["phrase_ranking.json"] = json.dumps(fitted, indent=1)
         return reports
 
     # Serving -----------------------------------------------------------------------------
@@ -325,8 +326,9 @@ class Keywords(runner.App):
 
     @staticmethod
     def rank_texts(serving_model, texts, batch_size=32):
-        tokenizer = Parts(serving_model).tokenizer
-        ranking_layer = Parts(serving_model).optional(parts.PHRASE_RANKING)
+        found = Parts(serving_model)
+        tokenizer = found.tokenizer
+        ranking_layer = found.optional(parts.PHRASE_RANKING)
         ranking = ranking_layer.coefficients if ranking_layer is not None else None
         rankings = []
         for start in range(0, len(texts), batch_size):

@@ -216,7 +216,8 @@ class Sentiment(runner.App):
         if data.ngram_scorer is None:
             return {}
         special = data.labels.num_special
-        network = keras.Model(model.input, Parts(model).required(parts.LABEL).output)
+        label = Parts(model).required(parts.LABEL)
+        network = keras.Model(model.input, label.output)
         network_scores = {}
         for split in ("valid", "test"):
             if data.has_split(split):
@@ -231,7 +232,6 @@ class Sentiment(runner.App):
         if data.fusion == "late":
             gold = np.array(data.encoded("valid")[1]) - special
             a, b = fit_blend(network_scores["valid"][:, special:], data.ngram_scores_of("valid")[:, special:], gold)
-            label = Parts(model).required(parts.LABEL)
             label.kernel.assign(label.kernel * a)
             label.bias.assign(label.bias * a)
             Parts(model).required(parts.NGRAM_WEIGHT).weight.assign(b)
@@ -333,14 +333,15 @@ class Sentiment(runner.App):
     @staticmethod
     def attention_weights(serving_model, inputs):
         """[(token, weight), ...] per input, from the model's attention pooling."""
-        classifier = Parts(serving_model).required(parts.CLASSIFIER)
+        found = Parts(serving_model)
+        classifier = found.required(parts.CLASSIFIER)
         attention = Parts(classifier).optional(parts.ATTENTION)
         if attention is None:
             raise runner.UserError("--explain needs a model trained with --pooling attention")
         words = Parts(classifier).required(parts.WORDS).output  # the attention reads the words alone
         explainer = keras.Model(words, attention.output[1])
-        tokens = Parts(serving_model).tokenizer(tf.constant(inputs))
-        weights = explainer.predict_on_batch(Parts(serving_model).word_ids(tokens))
+        tokens = found.tokenizer(tf.constant(inputs))
+        weights = explainer.predict_on_batch(found.word_ids(tokens))
         return [
             [(t.decode("utf-8"), float(w)) for t, w in zip(row_tokens, row_weights) if t]
             for row_tokens, row_weights in zip(tokens.numpy(), weights)

@@ -305,10 +305,11 @@ class SlotFilling(runner.App):
     @staticmethod
     def vocabularies_of(serving_model):
         """The vocabularies a saved serving model carries."""
-        word_ids = Parts(serving_model).word_ids
+        found = Parts(serving_model)
+        word_ids = found.word_ids
         words = word_ids.get_vocabulary()
-        tags = Parts(serving_model).required(parts.SLOT_TAGS)
-        intents = Parts(serving_model).required(parts.INTENT_LABEL)
+        tags = found.required(parts.SLOT_TAGS)
+        intents = found.required(parts.INTENT_LABEL)
         return SlotVocabularies(
             words=Vocabulary(words[2:], signatures=isinstance(word_ids, WordLookup)),
             tags=Vocabulary(tags.labels[tags.num_special :]),
@@ -319,12 +320,13 @@ class SlotFilling(runner.App):
         splits = load_slot_dataset(args.dataset, args.data_dir)
         if splits.get(args.split) is None:
             raise runner.UserError(f"{args.dataset} has no {args.split} split here")
-        tagger = Parts(serving_model).required(parts.TAGGER)
+        found = Parts(serving_model)
+        tagger = found.required(parts.TAGGER)
         # None for a model saved before Viterbi decoding, or with --slot-decoding argmax.
-        model_state(tagger).decoder = Parts(serving_model).optional(parts.SLOT_DECODER)
+        model_state(tagger).decoder = found.optional(parts.SLOT_DECODER)
         data = SlotData(
             {args.split: splits[args.split]},
-            Parts(serving_model).tokenizer,
+            found.tokenizer,
             self.vocabularies_of(serving_model),
             batch_size=64,
             seed=0,

@@ -155,13 +155,12 @@ class RecurrentStack(keras.layers.Layer):
 
     def state_sizes(self):
         """The sizes of each layer's states: [[size, ...] per layer], in `states`' order."""
-        if self.kind in ("lstm", "peephole_lstm"):
-            sizes = [self.units, self.units]
-        elif self.kind == "jordan":
-            sizes = [self.output_units or self.units]
-        else:
-            sizes = [self.units]
-        return [sizes * (2 if self.bidirectional else 1) for _ in range(self.num_layers)]
+        sizes = []
+        for layer in self.recurrent_layers:
+            cell = (layer.forward_layer if self.bidirectional else layer).cell
+            size = list(cell.state_size) if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+            sizes.append(size * (2 if self.bidirectional else 1))
+        return sizes
 
     def call(self, inputs, initial_state=None, mask=None, training=None):
         if initial_state is not None and len(initial_state) != self.num_layers:

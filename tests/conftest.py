@@ -27,22 +27,15 @@ def pytest_collection_modifyitems(config, items):
     """The tests that read the local data sets (their module imports SHARED_DATA, or is marked
     `data`) skip without them, saying where to point RNN_SUITE_DATA; under
     RNN_SUITE_REQUIRE_SERVICES=1 the run fails instead."""
-    from tests.support import DATA_AVAILABLE, REQUIRE_SERVICES, SHARED_DATA, require_data
+    from tests.support import DATA_AVAILABLE, DATA_MISSING, REQUIRE_SERVICES
 
     if DATA_AVAILABLE:
         return
     if REQUIRE_SERVICES:
-        require_data()
-    reason = (
-        f"the local data sets: not found in {SHARED_DATA}; set RNN_SUITE_DATA to the folder with atis/, snips/, ..."
-    )
+        pytest.exit(f"{DATA_MISSING} (RNN_SUITE_REQUIRE_SERVICES=1)", returncode=1)
     for item in items:
         if "SHARED_DATA" in vars(item.module) or item.get_closest_marker("data"):
-            item.add_marker(pytest.mark.skip(reason=reason))
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "data: reads the local data sets (RNN_SUITE_DATA)")
+            item.add_marker(pytest.mark.skip(reason=DATA_MISSING))
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,8 @@ REQUIRE_SERVICES = os.environ.get("RNN_SUITE_REQUIRE_SERVICES") == "1"
 
 
 def require(available, what, hint):
-    """Skips the calling test (or module, at import) when `what` is not `available`, with a
-    reason naming `hint` (the package or setting that provides it); fails under
-    RNN_SUITE_REQUIRE_SERVICES=1."""
+    """Skips the calling test when `what` is not `available`, with a reason naming `hint` (the
+    package or setting that provides it); fails under RNN_SUITE_REQUIRE_SERVICES=1."""
     import pytest
 
     if available:
@@ -24,19 +23,14 @@ def require(available, what, hint):
     message = f"{what}: not found; {hint}"
     if REQUIRE_SERVICES:
         pytest.fail(f"{message} (RNN_SUITE_REQUIRE_SERVICES=1)", pytrace=False)
-    pytest.skip(message, allow_module_level=True)
+    pytest.skip(message)
 
 
 DATA_AVAILABLE = (SHARED_DATA / "atis" / "train" / "seq.in").is_file()
-
-
-def require_data():
-    """Skips the calling test without the local data sets (fails under RNN_SUITE_REQUIRE_SERVICES=1)."""
-    require(
-        DATA_AVAILABLE,
-        f"the local data sets (looked in {SHARED_DATA})",
-        "set RNN_SUITE_DATA to the folder with atis/, snips/, fsdd/, ... (e.g. ../shared/data)",
-    )
+DATA_MISSING = (
+    f"the local data sets: not found in {SHARED_DATA}; set RNN_SUITE_DATA to the folder with atis/, snips/, "
+    "fsdd/, ... (e.g. ../shared/data)"
+)
 
 
 def new_store(folder, experiment):
