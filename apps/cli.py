@@ -51,6 +51,16 @@ def add_store_arguments(parser):
     )
 
 
+def add_unsafe_argument(parser):
+    parser.add_argument(
+        "--unsafe-load",
+        action="store_true",
+        help="also load a model that can run code as it loads: a .keras file with Lambda layers "
+        "(Keras' safe mode off) or an MLflow model exported as a TensorFlow SavedModel. Off by "
+        "default; use it only for a file you trust, as it may run anything",
+    )
+
+
 def add_data_arguments(parser, app):
     if app.dataset_help:
         parser.add_argument("--dataset", default=app.datasets[0], help=f"{app.dataset_help} (default: %(default)s)")
@@ -267,6 +277,7 @@ def build_parser(app):
     evaluate.add_argument("--split", choices=("train", "valid", "test"), default="test", help="(default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     app.add_evaluate_arguments(evaluate)
+    add_unsafe_argument(evaluate)
     add_store_arguments(evaluate)
 
     predict = commands.add_parser(
@@ -281,6 +292,7 @@ def build_parser(app):
     )
     predict.add_argument("inputs", nargs="*", help="inputs to predict; none: read one per line from standard input")
     app.add_predict_arguments(predict)
+    add_unsafe_argument(predict)
     add_store_arguments(predict)
     return parser
 
