@@ -10,6 +10,8 @@ from pathlib import Path
 import keras
 import mlflow
 
+from apps.app import UserError
+
 
 class EpochEvaluation(keras.callbacks.Callback):
     """Adds the app's own validation metrics (e.g. slot F1) to each epoch's logs.
@@ -200,3 +202,41 @@ class InterruptAtBatchEnd(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._restore()
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite: the model is lost, the run fails."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, raising `TrainingDiverged`.
+
+    Keras' own `TerminateOnNaN` only stops quietly, after which a run would finish and log a
+    NaN model; raising ends the run FAILED with a message, before any model is saved. The loss
+    Keras reports is the epoch's running mean, which stays non-finite from the first such batch on.
+    """
+
+    def __init__(self, learning_rate, clipnorm):
+        super().__init__()
+        self.learning_rate, self.clipnorm = learning_rate, clipnorm
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        value = float(keras.ops.convert_to_numpy(loss))
+        if not math.isfinite(value):
+            clipping = (
+                f"a smaller --clipnorm (this run: {self.clipnorm:g})"
+                if self.clipnorm
+                else "gradient clipping, e.g. --clipnorm 1 (this run: none)"
+            )
+            raise TrainingDiverged(
+                f"the training loss became {value} at epoch {self.epoch + 1}, batch {batch + 1}: the model "
+                f"diverged and no model was saved. Try a lower --learning-rate (this run: {self.learning_rate:g}) "
+                f"or {clipping}."
+            )

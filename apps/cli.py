@@ -10,6 +10,7 @@ The flags common to every app are defined here; an app adds its own through
 """
 
 import argparse
+import math
 import sys
 
 from apps import saved, training
@@ -18,12 +19,13 @@ from layers import CELL_KINDS
 from pipelines.sources import ChecksumError, DataFormatError, DataNotFoundError
 
 
-def int_at_least(minimum, meaning):
-    """An argparse type: an integer no less than `minimum` (`meaning` says what that is)."""
+def int_at_least(minimum, meaning, maximum=None):
+    """An argparse type: an integer no less than `minimum` (and no more than `maximum`);
+    `meaning` says what that is."""
 
     def parse(text):
         value = int(text)
-        if value < minimum:
+        if value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"must be {meaning}, got {text}")
         return value
 
@@ -31,16 +33,45 @@ def int_at_least(minimum, meaning):
     return parse
 
 
-_positive_int = int_at_least(1, "a positive integer")
+def number(meaning, minimum=None, maximum=None, above=None, below=None):
+    """An argparse type: a finite number in range (`minimum`/`maximum` inclusive, `above`/`below`
+    exclusive); `meaning` says what the range is. NaN and infinities are refused: a NaN
+    learning rate would train a NaN model without a word."""
+
+    def parse(text):
+        value = float(text)
+        if (
+            not math.isfinite(value)
+            or (minimum is not None and value < minimum)
+            or (maximum is not None and value > maximum)
+            or (above is not None and value <= above)
+            or (below is not None and value >= below)
+        ):
+            raise argparse.ArgumentTypeError(f"must be {meaning}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+positive_int = int_at_least(1, "a positive integer")
 non_negative_int = int_at_least(0, "0 or a positive integer")
 _at_least_two = int_at_least(2, "at least 2")
+seed = int_at_least(0, "an integer from 0 to 2**32 - 1 (NumPy's seeds)", 2**32 - 1)
 
 
-def fraction(text):
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+def odd_positive_int(text):
+    """An argparse type: an odd positive integer (a window centred on its word)."""
+    value = positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be odd (a window centred on its word), got {text}")
     return value
+
+
+odd_positive_int.__name__ = "integer"
+positive_number = number("a finite number above 0", above=0.0)
+non_negative_number = number("a finite number, 0 or above", minimum=0.0)
+fraction = number("in [0, 1)", minimum=0.0, below=1.0)
 
 
 def add_store_arguments(parser):
@@ -105,10 +136,10 @@ def add_training_arguments(parser, app, several_models=True):
         help="run each recurrent layer in both directions (default: %(default)s)",
     )
     model.add_argument(
-        "--layers", type=_positive_int, default=d["layers"], help="stacked recurrent layers (default: %(default)s)"
+        "--layers", type=positive_int, default=d["layers"], help="stacked recurrent layers (default: %(default)s)"
     )
     model.add_argument(
-        "--units", type=_positive_int, default=d["units"], help="units per recurrent layer (default: %(default)s)"
+        "--units", type=positive_int, default=d["units"], help="units per recurrent layer (default: %(default)s)"
     )
     model.add_argument(
         "--dropout", type=fraction, default=d["dropout"], help="dropout of the recurrent inputs (default: %(default)s)"
@@ -121,20 +152,23 @@ def add_training_arguments(parser, app, several_models=True):
     )
     app.add_arguments(model)
     fit = parser.add_argument_group("training")
-    fit.add_argument("--epochs", type=_positive_int, default=d["epochs"], help="maximum epochs (default: %(default)s)")
-    fit.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="(default: %(default)s)")
+    fit.add_argument("--epochs", type=positive_int, default=d["epochs"], help="maximum epochs (default: %(default)s)")
+    fit.add_argument("--batch-size", type=positive_int, default=d["batch_size"], help="(default: %(default)s)")
     fit.add_argument(
-        "--learning-rate", type=float, default=d["learning_rate"], help="Adam's learning rate (default: %(default)s)"
+        "--learning-rate",
+        type=positive_number,
+        default=d["learning_rate"],
+        help="Adam's learning rate (default: %(default)s)",
     )
     fit.add_argument(
         "--clipnorm",
-        type=float,
+        type=non_negative_number,
         default=d["clipnorm"],
         help="clip each gradient's norm to this; 0 turns clipping off (default: %(default)s)",
     )
     fit.add_argument(
         "--patience",
-        type=_positive_int,
+        type=positive_int,
         default=d["patience"],
         help=f"stop after this many epochs without a better {app.monitor} (default: %(default)s)",
     )
@@ -155,7 +189,7 @@ def add_training_arguments(parser, app, several_models=True):
         "with this momentum, e.g. 0.998 averages over about 500 steps); validation, the best "
         "checkpoint and the saved model use the average; 0: off (default: %(default)s)",
     )
-    fit.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    fit.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
     if app.supports_cv and several_models:
         fit.add_argument(
             "--cv",
@@ -167,7 +201,7 @@ def add_training_arguments(parser, app, several_models=True):
     if app.supports_members and several_models:
         fit.add_argument(
             "--members",
-            type=_positive_int,
+            type=positive_int,
             default=1,
             metavar="N",
             help="train N models (an ensemble), each a child run with its own seed (SEED*N+i for "
@@ -236,7 +270,7 @@ def build_parser(app):
         "--tuner", choices=("random", "bayesian", "hyperband"), default="random", help="(default: %(default)s)"
     )
     search.add_argument(
-        "--max-trials", type=_positive_int, default=10, help="trials to run (random, bayesian) (default: %(default)s)"
+        "--max-trials", type=positive_int, default=10, help="trials to run (random, bayesian) (default: %(default)s)"
     )
     search.add_argument("--search-space", metavar="FILE", help="YAML or JSON search space replacing the app's default")
     search.add_argument(
@@ -248,7 +282,7 @@ def build_parser(app):
     )
     search.add_argument(
         "--max-failed-trials",
-        type=_positive_int,
+        type=positive_int,
         default=3,
         help="stop after this many failed trials in a row (default: %(default)s)",
     )
@@ -258,7 +292,7 @@ def build_parser(app):
     distributed.add_argument("--worker-id", help="a worker's name (default: its process id)")
     distributed.add_argument(
         "--wait-for-chief",
-        type=int,
+        type=non_negative_int,
         default=120,
         help="seconds a worker waits for the chief's MLflow run (default: %(default)s)",
     )

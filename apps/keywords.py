@@ -98,15 +98,23 @@ class Keywords(runner.App):
         }
 
     def add_arguments(self, parser):
-        parser.add_argument("--embedding-dim", type=int, default=200, help="word embedding size (default: %(default)s)")
         parser.add_argument(
-            "--context-window", type=int, default=3, help="odd number of words each step sees (default: %(default)s)"
+            "--embedding-dim", type=runner.positive_int, default=200, help="word embedding size (default: %(default)s)"
         )
         parser.add_argument(
-            "--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)"
+            "--context-window",
+            type=runner.odd_positive_int,
+            default=3,
+            help="odd number of words each step sees (default: %(default)s)",
         )
         parser.add_argument(
-            "--max-length", type=int, default=512, help="words read per document (default: %(default)s)"
+            "--min-word-count",
+            type=runner.positive_int,
+            default=1,
+            help="rarer training words become OOV (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--max-length", type=runner.positive_int, default=512, help="words read per document (default: %(default)s)"
         )
         parser.add_argument(
             "--word-statistics", action=argparse.BooleanOptionalAction, default=True,
@@ -139,7 +147,10 @@ class Keywords(runner.App):
 
     def add_predict_arguments(self, parser):
         parser.add_argument(
-            "--top-k", type=int, default=10, help="key terms to print per document (default: %(default)s)"
+            "--top-k",
+            type=runner.positive_int,
+            default=10,
+            help="key terms to print per document (default: %(default)s)",
         )
         parser.add_argument("--json", action="store_true", help="print one JSON object per input")
 

@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
+from apps.cli import non_negative_number, positive_int, positive_number  # noqa: E402
 from layers import Elman, PeepholeLSTMCell  # noqa: E402
 
 ELMAN_TOY_INPUTS = [(1.0, 1.0), (1.0, 1.0), (2.0, 2.0)]
@@ -137,9 +138,9 @@ def main(argv=None):
         prog="python -m apps.lecture",
         description="Print the lecture's worked examples as computed by the suite's cells.",
     )
-    parser.add_argument("--steps", type=int, default=1000, help="length of the gradient example")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="SGD step size")
-    parser.add_argument("--clipnorm", type=float, default=1.0, help="gradient clipping norm")
+    parser.add_argument("--steps", type=positive_int, default=1000, help="length of the gradient example")
+    parser.add_argument("--learning-rate", type=positive_number, default=1e-3, help="SGD step size")
+    parser.add_argument("--clipnorm", type=non_negative_number, default=1.0, help="gradient clipping norm")
     args = parser.parse_args(argv)
 
     print("1. Elman toy network: 2 inputs, 2 hidden, 2 outputs, all weights 1, linear, no bias")

@@ -17,6 +17,19 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from apps.app import App, UserError, model_state  # noqa: E402
-from apps.cli import build_parser, fraction, main, non_negative_int  # noqa: E402
+from apps.cli import (  # noqa: E402
+    build_parser,
+    fraction,
+    main,
+    non_negative_int,
+    non_negative_number,
+    odd_positive_int,
+    positive_int,
+    positive_number,
+    seed,
+)
 
-__all__ = ["App", "UserError", "build_parser", "fraction", "main", "model_state", "non_negative_int"]
+__all__ = [
+    "App", "UserError", "build_parser", "fraction", "main", "model_state",
+    "non_negative_int", "non_negative_number", "odd_positive_int", "positive_int", "positive_number", "seed",
+]  # fmt: skip

@@ -84,13 +84,15 @@ class Sentiment(runner.App):
         }
 
     def add_arguments(self, parser):
-        parser.add_argument("--embedding-dim", type=int, default=300, help="word embedding size (default: %(default)s)")
+        parser.add_argument(
+            "--embedding-dim", type=runner.positive_int, default=300, help="word embedding size (default: %(default)s)"
+        )
         parser.add_argument(
             "--pooling", choices=POOLING_MODES, default="attention",
             help="from the steps to one vector: last state, masked mean, or attention (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
-            "--max-length", type=int,
+            "--max-length", type=runner.positive_int,
             help=f"tokens read per text (default: {MAX_LENGTH} by data set, else {DEFAULT_MAX_LENGTH})",
         )  # fmt: skip
         parser.add_argument(
@@ -98,7 +100,10 @@ class Sentiment(runner.App):
             help="which tokens of a longer text are read; reviews end with their verdict (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
-            "--min-word-count", type=int, default=1, help="rarer training words become OOV (default: %(default)s)"
+            "--min-word-count",
+            type=runner.positive_int,
+            default=1,
+            help="rarer training words become OOV (default: %(default)s)",
         )
         parser.add_argument(
             "--ngrams", "--naive-bayes", type=int, choices=(0, 1, 2, 3), default=2, metavar="N",
@@ -302,7 +307,7 @@ class Sentiment(runner.App):
 
     def add_evaluate_arguments(self, parser):
         parser.add_argument(
-            "--seed", type=int, default=0, help="the seed of the training's split (default: %(default)s)"
+            "--seed", type=runner.seed, default=0, help="the seed of the training's split (default: %(default)s)"
         )
 
     def predict(self, serving_model, inputs, args):

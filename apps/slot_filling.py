@@ -74,10 +74,12 @@ class SlotFilling(runner.App):
         }
 
     def add_arguments(self, parser):
-        parser.add_argument("--embedding-dim", type=int, default=300, help="word embedding size (default: %(default)s)")
+        parser.add_argument(
+            "--embedding-dim", type=runner.positive_int, default=300, help="word embedding size (default: %(default)s)"
+        )
         parser.add_argument(
             "--context-window",
-            type=int,
+            type=runner.odd_positive_int,
             default=3,
             help="odd number of words each step sees, centred on its own (Mesnil et al. 2015); 1: none (default: %(default)s)",
         )
@@ -89,7 +91,7 @@ class SlotFilling(runner.App):
         )
         parser.add_argument(
             "--min-word-count",
-            type=int,
+            type=runner.positive_int,
             default=1,
             help="rarer training words become OOV (their signature, with --word-signatures) (default: %(default)s)",
         )
@@ -103,7 +105,7 @@ class SlotFilling(runner.App):
         characters.add_argument(parser)
         parser.add_argument(
             "--word-dropout",
-            type=float,
+            type=runner.fraction,
             default=0.0,
             help="replace each training word by OOV (by its signature, with --word-signatures) "
             "with this probability (default: %(default)s)",
@@ -125,13 +127,13 @@ class SlotFilling(runner.App):
         )
         parser.add_argument(
             "--intent-weight",
-            type=float,
+            type=runner.non_negative_number,
             default=1.0,
             help="weight of the intent loss beside the slot loss (default: %(default)s)",
         )
         parser.add_argument(
             "--max-length",
-            type=int,
+            type=runner.positive_int,
             default=64,
             help="longest sentence, in words, the saved model reads (default: %(default)s)",
         )

@@ -73,26 +73,34 @@ class SpeechCTC(runner.App):
 
     def add_arguments(self, parser):
         parser.add_argument("--features", choices=("logmel", "mfcc"), default="logmel", help="(default: %(default)s)")
-        parser.add_argument("--n-mels", type=int, default=40, help="mel bands (default: %(default)s)")
+        parser.add_argument("--n-mels", type=runner.positive_int, default=40, help="mel bands (default: %(default)s)")
         parser.add_argument(
             "--conv-filters",
-            type=int,
+            type=runner.non_negative_int,
             default=128,
             help="filters of the strided convolution; 0: none (default: %(default)s)",
         )
-        parser.add_argument("--stride", type=int, default=3, help="frames per output frame (default: %(default)s)")
-        parser.add_argument("--train-utterances", type=int, default=4000, help="(default: %(default)s)")
-        parser.add_argument("--valid-utterances", type=int, default=500, help="(default: %(default)s)")
-        parser.add_argument("--test-utterances", type=int, default=1000, help="(default: %(default)s)")
         parser.add_argument(
-            "--max-digits", type=int, default=7, help="digits per utterance, at most (default: %(default)s)"
+            "--stride", type=runner.positive_int, default=3, help="frames per output frame (default: %(default)s)"
+        )
+        parser.add_argument("--train-utterances", type=runner.positive_int, default=4000, help="(default: %(default)s)")
+        parser.add_argument("--valid-utterances", type=runner.positive_int, default=500, help="(default: %(default)s)")
+        parser.add_argument("--test-utterances", type=runner.positive_int, default=1000, help="(default: %(default)s)")
+        parser.add_argument(
+            "--max-digits",
+            type=runner.positive_int,
+            default=7,
+            help="digits per utterance, at most (default: %(default)s)",
         )
         parser.add_argument(
-            "--data-seed", type=int, default=0, help="seed of the utterance sets (default: %(default)s)"
+            "--data-seed", type=runner.seed, default=0, help="seed of the utterance sets (default: %(default)s)"
         )
         parser.add_argument("--test-speakers", help="comma-separated speakers to test on (speaker-independent split)")
         parser.add_argument(
-            "--beam-width", type=int, default=0, help="beam search width; 0: greedy decoding (default: %(default)s)"
+            "--beam-width",
+            type=runner.non_negative_int,
+            default=0,
+            help="beam search width; 0: greedy decoding (default: %(default)s)",
         )
         # Augmentation of the training utterances: in the runner's "model" group, as argparse shows no
         # group nested in a group.
@@ -103,26 +111,35 @@ class SpeechCTC(runner.App):
         )  # fmt: skip
         parser.add_argument(
             "--freq-masks",
-            type=int,
+            type=runner.non_negative_int,
             default=0,
             help="SpecAugment: mel-band ranges hidden per utterance in each training batch (default: %(default)s)",
         )
         parser.add_argument(
-            "--freq-mask-width", type=int, default=8, help="bands per range, at most (default: %(default)s)"
+            "--freq-mask-width",
+            type=runner.positive_int,
+            default=8,
+            help="bands per range, at most (default: %(default)s)",
         )
         parser.add_argument(
             "--time-masks",
-            type=int,
+            type=runner.non_negative_int,
             default=0,
             help="SpecAugment: frame spans hidden per utterance in each training batch (default: %(default)s)",
         )
         parser.add_argument(
-            "--time-mask-width", type=int, default=10, help="frames per span, at most (default: %(default)s)"
+            "--time-mask-width",
+            type=runner.positive_int,
+            default=10,
+            help="frames per span, at most (default: %(default)s)",
         )
 
     def add_predict_arguments(self, parser):
         parser.add_argument(
-            "--beam-width", type=int, default=0, help="beam search width; 0: greedy (default: %(default)s)"
+            "--beam-width",
+            type=runner.non_negative_int,
+            default=0,
+            help="beam search width; 0: greedy (default: %(default)s)",
         )
         parser.add_argument("--json", action="store_true", help="print one JSON object per file")
 
@@ -348,13 +365,20 @@ class SpeechCTC(runner.App):
 
     def add_evaluate_arguments(self, parser):
         parser.add_argument(
-            "--beam-width", type=int, default=0, help="beam search width; 0: greedy (default: %(default)s)"
+            "--beam-width",
+            type=runner.non_negative_int,
+            default=0,
+            help="beam search width; 0: greedy (default: %(default)s)",
         )
         parser.add_argument(
-            "--utterances", type=int, help="utterances of the split, as in train (default: as train's default)"
+            "--utterances",
+            type=runner.positive_int,
+            help="utterances of the split, as in train (default: as train's default)",
         )
-        parser.add_argument("--max-digits", type=int, default=7, help="as in train (default: %(default)s)")
-        parser.add_argument("--data-seed", type=int, default=0, help="as in train (default: %(default)s)")
+        parser.add_argument(
+            "--max-digits", type=runner.positive_int, default=7, help="as in train (default: %(default)s)"
+        )
+        parser.add_argument("--data-seed", type=runner.seed, default=0, help="as in train (default: %(default)s)")
         parser.add_argument("--test-speakers", help="as in train")
 
 

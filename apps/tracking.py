@@ -124,15 +124,30 @@ def metric_history(run_id, keys):
 def log_skipped(skipped, words=3, echo=True):
     """Prints and logs counted skips of data preparation ({reason: count}) as `skipped_*` metrics.
 
-    Logged only inside a run: data loaded outside one (a tuner discovering its
-    search space) must not start a run of its own.
+    Logged only inside a run: data read before its run starts (`train` reads it first, so that a
+    bad file fails before a run exists; a tuner, before its job's run) is logged when the next
+    run starts (`log_unlogged_skips`): logging outside a run would start one of its own.
     """
     if not skipped:
         return
     if echo:
         print("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped.items()))
+    metrics = {"skipped_" + "_".join(reason.split()[:words]): n for reason, n in skipped.items()}
     if mlflow.active_run() is not None:
-        mlflow.log_metrics({"skipped_" + "_".join(reason.split()[:words]): n for reason, n in skipped.items()})
+        mlflow.log_metrics(metrics)
+    else:
+        _unlogged_skips.update(metrics)
+
+
+# Skips counted while no run was active (data read before its run starts), for the next run.
+_unlogged_skips = {}
+
+
+def log_unlogged_skips():
+    """Logs to the active run the skips counted before it started (`log_skipped`)."""
+    if _unlogged_skips and mlflow.active_run() is not None:
+        mlflow.log_metrics(dict(_unlogged_skips))
+        _unlogged_skips.clear()
 
 
 def log_report(path, report):

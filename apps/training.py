@@ -25,9 +25,11 @@ from apps.app import COMMON_LEGACY_ARGUMENTS, UserError
 from apps.callbacks import BestCheckpoint
 from apps.finishing import curve_keys, finish_model, run_name
 from apps.training_loop import compile_model, evaluate, fit_model
-from pipelines.sources import DATA_ENV
+from pipelines.sources import DATA_ENV, ChecksumError, DataFormatError, DataNotFoundError
 
 # Resuming a run replays its saved arguments; these may differ in the new session.
+# Errors that resuming the run would meet again: no "--resume" hint for them.
+NOT_RESUMABLE = (UserError, DataFormatError, DataNotFoundError, ChecksumError)
 RESUME_OVERRIDES = ("resume", "tracking_uri", "checkpoint_dir", "verbose", "data_dir")
 
 
@@ -68,14 +70,17 @@ def train(app, args):
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy("mixed_float16" if args.mixed_precision else "float32")
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    # The data is read before any run exists: a bad file or data set ends with its error, not
+    # with a FAILED run (that --resume would only fail on again). Cross-validation reads fold 0.
+    data = app.load_data(argparse.Namespace(**{**vars(args), "fold": 0}) if args.cv else args)
     if args.cv:
-        return _cross_validate(app, args, resuming, verbose)
+        return _cross_validate(app, args, resuming, verbose, data)
     if args.members > 1:
-        return _ensemble(app, args, resuming, verbose)
+        return _ensemble(app, args, resuming, verbose, data)
     args.fold = None
     name = args.run_name or run_name(args)
     with _tracked_run(app, args, args.resume, name) as (run_id, checkpoint):
-        _train_in_run(app, args, run_id, checkpoint, resuming, verbose)
+        _train_in_run(app, args, run_id, checkpoint, resuming, verbose, data)
     return run_id
 
 
@@ -90,12 +95,19 @@ def _tracked_run(app, args, run_id, name, nested=False, resume_id=None):
         run_id = run.info.run_id
         checkpoint = Path(args.checkpoint_dir) / run_id
         print(f"MLflow run {run_id} ({name}) in {mlflow.get_tracking_uri()}", flush=True)
+        tracking.log_unlogged_skips()
         try:
             yield run_id, checkpoint
         except BaseException as error:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+            if status == "FAILED":
+                mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
             mlflow.end_run(status=status)
-            if not nested:
+            if isinstance(error, NOT_RESUMABLE):
+                # The cause (a diverged loss, a bad file) would stop a resumed run again: main says it.
+                if not nested:
+                    print(f"\nrun {run_id} is marked FAILED", file=sys.stderr)
+            elif not nested:
                 print(
                     f"\ntraining stopped ({type(error).__name__}); run {run_id} is marked {status}.\n"
                     f"Its checkpoints are in {Path(args.checkpoint_dir)}. Continue it with:\n"
@@ -107,11 +119,12 @@ def _tracked_run(app, args, run_id, name, nested=False, resume_id=None):
             raise
 
 
-def _child_runs(app, args, parent_id, name, tag, children, verbose):
+def _child_runs(app, args, parent_id, name, tag, children, verbose, first_data=None):
     """Trains each of `children` ([(arguments, random seed)]) in a child run of `parent_id`,
     tagged `tag` = its index and named after the tag's last word (RUN_NAME-fold0 for cv_fold);
     children that finished in an earlier session (a resumed parent) are not trained again.
-    Returns [(child run id, its final metrics)] in order."""
+    `first_data` is the first child's data when already read. Returns [(child run id, its final
+    metrics)] in order."""
     existing = {}
     for child in mlflow.search_runs(
         experiment_ids=[mlflow.get_run(parent_id).info.experiment_id],
@@ -139,19 +152,32 @@ def _child_runs(app, args, parent_id, name, tag, children, verbose):
             if child_id is None:
                 mlflow.set_tag(tag, index)
             results.append(
-                (run_id, _train_in_run(app, child_args, run_id, child_checkpoint, child_id is not None, verbose))
+                (
+                    run_id,
+                    _train_in_run(
+                        app,
+                        child_args,
+                        run_id,
+                        child_checkpoint,
+                        child_id is not None,
+                        verbose,
+                        first_data if index == 0 else None,
+                    ),
+                )  # fmt: skip
             )
     return results
 
 
-def _cross_validate(app, args, resuming, verbose):
+def _cross_validate(app, args, resuming, verbose, first_data):
     """K folds, each a child run; the parent logs cv_<metric> (mean) and cv_<metric>_std."""
     name = args.run_name or f"{run_name(args)}-cv{args.cv}"
     with _tracked_run(app, args, args.resume, name) as (parent_id, checkpoint):
         if not resuming:
             _log_run_start(app, args, checkpoint, extra_tags={"cv_folds": args.cv})
         folds = [(argparse.Namespace(**{**vars(args), "fold": fold}), args.seed + fold) for fold in range(args.cv)]
-        results = [metrics for _, metrics in _child_runs(app, args, parent_id, name, "cv_fold", folds, verbose)]
+        results = [
+            metrics for _, metrics in _child_runs(app, args, parent_id, name, "cv_fold", folds, verbose, first_data)
+        ]
         summary = {}
         for key in sorted(results[0]):
             if key.startswith("test_"):
@@ -166,7 +192,7 @@ def _cross_validate(app, args, resuming, verbose):
     return parent_id
 
 
-def _ensemble(app, args, resuming, verbose):
+def _ensemble(app, args, resuming, verbose, data):
     """--members N: N models, each a child run (member i with seed SEED*N+i), combined by the
     app into one model, which the parent run validates, tests, reports on and logs like a
     single training's; it also logs the members' mean test metrics (members_test_<metric>)."""
@@ -183,7 +209,6 @@ def _ensemble(app, args, resuming, verbose):
         )  # fmt: skip
         print(f"\nensemble of {count} members, run {parent_id}", flush=True)
         started = time.perf_counter()
-        data = app.load_data(args)
         members = []
         for index, ((child_id, _), member_args) in enumerate(zip(children, members_args)):
             weights = BestCheckpoint(Path(args.checkpoint_dir) / child_id, app.monitor).weights_path
@@ -226,14 +251,15 @@ def _log_run_start(app, args, checkpoint, extra_tags=None):
     mlflow.set_tags({**tracking.run_tags(app.name, args.dataset, args.cell), **(extra_tags or {})})
 
 
-def _train_in_run(app, args, run_id, checkpoint, resuming, verbose):
-    """Trains, evaluates and logs one model in the active run; returns its final metrics."""
+def _train_in_run(app, args, run_id, checkpoint, resuming, verbose, data=None):
+    """Trains, evaluates and logs one model in the active run (on `data`, else the data it
+    reads); returns its final metrics."""
     checkpoint.mkdir(parents=True, exist_ok=True)
     if not resuming:
         _log_run_start(app, args, checkpoint)
 
     started = time.perf_counter()
-    data = app.load_data(args)
+    data = data if data is not None else app.load_data(args)
     model = app.build_model(args, data)
     compile_model(app, model, args, data)
     if verbose:

@@ -6,7 +6,14 @@ Used by a training run (`apps.training`) and by each tuning trial (`apps.tuning`
 import keras
 import mlflow
 
-from apps.callbacks import AveragedWeights, EpochEvaluation, InterruptAtBatchEnd, MlflowEpochLogger, averages_weights
+from apps.callbacks import (
+    AveragedWeights,
+    EpochEvaluation,
+    InterruptAtBatchEnd,
+    MlflowEpochLogger,
+    StopOnNonFiniteLoss,
+    averages_weights,
+)
 
 
 def evaluate(app, model, data, split):
@@ -72,7 +79,7 @@ def rate_schedule(app, args):
 def fit_model(app, model, data, args, epochs, verbose, callbacks=(), after_logging=(), initial_epoch=0):
     """`model.fit` on the app's pipelines with the shared callbacks (training runs and tuning trials).
 
-    Order: Ctrl-C at batch end, the app's validation metrics (so later callbacks
+    Order: Ctrl-C at batch end, a NaN or infinite loss (the run fails), the app's validation metrics (so later callbacks
     see them), `callbacks`, the --reduce-lr schedule, MLflow logging,
     `after_logging`. With --ema, the validation metrics, `callbacks` and the
     schedule see the averaged weights.
@@ -81,7 +88,8 @@ def fit_model(app, model, data, args, epochs, verbose, callbacks=(), after_loggi
     evaluated = [EpochEvaluation(lambda m: evaluate(app, m, data, "valid")), *callbacks, *rate_schedule(app, args)]
     if averages_weights(model):  # --ema: evaluate and keep the averaged weights
         evaluated = AveragedWeights().callbacks(evaluated)
-    callbacks = [interrupt, *evaluated, MlflowEpochLogger(), *after_logging]
+    diverged = StopOnNonFiniteLoss(args.learning_rate, args.clipnorm)
+    callbacks = [interrupt, diverged, *evaluated, MlflowEpochLogger(), *after_logging]
     try:
         return model.fit(
             app.fit_dataset(data, "train"),

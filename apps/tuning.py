@@ -269,6 +269,9 @@ def tune(app, args):
     job = f"{app.name}/{project}"
     role = args.distributed or "single"
 
+    hypermodel = AppHyperModel(app, args, space, verbose)
+    hypermodel.data(args)  # read before the job's run exists: a bad data set fails here, plainly
+
     if role == "worker":
         parent_id = find_parent(experiment_id, job, args.wait_for_chief)
     else:
@@ -285,6 +288,7 @@ def tune(app, args):
             folder.mkdir(parents=True, exist_ok=True)
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-{project}") as parent:
                 parent_id = parent.info.run_id
+                tracking.log_unlogged_skips()
                 mlflow.set_tags({**tracking.run_tags(app.name, args.dataset, "tuned"), "tuning_job": job})
                 mlflow.log_params({
                     "tuner": args.tuner, "max_trials": args.max_trials, "epochs": args.epochs,
@@ -296,7 +300,7 @@ def tune(app, args):
 
     objective = keras_tuner.Objective(app.monitor, direction=app.monitor_mode)
     options = dict(
-        hypermodel=AppHyperModel(app, args, space, verbose),
+        hypermodel=hypermodel,
         objective=objective,
         directory=str(Path(args.tuner_dir) / app.name),
         project_name=project,

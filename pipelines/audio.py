@@ -122,7 +122,7 @@ def build_utterances(recordings, count, seed, min_digits=1, max_digits=7, gap_se
         by_speaker.setdefault(recording.speaker, []).append(recording)
     speakers = sorted(by_speaker)
     if not speakers:
-        raise ValueError("no recordings to build utterances from")
+        raise DataFormatError("no recordings to build utterances from")
     low, high = (int(s * SAMPLE_RATE) for s in gap_seconds)
     utterances = []
     for _ in range(count):

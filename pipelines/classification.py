@@ -65,7 +65,7 @@ def load_text_dataset(spec, data_dir=None):
         return load_csv(Path(argument))
     if kind == "folder" and argument:
         return load_folder(Path(argument))
-    raise ValueError(f"--dataset {spec!r}: use one of {', '.join(NAMED_CORPORA)}, nltk:NAME, csv:PATH, folder:PATH")
+    raise DataNotFoundError(f"--dataset {spec!r}: no such data set; use one of {', '.join(NAMED_CORPORA)}, nltk:NAME, csv:PATH, folder:PATH")
 
 
 # NLTK ---------------------------------------------------------------------------------------

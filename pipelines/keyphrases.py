@@ -80,7 +80,7 @@ def load_keyphrase_dataset(spec, data_dir=None, progress=True):
         if not path.is_file():
             raise DataNotFoundError(f"--dataset {spec}: no such file")
     else:
-        raise ValueError(f"--dataset {spec!r}: use inspec or liaad:PATH.zip")
+        raise DataNotFoundError(f"--dataset {spec!r}: no such data set; use inspec or liaad:PATH.zip")
     return read_liaad_zip(path)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from seqeval.metrics import f1_score
 
-from pipelines.sources import DataFormatError, RemoteDataset, locate
+from pipelines.sources import DataFormatError, DataNotFoundError, RemoteDataset, locate
 from pipelines.text import (
     character_id_rows,
     encode_words,
@@ -129,7 +129,7 @@ def load_slot_dataset(name, data_dir=None, progress=True):
     `pipelines.sources`).
     """
     if name not in SLOT_DATASETS:
-        raise ValueError(f"unknown slot-filling data set {name!r}: choose one of {sorted(SLOT_DATASETS)}")
+        raise DataNotFoundError(f"unknown slot-filling data set {name!r}: choose one of {sorted(SLOT_DATASETS)}")
     dataset = SLOT_DATASETS[name]
     rel_paths = [f"{split}/{file}" for split in SPLITS for file in FILES]
     paths = locate(dataset, rel_paths, data_dir=data_dir, progress=progress)

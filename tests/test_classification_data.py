@@ -78,7 +78,7 @@ def test_one_label_is_not_a_classification_problem(tmp_path):
 
 
 def test_unknown_sources_and_missing_files_are_named():
-    with pytest.raises(ValueError, match="--dataset 'imdb'"):
+    with pytest.raises(DataNotFoundError, match="--dataset .imdb.: no such data set"):
         load_text_dataset("imdb")
     with pytest.raises(DataNotFoundError, match="csv:/no/such.csv: no such file"):
         load_text_dataset("csv:/no/such.csv")

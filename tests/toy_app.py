@@ -116,7 +116,7 @@ class Toy(runner.App):
 
     def add_evaluate_arguments(self, parser):
         parser.add_argument(
-            "--seed", type=int, default=0, help="the seed of the training's split (default: %(default)s)"
+            "--seed", type=runner.seed, default=0, help="the seed of the training's split (default: %(default)s)"
         )
 
     def predict(self, serving_model, inputs, args):
