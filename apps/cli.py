@@ -13,7 +13,7 @@ import argparse
 import math
 import sys
 
-from apps import saved, training
+from apps import run_owners, saved, training
 from apps.app import UserError
 from layers import CELL_KINDS
 from pipelines.sources import ChecksumError, DataFormatError, DataNotFoundError
@@ -328,6 +328,25 @@ def build_parser(app):
     app.add_predict_arguments(predict)
     add_unsafe_argument(predict)
     add_store_arguments(predict)
+
+    runs = commands.add_parser(
+        "runs",
+        help="list the experiment's runs with their status and process; mark abandoned ones KILLED",
+        description="List the experiment's latest runs: status, start, name, and the process that "
+        "owns each (HOST:PID:START). A RUNNING run whose process on this host is gone (kill -9, a "
+        "crash, a power cut) is marked KILLED, as train and tune also do when they start.",
+    )
+    add_store_arguments(runs)
+    runs.add_argument("--experiment", default=app.name, help="MLflow experiment (default: %(default)s)")
+    runs.add_argument(
+        "--limit", type=positive_int, default=20, help="runs to list, newest first (default: %(default)s)"
+    )
+    runs.add_argument(
+        "--mark-killed",
+        nargs="+",
+        metavar="RUN_ID",
+        help="mark these RUNNING runs KILLED: for runs of another host whose process you know is gone",
+    )
     return parser
 
 
@@ -345,6 +364,8 @@ def main(app, argv=None):
             saved.evaluate(app, args)
         elif args.command == "predict":
             saved.predict(app, args)
+        elif args.command == "runs":
+            run_owners.list_runs(app, args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

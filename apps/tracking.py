@@ -3,13 +3,17 @@
 import contextlib
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import mlflow
 import numpy as np
+
+from apps.app import UserError
 
 try:
     import fcntl
@@ -23,13 +27,73 @@ MODEL_REQUIREMENTS = ("tensorflow", "keras", "tensorflow-text", "numpy")
 
 
 def configure(tracking_uri=None, experiment=None):
-    """Points MLflow at `tracking_uri` (default: MLflow's own, `mlflow.db` here) and the experiment."""
+    """Points MLflow at `tracking_uri` (default: MLflow's own, `mlflow.db` here) and the experiment,
+    after checking a SQLite store can be one (`check_sqlite_store`), and marks KILLED the runs
+    whose process is gone (`apps.run_owners`)."""
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
+    uri = mlflow.get_tracking_uri()
+    check_sqlite_store(uri)
     if experiment:
-        with first_use_lock(mlflow.get_tracking_uri()):
-            mlflow.set_experiment(experiment)
-    return mlflow.get_tracking_uri()
+        try:
+            with first_use_lock(uri):
+                mlflow.set_experiment(experiment)
+        except Exception as error:  # the store's own errors: SQLAlchemy's, MLflow's, the OS's
+            raise UserError(
+                f"--tracking-uri {uri}: MLflow cannot use this store ({type(error).__name__}: {error})"
+            ) from None
+        from apps import run_owners
+
+        run_owners.mark_abandoned()
+    return uri
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_store(uri):
+    """Refuses, with a message, a SQLite store MLflow would fail on with a traceback or silently
+    damage: a folder that cannot be written (SQLite keeps its journal beside the database), a
+    file that is not a database, a database of another program (MLflow would add its ~70 tables
+    to it). Other stores pass through."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return
+    path = Path(uri[len(prefix) :].split("?")[0])
+    where = f"--tracking-uri {uri}"
+    if path.is_dir():
+        raise UserError(f"{where}: {path} is a folder; name a database file in it, e.g. sqlite:///{path}/mlflow.db")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise UserError(
+            f"{where}: cannot write in {path.parent} ({error.strerror}); SQLite writes its journal beside the "
+            f"database, so the folder must be writable: pick another place, e.g. sqlite:///{Path.home()}/mlflow.db"
+        ) from None
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, "r+b") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise UserError(f"{where}: cannot open {path} for writing ({error.strerror})") from None
+    if header != SQLITE_HEADER:
+        raise UserError(
+            f"{where}: {path} is not a SQLite database (it starts with {header[:8]!r}); name a new file "
+            f"or an MLflow store"
+        )
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as database:
+            tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise UserError(f"{where}: {path} is not a readable SQLite database ({error})") from None
+    if tables and not {"alembic_version", "experiments"} & tables:
+        raise UserError(
+            f"{where}: {path} is a database of another program (tables {', '.join(sorted(tables)[:5])}); "
+            f"MLflow would add its own tables to it. Name a new file for the tracking store"
+        )
 
 
 @contextlib.contextmanager

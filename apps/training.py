@@ -20,7 +20,7 @@ import keras
 import mlflow
 import numpy as np
 
-from apps import tracking
+from apps import run_owners, tracking
 from apps.app import COMMON_LEGACY_ARGUMENTS, UserError
 from apps.callbacks import BestCheckpoint
 from apps.finishing import curve_keys, finish_model, run_name
@@ -63,9 +63,12 @@ def train(app, args):
         args = _restore_arguments(app, args)
     tracking.configure(args.tracking_uri, args.experiment)
     if resuming:
-        status = mlflow.get_run(args.resume).info.status
-        if status == "FINISHED":
+        run = mlflow.get_run(args.resume)
+        if run.info.status == "FINISHED":
             raise UserError(f"run {args.resume} has already finished; nothing to resume")
+        refusal = run_owners.refuse_if_owned(run)
+        if refusal:
+            raise UserError(refusal)
 
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy("mixed_float16" if args.mixed_precision else "float32")
@@ -95,6 +98,7 @@ def _tracked_run(app, args, run_id, name, nested=False, resume_id=None):
         run_id = run.info.run_id
         checkpoint = Path(args.checkpoint_dir) / run_id
         print(f"MLflow run {run_id} ({name}) in {mlflow.get_tracking_uri()}", flush=True)
+        mlflow.set_tags(run_owners.owner_tags())  # this process trains it now (a resumed run: again)
         tracking.log_unlogged_skips()
         try:
             yield run_id, checkpoint

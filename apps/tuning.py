@@ -32,7 +32,7 @@ import keras_tuner
 import mlflow
 import yaml
 
-from apps import tracking
+from apps import run_owners, tracking
 from apps.app import UserError
 from apps.finishing import curve_keys, finish_model
 from apps.training_loop import compile_model, fit_model
@@ -140,6 +140,7 @@ class TrackedTrials:
             "mlflow.parentRunId": self.parent_run_id,
             "trial_id": trial.trial_id,
             "tuner_id": self.tuner_id,
+            **run_owners.owner_tags(),
         }
         with mlflow.start_run(experiment_id=self.experiment_id, run_name=f"trial-{trial.trial_id}", tags=tags):
             mlflow.log_params({k: v for k, v in trial.hyperparameters.values.items()})
@@ -284,12 +285,15 @@ def tune(app, args):
         if args.resume and parent_file.exists():
             parent_id = json.loads(parent_file.read_text())["run_id"]
             mlflow.MlflowClient().update_run(parent_id, status="RUNNING")
+            mlflow.MlflowClient().set_tag(parent_id, run_owners.OWNER_TAG, run_owners.this_process())
         else:
             folder.mkdir(parents=True, exist_ok=True)
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"tune-{project}") as parent:
                 parent_id = parent.info.run_id
                 tracking.log_unlogged_skips()
-                mlflow.set_tags({**tracking.run_tags(app.name, args.dataset, "tuned"), "tuning_job": job})
+                mlflow.set_tags({
+                    **tracking.run_tags(app.name, args.dataset, "tuned"), **run_owners.owner_tags(), "tuning_job": job,
+                })  # fmt: skip
                 mlflow.log_params({
                     "tuner": args.tuner, "max_trials": args.max_trials, "epochs": args.epochs,
                     "search_space": json.dumps(space), "dataset": args.dataset, "distributed": role,
