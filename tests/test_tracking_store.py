@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from apps import run_owners, runner
+from apps import run_owners
 from tests.support import REPOSITORY, new_store, run_main, runs_of
 from tests.toy_app import APP as TOY
 
