@@ -73,15 +73,16 @@ def postgres(log_folder):
 
 
 @contextmanager
-def mlflow_server(backend_store_uri, artifacts, log_path):
-    """`mlflow server` on a loopback port over `backend_store_uri`, serving artifacts from `artifacts`."""
+def mlflow_server(backend_store_uri, artifacts, log_path, extra=(), env=None):
+    """`mlflow server` on a loopback port over `backend_store_uri`, serving artifacts from `artifacts`
+    (`extra`: more of its flags; `env`: more environment variables)."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
              "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "2"],
-            stdout=log, stderr=subprocess.STDOUT,
+             "--workers", "2", *extra],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
