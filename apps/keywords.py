@@ -55,6 +55,7 @@ from pipelines.keyphrases import (
     ranked_keyphrases,
     split_documents,
 )
+from pipelines.sources import DataFormatError
 from pipelines.text import (
     ClassProbabilities,
     SentenceTokenizer,
@@ -158,6 +159,12 @@ class Keywords(runner.App):
     def load_data(self, args):
         dataset = load_keyphrase_dataset(args.dataset, args.data_dir)
         splits = split_documents(dataset.documents, seed=0)
+        small = [name for name, documents in splits.items() if not documents]
+        if small:
+            raise DataFormatError(
+                f"{args.dataset}: {len(dataset.documents)} usable documents leave the {' and '.join(small)} "
+                f"split(s) empty (half trains, a quarter validates, a quarter tests): at least 4 are needed"
+            )
         tokenizer = SentenceTokenizer(args.max_length, punctuation="split", name=parts.TOKENIZER)
         tokens = {s: tokenize_texts([d.text for d in docs], tokenizer) for s, docs in splits.items()}
         gold, uncontrolled = {}, {}
@@ -191,6 +198,12 @@ class Keywords(runner.App):
         unlabelled = sum(not bio_tags(t, g)[1] for t, g in zip(tokens["train"], data.labels["train"]))
         if unlabelled:
             data.skipped["training documents where no gold keyphrase occurs"] = unlabelled
+        if unlabelled == len(tokens["train"]):
+            raise DataFormatError(
+                f"{args.dataset}: in none of the {unlabelled} training documents does one of its keyphrases "
+                f"occur (after tokenization, --max-length {args.max_length}), so there is nothing to learn: "
+                f"are the key files those of these documents?"
+            )
         tracking.log_skipped(data.skipped, words=3)
         return data
 

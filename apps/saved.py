@@ -79,7 +79,10 @@ def _load_mlflow_folder(folder, location, unsafe):
         if not isinstance(model, keras.Model):
             raise UserError(f"--model {location}: loaded (--unsafe-load), but it is not a Keras model the app can use")
         return model
-    data = folder / str(keras_flavor.get("data", "data"))
+    data_name = keras_flavor.get("data", "data")
+    if not isinstance(data_name, str) or not data_name.strip() or "\x00" in data_name:
+        raise UserError(f"--model {location}: its MLmodel names no usable Keras data path (data: {data_name!r})")
+    data = folder / data_name
     keras_file = data / "model.keras" if data.is_dir() else data.with_name(data.name + ".keras")
     if folder.resolve() not in keras_file.resolve().parents:
         raise UserError(f"--model {location}: its MLmodel points outside the model folder ({keras_file})")

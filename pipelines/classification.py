@@ -15,6 +15,7 @@ Sources (`--dataset`):
 """
 
 import csv
+import io
 import os
 import sys
 from collections import Counter
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.sources import DATA_ENV, DataFormatError, DataNotFoundError, cache_dir
+from pipelines.sources import DATA_ENV, OFFLINE_ENV, DataFormatError, DataNotFoundError, cache_dir
 
 NAMED_CORPORA = {"mr": "sentence_polarity", "polarity": "movie_reviews"}
 
@@ -65,7 +66,9 @@ def load_text_dataset(spec, data_dir=None):
         return load_csv(Path(argument))
     if kind == "folder" and argument:
         return load_folder(Path(argument))
-    raise DataNotFoundError(f"--dataset {spec!r}: no such data set; use one of {', '.join(NAMED_CORPORA)}, nltk:NAME, csv:PATH, folder:PATH")
+    raise DataNotFoundError(
+        f"--dataset {spec!r}: no such data set; use one of {', '.join(NAMED_CORPORA)}, nltk:NAME, csv:PATH, folder:PATH"
+    )
 
 
 # NLTK ---------------------------------------------------------------------------------------
@@ -87,12 +90,22 @@ def _nltk_corpus(corpus, data_dir):
     for folder in reversed(nltk_data_dirs(data_dir)):
         if str(folder) not in nltk.data.path:
             nltk.data.path.insert(0, str(folder))
-    reader = getattr(nltk.corpus, corpus, None)
-    if reader is None:
+    from nltk.corpus.reader import CorpusReader
+    from nltk.corpus.util import LazyCorpusLoader
+
+    reader = getattr(nltk.corpus, corpus, None) if corpus.isidentifier() and not corpus.startswith("_") else None
+    if not isinstance(reader, (LazyCorpusLoader, CorpusReader)):  # (hasattr would load a lazy one)
         raise DataNotFoundError(f"NLTK has no corpus named {corpus!r}")
     try:
         reader.ensure_loaded()
     except LookupError:
+        if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+            searched = ", ".join(str(f) for f in nltk_data_dirs(data_dir))
+            raise DataNotFoundError(
+                f"NLTK corpus {corpus!r} is not on disk (looked in {searched} and NLTK's own path), and "
+                f"{OFFLINE_ENV} is set, so it was not downloaded. Point {DATA_ENV} (or --data-dir) at the "
+                f"folder holding nltk_data/corpora/{corpus}.zip, or unset {OFFLINE_ENV}."
+            ) from None
         target = nltk_data_dirs(data_dir)[-1]
         print(f"NLTK corpus {corpus!r} not found; downloading it to {target}", file=sys.stderr)
         if not nltk.download(corpus, download_dir=str(target), quiet=True, raise_on_error=False):
@@ -126,11 +139,31 @@ def load_nltk(corpus, data_dir=None, name=None):
 # Files --------------------------------------------------------------------------------------
 
 
+# Python's csv module refuses fields over 131,072 characters; a review may be longer. Above this,
+# a field is refused with a message (a file of one unterminated quote would otherwise be read whole).
+MAX_FIELD_CHARACTERS = 10_000_000
+
+
 def load_csv(path):
+    """Examples from a CSV with a header naming columns `text` and `label` (UTF-8, a BOM allowed).
+
+    The whole file is decoded first, so that a bad byte is reported with the line that holds it."""
     if not path.is_file():
         raise DataNotFoundError(f"csv:{path}: no such file")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
+    data = path.read_bytes()
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataFormatError(
+            f"{path}:{line}: not valid UTF-8 (byte {data[error.start]:#04x}); save the file as UTF-8"
+        ) from None
+    if "\x00" in content:
+        line = content.count("\n", 0, content.index("\x00")) + 1
+        raise DataFormatError(f"{path}:{line}: a NUL character: not a text CSV (UTF-16 or binary?)")
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    previous_limit = csv.field_size_limit(MAX_FIELD_CHARACTERS)
+    try:
         columns = reader.fieldnames or []
         missing = [c for c in ("text", "label") if c not in columns]
         if missing:
@@ -139,17 +172,23 @@ def load_csv(path):
                 f"missing {', '.join(missing)}, found {columns or 'no header'}"
             )
         examples, skipped = [], Counter()
-        try:
-            for row in reader:
-                text, label = (row["text"] or "").strip(), (row["label"] or "").strip()
-                if not text:
-                    skipped["empty text"] += 1
-                elif not label:
-                    skipped["empty label"] += 1
-                else:
-                    examples.append(TextExample(text, label))
-        except UnicodeDecodeError as error:
-            raise DataFormatError(f"{path}:{reader.line_num + 1}: not valid UTF-8 ({error.reason})") from None
+        for row in reader:
+            text, label = (row["text"] or "").strip(), (row["label"] or "").strip()
+            if not text:
+                skipped["empty text"] += 1
+            elif not label:
+                skipped["empty label"] += 1
+            else:
+                examples.append(TextExample(text, label))
+    except csv.Error as error:
+        detail = (
+            f"a field over {MAX_FIELD_CHARACTERS:,} characters (an unclosed quote?)"
+            if "field larger than field limit" in str(error)
+            else str(error)
+        )
+        raise DataFormatError(f"{path}:{reader.line_num}: not a readable CSV: {detail}") from None
+    finally:
+        csv.field_size_limit(previous_limit)
     return _checked(TextDataset(f"csv:{path}", examples, dict(skipped)), str(path))
 
 

@@ -17,6 +17,7 @@ import json
 import math
 import re
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -90,6 +91,11 @@ def hulth_split():
     return {doc_id: (split, count) for split in ("train", "valid", "test") for doc_id, count in table[split].items()}
 
 
+# The largest entry read from a keyphrase zip: Inspec's abstracts are under 5 KB; a long full-text
+# article, a few hundred KB.
+MAX_ENTRY_BYTES = 20_000_000
+
+
 def read_liaad_zip(path, split=None):
     """Documents with their keys; documents without keys are skipped and counted.
 
@@ -99,8 +105,8 @@ def read_liaad_zip(path, split=None):
     """
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise DataFormatError(f"{path}: not a zip file") from None
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
+        raise DataFormatError(f"{path}: not a readable zip file ({error})") from None
     with archive:
         names = archive.namelist()
         documents_by_id = {m.group(1): name for name in names if (m := re.search(r"docsutf8/([^/]+)\.txt$", name))}
@@ -112,8 +118,8 @@ def read_liaad_zip(path, split=None):
             if doc_id not in keys_by_id:
                 skipped["no key file"] += 1
                 continue
-            text = _decode(archive.read(documents_by_id[doc_id]), f"{path}:{documents_by_id[doc_id]}")
-            keys = _decode(archive.read(keys_by_id[doc_id]), f"{path}:{keys_by_id[doc_id]}")
+            text = _decode(_read_entry(archive, documents_by_id[doc_id], path), f"{path}:{documents_by_id[doc_id]}")
+            keys = _decode(_read_entry(archive, keys_by_id[doc_id], path), f"{path}:{keys_by_id[doc_id]}")
             lines = [k.strip() for k in keys.splitlines() if k.strip()]
             keyphrases = tuple(dict.fromkeys(lines))
             if not keyphrases:
@@ -139,6 +145,21 @@ def read_liaad_zip(path, split=None):
     if not documents:
         raise DataFormatError(f"{path}: no document has both text and keys")
     return KeyphraseDataset(Path(path).stem, documents, dict(skipped))
+
+
+def _read_entry(archive, name, path):
+    """An entry's bytes, refused with a message when it is damaged or larger than any document
+    should be (a zip bomb is read, decompressed, only up to the size its header declares)."""
+    info = archive.getinfo(name)
+    if info.file_size > MAX_ENTRY_BYTES:
+        raise DataFormatError(
+            f"{path}:{name}: {info.file_size:,} bytes once decompressed, above the {MAX_ENTRY_BYTES:,} a "
+            f"document or key file may have; the archive is damaged or not a keyphrase data set"
+        )
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError) as error:
+        raise DataFormatError(f"{path}:{name}: damaged entry ({type(error).__name__}: {error})") from None
 
 
 def _decode(data, where):

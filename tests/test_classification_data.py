@@ -123,3 +123,51 @@ def test_tokenizer_keeps_punctuation_as_tokens_and_the_last_words():
         [b"witty", b",", b"seductive", b"movie", b"."],
         [b"dull", b"--", b"really", b"...", b""],
     ]
+
+
+def test_a_csv_text_longer_than_pythons_field_limit_loads(tmp_path):
+    long_text = "great " * 40_000  # 240,000 characters; Python's csv module stops at 131,072
+    path = tmp_path / "long.csv"
+    path.write_text(f'text,label\n"{long_text}",pos\nbad film,neg\n')
+    dataset = load_text_dataset(f"csv:{path}")
+    assert len(dataset.examples[0].text) == len(long_text.strip())
+
+
+def test_an_unclosed_quote_swallowing_the_file_is_refused_with_its_line(tmp_path, monkeypatch):
+    import pipelines.classification as classification
+
+    monkeypatch.setattr(classification, "MAX_FIELD_CHARACTERS", 1000)
+    path = tmp_path / "open.csv"
+    path.write_text('text,label\nfine,pos\n"never closed,neg\n' + "more words,pos\n" * 200)
+    with pytest.raises(DataFormatError, match=r"open.csv:\d+: not a readable CSV: a field over 1,000 characters"):
+        load_text_dataset(f"csv:{path}")
+
+
+@pytest.mark.parametrize("line", [1, 2, 351])
+def test_a_bad_byte_is_reported_on_its_own_line(tmp_path, line):
+    rows = [b"text,label"] + [b"a fine sentence number %d,pos" % i for i in range(400)]
+    rows[line - 1] = rows[line - 1].replace(b"fine", b"fin\xe9") if line > 1 else b"t\xe9xt,label"
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    with pytest.raises(DataFormatError, match=rf"latin1.csv:{line}: not valid UTF-8 \(byte 0xe9\)"):
+        load_text_dataset(f"csv:{path}")
+
+
+def test_offline_an_nltk_corpus_not_on_disk_is_not_downloaded(tmp_path, monkeypatch):
+    import nltk
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("RNN_SUITE_OFFLINE=1 must not download")
+
+    monkeypatch.setattr(nltk, "download", no_download)
+    monkeypatch.setenv("RNN_SUITE_OFFLINE", "1")
+    monkeypatch.setenv("RNN_SUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(nltk.data, "path", [])  # NLTK's own folders: none either
+    with pytest.raises(DataNotFoundError, match="RNN_SUITE_OFFLINE is set, so it was not downloaded"):
+        load_text_dataset("nltk:abc", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["__class__", "data", "nosuchcorpus"])
+def test_an_nltk_name_that_is_no_corpus_is_named(tmp_path, name):
+    with pytest.raises(DataNotFoundError, match=f"NLTK has no corpus named '{name}'"):
+        load_text_dataset(f"nltk:{name}", tmp_path)

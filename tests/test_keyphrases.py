@@ -308,3 +308,32 @@ def test_word_statistics_tables_group_words_by_stem_and_give_their_idf():
     np.testing.assert_allclose(
         idf, [0.0, math.log(4), math.log(4 / 3), math.log(4 / 3), math.log(4 / 2), math.log(4 / 4)], rtol=1e-6
     )
+
+
+def _liaad_zip(path, documents, compression=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for doc_id, (text, keys) in documents.items():
+            archive.writestr(f"Set/docsutf8/{doc_id}.txt", text)
+            archive.writestr(f"Set/keys/{doc_id}.key", keys)
+    return path
+
+
+def test_a_damaged_zip_entry_is_named_not_a_zlib_traceback(tmp_path):
+    path = _liaad_zip(tmp_path / "set.zip", {"1": ("recurrent networks " * 200, "recurrent networks\n")})
+    data = bytearray(path.read_bytes())
+    start = data.index(b"Set/docsutf8/1.txt") + len("Set/docsutf8/1.txt")
+    for offset in range(start + 10, start + 40):  # inside the deflated bytes, after the local header
+        data[offset] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match=r"set.zip:Set/docsutf8/1.txt: damaged entry"):
+        read_liaad_zip(path)
+
+
+def test_an_entry_too_large_for_a_document_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import pipelines.keyphrases as keyphrases
+
+    monkeypatch.setattr(keyphrases, "MAX_ENTRY_BYTES", 1_000_000)
+    path = _liaad_zip(tmp_path / "bomb.zip", {"1": (b"\0" * 5_000_000, "a key\n")})
+    assert path.stat().st_size < 50_000  # five megabytes of zeros deflate to a few kilobytes
+    with pytest.raises(DataFormatError, match=r"bomb.zip:Set/docsutf8/1.txt: 5,000,000 bytes once decompressed"):
+        read_liaad_zip(path)

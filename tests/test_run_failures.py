@@ -129,3 +129,22 @@ def test_cli_types_say_what_they_accept():
     assert cli.fraction("0.5") == 0.5 and cli.positive_number("1e-3") == 1e-3
     with pytest.raises(argparse.ArgumentTypeError, match="in \\[0, 1\\)"):
         cli.fraction("nan")
+
+
+def test_a_keyphrase_set_whose_keys_never_occur_is_an_error_not_a_tensorflow_traceback(tmp_path, capsys):
+    import zipfile
+
+    from apps.keywords import APP
+
+    path = tmp_path / "mismatched.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for doc_id in range(8):
+            archive.writestr(f"Set/docsutf8/{doc_id}.txt", f"recurrent networks read sequences, text {doc_id}.")
+            archive.writestr(f"Set/keys/{doc_id}.key", "quantum chromodynamics\n")
+    tracking_uri = new_store(tmp_path, "x")
+    result = run_main(
+        APP, "train", "--dataset", f"liaad:{path}", "--tracking-uri", tracking_uri, "--experiment", "x",
+        "--checkpoint-dir", tmp_path / "checkpoints", capsys=capsys,
+    )  # fmt: skip
+    assert result.returncode == 2 and "in none of the 4 training documents" in result.stderr
+    assert "Traceback" not in result.stderr and runs_of(tracking_uri, "x") == []
