@@ -41,9 +41,10 @@ from pipelines.audio import (
     FeatureCache,
     FeatureConfig,
     build_utterances,
-    fsdd_recordings,
+    load_recordings,
     file_features,
 )
+from pipelines.sources import DataFormatError
 
 CLASSES = 11  # blank + the digits 0-9 (digit d is class d + 1)
 SPLIT_SEEDS = {"train": 1, "valid": 2, "test": 3}  # utterance sets differ per split, fixed per --data-seed
@@ -53,6 +54,10 @@ class SpeechCTC(runner.App):
     name = "speech_ctc"
     description = __doc__
     datasets = ("fsdd",)
+    dataset_help = (
+        "fsdd (the Free Spoken Digit Dataset: every recording in its folder named DIGIT_SPEAKER_TAKE.wav), "
+        "or folder:PATH (your own recordings, named the same way, e.g. 7_alice_12.wav)"
+    )
     monitor = "val_digit_error_rate"
     monitor_mode = "min"
     curve_metrics = ("val_sequence_accuracy",)
@@ -161,13 +166,23 @@ class SpeechCTC(runner.App):
                     f"--test-speakers: unknown {sorted(unknown)}; the speakers are {', '.join(speakers)}"
                 )
         if held_out is None:
-            return {s: [r for r in recordings if r.take in takes] for s, takes in TAKE_SPLITS.items()}
-        others = [r for r in recordings if r.speaker not in held_out]
-        return {
-            "train": [r for r in others if r.take >= 10],
-            "valid": [r for r in others if r.take < 10],
-            "test": [r for r in recordings if r.speaker in held_out],
-        }
+            splits = {s: [r for r in recordings if r.take in takes] for s, takes in TAKE_SPLITS.items()}
+            rule = "by take: 0-4 test, 5-9 validate, 10 and above train"
+        else:
+            others = [r for r in recordings if r.speaker not in held_out]
+            splits = {
+                "train": [r for r in others if r.take >= 10],
+                "valid": [r for r in others if r.take < 10],
+                "test": [r for r in recordings if r.speaker in held_out],
+            }
+            rule = "by speaker: the held-out speakers test; the others' takes 0-9 validate, 10 and above train"
+        empty = [split for split in ("train", "valid", "test") if not splits[split]]
+        if empty:
+            raise DataFormatError(
+                f"{args.dataset}: no recordings for the {' and '.join(empty)} split(s) ({len(recordings)} recordings; "
+                f"split {rule})"
+            )
+        return splits
 
     def prepare_split(self, recordings, split, count, config, args, skipped):
         """The split's utterances and features; unusable utterances are counted in `skipped`."""
@@ -192,7 +207,7 @@ class SpeechCTC(runner.App):
 
     def load_data(self, args):
         config = FeatureConfig(kind=args.features, n_mels=args.n_mels)
-        recordings = self.split_recordings(fsdd_recordings(args.data_dir), args)
+        recordings = self.split_recordings(load_recordings(args.dataset, args.data_dir), args)
         counts = {"train": args.train_utterances, "valid": args.valid_utterances, "test": args.test_utterances}
         utterances, arrays, skipped = {}, {}, Counter()
         for split, count in counts.items():
@@ -356,7 +371,7 @@ class SpeechCTC(runner.App):
         settings = Parts(serving_model).settings.values
         config, args.stride = FeatureConfig(**settings["features"]), settings["stride"]
         args.fold = None
-        recordings = self.split_recordings(fsdd_recordings(args.data_dir), args)[args.split]
+        recordings = self.split_recordings(load_recordings(args.dataset, args.data_dir), args)[args.split]
         skipped = Counter()
         count = {"train": 4000, "valid": 500, "test": 1000}[args.split] if args.utterances is None else args.utterances
         utterances, values = self.prepare_split(recordings, args.split, count, config, args, skipped)

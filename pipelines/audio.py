@@ -15,17 +15,27 @@ variance normalization) are computed once per utterance set and cached.
 import hashlib
 import json
 import re
+import sys
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.sources import DataFormatError, RemoteDataset, cache_dir, locate
+from pipelines.sources import (
+    ChecksumError,
+    DataFormatError,
+    DataNotFoundError,
+    RemoteDataset,
+    cache_dir,
+    locate,
+    sha256_of,
+)
 
 SAMPLE_RATE = 8000
 MANIFEST = Path(__file__).resolve().parent / "manifests" / "fsdd.sha256"
-_RECORDING = re.compile(r"(\d)_([a-z]+)_(\d+)\.wav$")
+# FSDD's naming, DIGIT_SPEAKER_TAKE.wav; a user's own speakers may carry capitals, digits and dashes.
+_RECORDING = re.compile(r"(?:^|/)(\d)_([A-Za-z][A-Za-z0-9-]*)_(\d+)\.wav$")
 
 
 def _manifest():
@@ -41,8 +51,9 @@ FSDD = RemoteDataset(
 )
 # Silence before, between and after the recordings of an utterance, in seconds (uniform).
 GAP_SECONDS = (0.05, 0.3)
-# FSDD's own split uses takes 0-4 for testing; 5-9 validate here, 10-49 train.
-TAKE_SPLITS = {"test": range(0, 5), "valid": range(5, 10), "train": range(10, 50)}
+# FSDD's own split uses takes 0-4 for testing; 5-9 validate here, 10 and above train (FSDD has 50
+# takes a speaker; a user's folder may have more).
+TAKE_SPLITS = {"test": range(0, 5), "valid": range(5, 10), "train": range(10, 2**31)}
 
 
 class AudioError(DataFormatError):
@@ -57,14 +68,66 @@ class Recording:
     take: int
 
 
+def _recording(path):
+    """The Recording a file's name describes, or None for a name not in FSDD's pattern."""
+    match = _RECORDING.search(Path(path).as_posix())
+    if match is None:
+        return None
+    digit, speaker, take = match.groups()
+    return Recording(str(path), int(digit), speaker, int(take))
+
+
 def fsdd_recordings(data_dir=None, progress=True):
-    """Every recording of the manifest, from the data directory, the cache or a download."""
+    """FSDD's recordings: those of the manifest (from the data directory, the cache or a download;
+    each checked against its SHA-256), and every other file beside them named as FSDD names its
+    recordings (a newer FSDD's speakers, a user's own takes)."""
     paths = locate(FSDD, sorted(FSDD.sha256), data_dir=data_dir, progress=progress)
-    recordings = []
     for rel, path in paths.items():
-        digit, speaker, take = _RECORDING.search(rel).groups()
-        recordings.append(Recording(str(path), int(digit), speaker, int(take)))
+        if sha256_of(path) != FSDD.sha256[rel]:
+            raise ChecksumError(
+                f"{path}: not the FSDD recording its name says (SHA-256 differs from {MANIFEST.name}); "
+                f"restore it, or keep your own recordings in a folder of their own (--dataset folder:PATH)"
+            )
+    known = {path.resolve() for path in paths.values()}
+    recordings = [_recording(path) for path in paths.values()]
+    for folder in sorted({path.parent for path in paths.values()}):
+        for path in sorted(folder.glob("*.wav")):
+            if path.resolve() not in known and (recording := _recording(path)) is not None:
+                recordings.append(recording)
     return recordings
+
+
+def folder_recordings(folder):
+    """A user's recordings: every WAV file under `folder` named DIGIT_SPEAKER_TAKE.wav (FSDD's
+    naming, e.g. 7_alice_12.wav); other files are counted and said, not read."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataNotFoundError(f"folder:{folder}: no such folder")
+    recordings, others = [], 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        recording = _recording(path)
+        if recording is None:
+            others += 1
+        else:
+            recordings.append(recording)
+    if others:
+        print(f"{folder}: {others} files not named DIGIT_SPEAKER_TAKE.wav were not read", file=sys.stderr)
+    if not recordings:
+        raise DataFormatError(
+            f"{folder}: no recordings named DIGIT_SPEAKER_TAKE.wav (FSDD's naming, e.g. 7_alice_12.wav: the "
+            f"digit spoken, who spoke it, the take)"
+        )
+    return recordings
+
+
+def load_recordings(spec, data_dir=None, progress=True):
+    """The recordings of `--dataset`: `fsdd`, or `folder:PATH` (a user's own)."""
+    kind, _, argument = spec.partition(":")
+    if spec == "fsdd":
+        return fsdd_recordings(data_dir, progress)
+    if kind == "folder" and argument:
+        return folder_recordings(argument)
+    raise DataNotFoundError(f"--dataset {spec!r}: no such data set; use fsdd or folder:PATH")
 
 
 def load_audio(path, sample_rate=SAMPLE_RATE):

@@ -161,8 +161,9 @@ def test_a_file_to_recognize_is_read_as_a_one_recording_training_utterance():
 
 
 def test_splits_by_take_do_not_share_recordings():
-    takes = [set(takes) for takes in TAKE_SPLITS.values()]
-    assert set().union(*takes) == set(range(50)) and sum(map(len, takes)) == 50
+    for take in range(500):  # FSDD's 50 takes a speaker, and a user's folder with more
+        assert sum(take in takes for takes in TAKE_SPLITS.values()) == 1
+    assert list(TAKE_SPLITS["test"]) == [0, 1, 2, 3, 4] and list(TAKE_SPLITS["valid"]) == [5, 6, 7, 8, 9]
 
 
 def test_feature_cache_computes_once_and_counts_bad_recordings(tmp_path, recordings):
@@ -282,3 +283,59 @@ def test_spectrogram_masking_hides_band_ranges_and_spans_inside_each_utterance()
             np.testing.assert_array_equal(zero.reshape(steps, blocks, bands), expected)
             hidden_any |= bool(len(hidden_bands) and len(hidden_frames))
     assert hidden_any  # 30 draws of widths 0..4 and 0..6: some hide both
+
+
+def _fsdd_copy(root, recordings):
+    """A data folder holding fsdd/recordings/ as links to the shared copy's files."""
+    folder = root / "fsdd" / "recordings"
+    folder.mkdir(parents=True)
+    for recording in recordings:
+        (folder / Path(recording.path).name).symlink_to(recording.path)
+    return folder
+
+
+def test_every_fsdd_named_recording_beside_the_manifests_is_read(tmp_path, recordings):
+    import shutil
+
+    folder = _fsdd_copy(tmp_path, recordings)
+    shutil.copy(recordings[0].path, folder / "3_newspeaker_0.wav")  # a newer FSDD's speaker
+    shutil.copy(recordings[1].path, folder / "4_newspeaker_57.wav")  # a take FSDD does not have
+    (folder / "notes.txt").write_text("not a recording")
+    found = fsdd_recordings(tmp_path, progress=False)
+    assert len(found) == 2502
+    new = sorted((r.digit, r.speaker, r.take) for r in found if r.speaker == "newspeaker")
+    assert new == [(3, "newspeaker", 0), (4, "newspeaker", 57)]
+    assert 57 in TAKE_SPLITS["train"]
+
+
+def test_a_manifest_recording_with_other_content_is_refused(tmp_path, recordings):
+    from pipelines.sources import ChecksumError
+
+    folder = _fsdd_copy(tmp_path, recordings)
+    victim = folder / Path(recordings[5].path).name
+    victim.unlink()
+    victim.write_bytes(Path(recordings[6].path).read_bytes())
+    with pytest.raises(ChecksumError, match=f"{victim.name}: not the FSDD recording its name says"):
+        fsdd_recordings(tmp_path, progress=False)
+
+
+def test_a_users_folder_of_recordings_is_read_by_fsdds_naming(tmp_path, recordings, capsys):
+    from pipelines.audio import load_recordings
+    from pipelines.sources import DataFormatError, DataNotFoundError
+
+    (tmp_path / "session2").mkdir()
+    for index, recording in enumerate(recordings[:6]):
+        target = tmp_path / ("session2" if index % 2 else ".") / f"{recording.digit}_Alice-2_{index}.wav"
+        target.write_bytes(Path(recording.path).read_bytes())
+    (tmp_path / "readme.md").write_text("my digits")
+    found = load_recordings(f"folder:{tmp_path}")
+    assert sorted(r.take for r in found) == list(range(6)) and {r.speaker for r in found} == {"Alice-2"}
+    assert "1 files not named DIGIT_SPEAKER_TAKE.wav" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataFormatError, match="no recordings named DIGIT_SPEAKER_TAKE.wav"):
+        load_recordings(f"folder:{empty}")
+    with pytest.raises(DataNotFoundError, match="no such folder"):
+        load_recordings(f"folder:{tmp_path / 'nowhere'}")
+    with pytest.raises(DataNotFoundError, match="use fsdd or folder:PATH"):
+        load_recordings("timit")

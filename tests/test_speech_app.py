@@ -82,3 +82,32 @@ def test_a_tuned_model_is_finished_as_train_finishes_one(tmp_path):
     flags = ["--train-utterances", "80", "--valid-utterances", "20", "--test-utterances", "20", "--units", "32",
              "--layers", "1", "--conv-filters", "16", "--stride", "2"]  # fmt: skip
     tune_and_evaluate(APP, tmp_path, flags, ["--utterances", "20"])
+
+
+def test_a_users_own_folder_of_recordings_trains_and_evaluates(tmp_path, capsys):
+    """--dataset folder:PATH: two speakers' takes 0-14, named as FSDD names them, in a folder tree."""
+    from pipelines.audio import fsdd_recordings
+
+    mine = tmp_path / "my-digits"
+    for recording in fsdd_recordings(SHARED_DATA, progress=False):
+        if recording.speaker in ("jackson", "theo") and recording.take < 15:
+            folder = mine / recording.speaker
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{recording.digit}_{recording.speaker}_{recording.take}.wav").symlink_to(recording.path)
+    tracking_uri = new_store(tmp_path, "mine")
+    tiny = ["--train-utterances", "24", "--valid-utterances", "6", "--test-utterances", "6", "--units", "16",
+            "--layers", "1", "--conv-filters", "16", "--stride", "2", "--epochs", "1"]  # fmt: skip
+    trained = run_main(
+        APP, "train", "--dataset", f"folder:{mine}", *tiny, "--tracking-uri", tracking_uri, "--experiment", "mine",
+        "--checkpoint-dir", tmp_path / "checkpoints", "--verbose", "0", capsys=capsys,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert "(100 training recordings)" in trained.stdout  # 2 speakers x 10 digits x takes 10-14
+    run = single_run(tracking_uri, "mine")
+    assert run.data.params["dataset"] == f"folder:{mine}"
+    args = runner.build_parser(APP).parse_args([
+        "evaluate", "--model", f"runs:/{run.info.run_id}/model", "--dataset", f"folder:{mine}",
+        "--utterances", "6", "--tracking-uri", tracking_uri,
+    ])  # fmt: skip
+    metrics = saved.evaluate(APP, args)
+    assert metrics["digit_error_rate"] == pytest.approx(run.data.metrics["test_digit_error_rate"], abs=1e-9)
