@@ -363,10 +363,7 @@ class Keywords(runner.App):
         return rankings
 
     def predict(self, serving_model, inputs, args):
-        texts = []
-        for item in inputs:
-            path = Path(item)
-            texts.append(path.read_text(encoding="utf-8") if path.is_file() else item)
+        texts = [_text_or_file(item) for item in inputs]
         results = []
         for item, ranking in zip(inputs, self.rank_texts(serving_model, texts)):
             top = ranking[: args.top_k]
@@ -378,6 +375,22 @@ class Keywords(runner.App):
             for phrase, score in top:
                 print(f"  {score:.3f}  {phrase}")
         return results
+
+
+def _text_or_file(item):
+    """The text of `item`: the file's content when it names a file, else itself."""
+    try:
+        is_file = Path(item).is_file()
+    except (OSError, ValueError):  # a text too long to be a path, a NUL character
+        is_file = False
+    if not is_file:
+        return item
+    try:
+        return Path(item).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise runner.UserError(f"{item}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    except OSError as error:
+        raise runner.UserError(f"{item}: cannot read it ({error.strerror})") from None
 
 
 def ranking_of(model):

@@ -125,12 +125,17 @@ def evaluate(app, args):
     return metrics
 
 
-def predict(app, args):
-    inputs = args.inputs if args.inputs else [line.strip() for line in sys.stdin if line.strip()]
+def checked_inputs(inputs):
+    """`predict`'s inputs, refused when there are none or one is empty (nothing to predict from)."""
     if not inputs:
         raise UserError("nothing to predict: pass inputs as arguments or one per line on standard input")
     empty = [index for index, text in enumerate(inputs, start=1) if not text.strip()]
     if empty:
         raise UserError(f"input {empty[0]} is empty: pass a non-empty text (or path) for each input")
+    return list(inputs)
+
+
+def predict(app, args):
+    inputs = checked_inputs(args.inputs if args.inputs else [line.strip() for line in sys.stdin if line.strip()])
     model = load_model(args.model, args.tracking_uri, args.unsafe_load)
     return app.predict(model, inputs, args)

@@ -125,3 +125,25 @@ def test_keys_uncontrolled_needs_a_data_set_that_tells_them_apart(inspec400):
     args = runner.build_parser(APP).parse_args(["train", "--dataset", f"liaad:{inspec400}", "--keys", "uncontrolled"])
     with pytest.raises(runner.UserError, match="--keys uncontrolled: liaad:.* does not tell uncontrolled"):
         APP.load_data(args)
+
+
+def test_predict_takes_any_text_or_says_why(trained, tmp_path):
+    """Hypothesis: any Unicode, blank, very long or path-like texts (a folder, a missing file, a
+    file that is not UTF-8) give ranked keyphrases or a plain error."""
+    from hypothesis import strategies as st
+
+    from tests.properties import check_predictions, text_inputs
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("r\xe9seaux r\xe9currents".encode("latin-1"))
+    model = saved.load_model(f"runs:/{trained['run'].info.run_id}/model", trained["tracking_uri"])
+
+    def valid(texts, results):
+        assert [r["input"] for r in results] == texts
+        for result in results:
+            scores = [k["score"] for k in result["keyphrases"]]
+            assert len(scores) <= 10 and scores == sorted(scores, reverse=True)
+
+    inputs = text_inputs() | st.lists(st.sampled_from([str(latin1), str(tmp_path)]), min_size=1, max_size=2)
+    tally = check_predictions(APP, model, inputs, valid, "predict_keywords")
+    assert tally["predicted"] > 0

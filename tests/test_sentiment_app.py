@@ -197,3 +197,18 @@ def test_a_tuned_model_is_finished_as_train_finishes_one_its_ngram_weight_fitted
     weight = model.get_layer("classifier").get_layer("naive_bayes_weight").weight
     # Late fusion: the weight the network trained beside (0) was fitted on the validation split.
     assert abs(float(np.asarray(weight))) > 1e-3 and "best_fusion_ngram_weight" in parent.data.metrics
+
+
+def test_predict_takes_any_text_or_says_why(trained):
+    """Hypothesis: any Unicode, blank, very long or path-like texts give probabilities or a plain error."""
+    from tests.properties import check_predictions, text_inputs
+
+    model = saved.load_model(f"runs:/{trained['run'].info.run_id}/model", trained["tracking_uri"])
+
+    def valid(texts, results):
+        assert [r["text"] for r in results] == texts
+        for result in results:
+            assert abs(sum(result["probabilities"].values()) - 1.0) < 1e-4 and 0.0 <= result["probability"] <= 1.0
+
+    tally = check_predictions(APP, model, text_inputs(), valid, "predict_sentiment")
+    assert tally["predicted"] > 0

@@ -215,3 +215,20 @@ def test_slot_crf_with_a_forward_jordan_tagger_says_why_not():
     )  # fmt: skip
     with pytest.raises(runner.UserError, match="--slot-crf needs per-word tag scores"):
         APP.build_model(args, APP.load_data(args))
+
+
+def test_predict_takes_any_text_or_says_why(trained):
+    """Hypothesis: any Unicode, blank, very long or path-like texts give a slot per word read and an
+    intent, or a plain error."""
+    from tests.properties import check_predictions, text_inputs
+
+    model = saved.load_model(f"runs:/{trained['run'].info.run_id}/model", trained["tracking_uri"])
+
+    def valid(texts, results):
+        assert len(results) == len(texts)
+        for result in results:
+            assert len(result["slots"]) == len(result["words"]) and result["intent"]
+            assert all(tag == "O" or tag[:2] in ("B-", "I-") for tag in result["slots"])
+
+    tally = check_predictions(APP, model, text_inputs(), valid, "predict_slot_filling")
+    assert tally["predicted"] > 0

@@ -111,3 +111,50 @@ def test_a_users_own_folder_of_recordings_trains_and_evaluates(tmp_path, capsys)
     ])  # fmt: skip
     metrics = saved.evaluate(APP, args)
     assert metrics["digit_error_rate"] == pytest.approx(run.data.metrics["test_digit_error_rate"], abs=1e-9)
+
+
+def test_predict_takes_any_file_or_says_why(trained, tmp_path):
+    """Hypothesis: random bytes, truncated or odd WAV files, folders and missing paths give digits
+    or a plain error naming the file."""
+    import io
+    import itertools
+    import wave
+
+    from hypothesis import strategies as st
+
+    from tests.properties import check_predictions
+
+    counter = itertools.count()
+    real = (SHARED_DATA / "fsdd" / "recordings" / "3_theo_7.wav").read_bytes()
+
+    def wav(frames, rate, channels):
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as f:
+            f.setnchannels(channels)
+            f.setsampwidth(2)
+            f.setframerate(rate)
+            f.writeframes(np.random.default_rng(frames).integers(-9000, 9000, frames * channels, dtype="<i2").tobytes())
+        return buffer.getvalue()
+
+    def saved_file(data):
+        path = tmp_path / f"input{next(counter)}.wav"
+        path.write_bytes(data)
+        return str(path)
+
+    contents = st.one_of(
+        st.binary(max_size=400),
+        st.builds(wav, st.integers(0, 16000), st.sampled_from([8000, 22050, 44100]), st.integers(1, 2)),
+        st.integers(0, len(real)).map(lambda n: real[:n]),
+    )
+    paths = contents.map(saved_file) | st.sampled_from([str(tmp_path), str(tmp_path / "missing.wav")])
+
+    def valid(files, results):
+        assert [r["file"] for r in results] == files
+        assert all(all(0 <= d <= 9 for d in r["digits"]) for r in results)
+
+    tally = check_predictions(APP, model_of(trained), st.lists(paths, min_size=1, max_size=3), valid, "predict_speech")
+    assert tally["predicted"] > 0
+
+
+def model_of(trained):
+    return saved.load_model(f"runs:/{trained['run'].info.run_id}/model", trained["tracking_uri"])
