@@ -207,6 +207,12 @@ def log_skipped(skipped, words=3, echo=True):
 _unlogged_skips = {}
 
 
+def forget_unlogged_skips():
+    """Drops skips counted outside a run (before a command reads its own data: a long-lived
+    process may have read other data before)."""
+    _unlogged_skips.clear()
+
+
 def log_unlogged_skips():
     """Logs to the active run the skips counted before it started (`log_skipped`)."""
     if _unlogged_skips and mlflow.active_run() is not None:

@@ -75,6 +75,7 @@ def train(app, args):
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     # The data is read before any run exists: a bad file or data set ends with its error, not
     # with a FAILED run (that --resume would only fail on again). Cross-validation reads fold 0.
+    tracking.forget_unlogged_skips()
     data = app.load_data(argparse.Namespace(**{**vars(args), "fold": 0}) if args.cv else args)
     if args.cv:
         return _cross_validate(app, args, resuming, verbose, data)

@@ -271,6 +271,7 @@ def tune(app, args):
     role = args.distributed or "single"
 
     hypermodel = AppHyperModel(app, args, space, verbose)
+    tracking.forget_unlogged_skips()
     hypermodel.data(args)  # read before the job's run exists: a bad data set fails here, plainly
 
     if role == "worker":
