@@ -427,10 +427,21 @@ class TfIdfBaseline:
 def reference_keyphrases(documents, tokenizer):
     """(all gold keyphrases, the uncontrolled ones or None where the documents do not tell them
     apart), each a list per document of tokenized keyphrases."""
-    gold = [tokenize_texts(list(d.keyphrases), tokenizer) for d in documents]
+    gold = _tokenized_per_document([d.keyphrases for d in documents], tokenizer)
     if not documents or not all(d.uncontrolled for d in documents):
         return gold, None
-    return gold, [tokenize_texts(list(d.uncontrolled), tokenizer) for d in documents]
+    return gold, _tokenized_per_document([d.uncontrolled for d in documents], tokenizer)
+
+
+def _tokenized_per_document(phrase_lists, tokenizer):
+    """Each document's phrases tokenized, in one tokenizer call for all (a call per document
+    cost a minute on Inspec's 2,000)."""
+    tokens = tokenize_texts([phrase for phrases in phrase_lists for phrase in phrases], tokenizer)
+    result, start = [], 0
+    for phrases in phrase_lists:
+        result.append(tokens[start : start + len(phrases)])
+        start += len(phrases)
+    return result
 
 
 def score_rankings(rankings, gold, uncontrolled=None):

@@ -148,3 +148,37 @@ def test_a_keyphrase_set_whose_keys_never_occur_is_an_error_not_a_tensorflow_tra
     )  # fmt: skip
     assert result.returncode == 2 and "in none of the 4 training documents" in result.stderr
     assert "Traceback" not in result.stderr and runs_of(tracking_uri, "x") == []
+
+
+def test_a_keyphrase_set_too_small_to_split_says_so(tmp_path, capsys):
+    import zipfile
+
+    from apps.keywords import APP
+
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for doc_id in range(2):
+            archive.writestr(f"Set/docsutf8/{doc_id}.txt", "recurrent networks read sequences.")
+            archive.writestr(f"Set/keys/{doc_id}.key", "recurrent networks\n")
+    tracking_uri = new_store(tmp_path, "x")
+    result = run_main(
+        APP, "train", "--dataset", f"liaad:{path}", "--tracking-uri", tracking_uri, "--experiment", "x", capsys=capsys
+    )
+    assert result.returncode == 2 and "2 usable documents leave the valid split(s) empty" in result.stderr
+
+
+def test_a_recordings_folder_without_training_takes_names_the_split_rule(tmp_path, capsys):
+    from apps.speech_ctc import APP
+    from tests.support import SHARED_DATA
+
+    for take in range(5):
+        source = SHARED_DATA / "fsdd" / "recordings" / f"3_theo_{take}.wav"
+        (tmp_path / f"3_me_{take}.wav").symlink_to(source)
+    tracking_uri = new_store(tmp_path, "x")
+    result = run_main(
+        APP, "train", "--dataset", f"folder:{tmp_path}", "--tracking-uri", tracking_uri, "--experiment", "x",
+        capsys=capsys,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no recordings for the train and valid split(s)" in result.stderr and "0-4 test" in result.stderr
+    assert runs_of(tracking_uri, "x") == []

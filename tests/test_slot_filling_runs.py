@@ -30,11 +30,12 @@ from tests.support import (
 def test_interrupted_training_resumes_where_it_stopped(tmp_path):
     tracking_uri = new_store(tmp_path, "resume")
     common = ["--tracking-uri", tracking_uri, "--checkpoint-dir", str(tmp_path / "checkpoints")]
-    env = {**os.environ, "RNN_SUITE_DATA": str(SHARED_DATA), "PYTHONPATH": str(REPOSITORY),
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    data = write_atis_subset(tmp_path / "data", (1000, 100, 100))  # the run saves its data folder
+    env = {**os.environ, "PYTHONPATH": str(REPOSITORY), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "apps.slot_filling", "train", "--cell", "elman", "--no-bidirectional",
-         "--epochs", "3", *SMALL_MODEL, "--verbose", "2", "--experiment", "resume", *common],
+         "--epochs", "3", *SMALL_MODEL, "--verbose", "2", "--experiment", "resume", "--data-dir", str(data),
+         *common],
         cwd=REPOSITORY, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     output = []

@@ -64,7 +64,7 @@ def test_an_interrupted_training_resumes_where_it_stopped(tmp_path, data_dir):
     flags[flags.index("--verbose") + 1] = "2"
     env = {**os.environ, "PYTHONPATH": str(REPOSITORY), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.toy_app", "train", "--epochs", "3", "--batch-size", "4", *flags],
+        [sys.executable, "-m", "tests.toy_app", "train", "--epochs", "3", "--batch-size", "8", *flags],
         cwd=REPOSITORY, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     output = []

@@ -14,8 +14,9 @@ from apps.tuning import SearchSpaceError, check_space, load_search_space
 from tests.servers import free_port
 from tests.support import REPOSITORY, SHARED_DATA, new_store, run_main, runs_of, write_reviews_csv
 
+# The network alone (--ngrams 0): what is tested here is the tuning, not sentiment's n-gram fusion.
 SMALL = ["--embedding-dim", "16", "--batch-size", "32", "--learning-rate", "0.01", "--max-length", "30",
-         "--epochs", "1", "--verbose", "0"]  # fmt: skip
+         "--ngrams", "0", "--epochs", "1", "--verbose", "0"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
