@@ -82,7 +82,9 @@ def mlflow_server(backend_store_uri, artifacts, log_path, extra=(), env=None):
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
              "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
              "--workers", "2", *extra],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            stdout=log, stderr=subprocess.STDOUT,
+            # MLflow's job runner (huey workers for its GenAI jobs) is not what these tests use.
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})},
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
