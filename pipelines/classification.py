@@ -249,6 +249,11 @@ def split_indices(labels, seed, fold=None, folds=10):
     if fold is None:
         test, valid = 9, 8
     else:
+        if folds < 3:
+            raise DataFormatError(
+                f"--cv {folds}: each fold tests once while the next one validates (early stopping) and the "
+                f"others train, so at least 3 folds are needed; use --cv 3 or more"
+            )
         if not 0 <= fold < folds:
             raise ValueError(f"fold {fold} is not in 0..{folds - 1}")
         test, valid = fold, (fold + 1) % folds

@@ -182,3 +182,18 @@ def test_a_recordings_folder_without_training_takes_names_the_split_rule(tmp_pat
     assert result.returncode == 2
     assert "no recordings for the train and valid split(s)" in result.stderr and "0-4 test" in result.stderr
     assert runs_of(tracking_uri, "x") == []
+
+
+def test_two_fold_cross_validation_of_texts_says_why_it_cannot_be(tmp_path, capsys):
+    """Each fold tests while the next validates: two folds would leave nothing to train on."""
+    from apps.sentiment import APP
+    from tests.support import write_reviews_csv
+
+    reviews = write_reviews_csv(tmp_path / "reviews.csv", per_class=30)
+    tracking_uri = new_store(tmp_path, "x")
+    result = run_main(
+        APP, "train", "--dataset", f"csv:{reviews}", "--cv", "2", "--tracking-uri", tracking_uri, "--experiment", "x",
+        capsys=capsys,
+    )  # fmt: skip
+    assert result.returncode == 2 and "--cv 2: each fold tests once" in result.stderr
+    assert "Traceback" not in result.stderr and runs_of(tracking_uri, "x") == []
