@@ -11,7 +11,13 @@ part-of-speech tag is `XX` and every closing bracket carries its label: n words 
 constituents give n + 2k symbols. `delinearize` puts words (and, if given, tags) back.
 """
 
+import contextlib
+import io
+
 from nltk import Tree
+
+from pipelines.nltk_corpora import nltk_corpus
+from pipelines.sources import DataFormatError, DataNotFoundError
 
 TAG_SYMBOL = "XX"
 EMPTY_ELEMENT = "-NONE-"
@@ -102,3 +108,95 @@ def is_well_formed(symbols, word_count):
     except MalformedTree:
         return False
     return True
+
+
+# The treebank sample -------------------------------------------------------------------------
+
+# The default split by file, inside wsj_0001-wsj_0189 (the local copy): the last twenty files
+# validate and test. NLTK's full sample adds wsj_0190-wsj_0199, which `--test-files` can name.
+DEFAULT_FILES = {"train": "wsj_0001-wsj_0169", "valid": "wsj_0170-wsj_0179", "test": "wsj_0180-wsj_0189"}
+
+
+def file_range(spec, available):
+    """The files of `available` (e.g. wsj_0001.mrg) that `spec` names: `wsj_0190-wsj_0199`,
+    `wsj_0005`, or a comma-separated list of either; a spec that names none is an error."""
+    chosen = []
+    for part in spec.split(","):
+        first, _, last = part.strip().partition("-")
+        last = last or first
+        names = [f for f in available if first <= f.removesuffix(".mrg") <= last]
+        if not names:
+            raise DataNotFoundError(
+                f"{part.strip()!r}: no treebank file in that range (the data holds "
+                f"{available[0].removesuffix('.mrg')}-{available[-1].removesuffix('.mrg')})"
+            )
+        chosen.extend(n for n in names if n not in chosen)
+    return chosen
+
+
+def read_treebank_file(reader, fileid):
+    """The cleaned trees of one file; a tree NLTK cannot read names the file and the tree.
+
+    NLTK "recovers" an unbalanced tree by printing a warning and returning it flat (words straight
+    under the root): such a tree is refused here, as one it could not read at all."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            trees = list(reader.parsed_sents(fileid))
+        bad = next((i for i, tree in enumerate(trees) if not _well_built(tree)), None)
+        if bad is None:
+            return [clean(tree) for tree in trees]
+        detail = "a word outside a part-of-speech bracket"
+    except (ValueError, IndexError) as error:
+        detail = str(error)
+    raise DataFormatError(f"{fileid}: {_unreadable_tree(reader.raw(fileid))} ({detail})")
+
+
+def _well_built(tree):
+    """Every word sits alone under a part-of-speech tag."""
+    if not isinstance(tree, Tree) or not len(tree):
+        return False
+    if isinstance(tree[0], str):
+        return is_preterminal(tree)
+    return all(isinstance(child, Tree) and _well_built(child) for child in tree)
+
+
+def _unreadable_tree(text):
+    """Where a .mrg file's text stops being a sequence of bracketed trees: "tree N, line L: why"
+    (N counts the trees that begin before that line, plus one)."""
+    opens, depth, start = [], 0, None
+
+    def where(position, why):
+        line_start = text.rfind("\n", 0, position) + 1
+        tree = 1 + sum(o < line_start for o in opens)
+        return f"tree {tree}, line {text.count(chr(10), 0, position) + 1}: {why}"
+
+    for position, character in enumerate(text):
+        if character == "(":
+            if depth == 0:
+                start = position
+                opens.append(position)
+            depth += 1
+        elif character == ")":
+            depth -= 1
+            if depth < 0:
+                return where(position, "a ')' closes nothing")
+            if depth == 0:
+                try:
+                    Tree.fromstring(text[start : position + 1])
+                except ValueError:
+                    return where(start, "not a bracketed tree")
+    if depth > 0:
+        return where(start, f"{depth} bracket(s) never closed")
+    return "a tree NLTK reads as flat (a bracket out of place)"
+
+
+def load_treebank(data_dir=None, files=None):
+    """{split: [cleaned tree]} of NLTK's treebank sample, split by file (`files`: split -> range,
+    default `DEFAULT_FILES`)."""
+    reader = nltk_corpus("treebank", data_dir)
+    available = sorted(reader.fileids())
+    splits = {}
+    for split, spec in {**DEFAULT_FILES, **(files or {})}.items():
+        trees = [tree for f in file_range(spec, available) for tree in read_treebank_file(reader, f)]
+        splits[split] = [tree for tree in trees if tree is not None]
+    return splits

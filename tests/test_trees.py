@@ -1,5 +1,7 @@
 """Trees for parsing: cleaning as parsing papers do, Vinyals et al.'s linearization and its inverse."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -99,3 +101,62 @@ def test_the_reference_evalb_builds_and_scores_its_own_sample():
     assert summary["All"]["Bracketing Recall"] == 87.76 and summary["All"]["Bracketing Precision"] == 90.53
     assert summary["All"]["Complete match"] == 52.94
     assert summary["len<=40"]["Bracketing Recall"] == 81.25
+
+
+def _reader(tmp_path, text):
+    """NLTK's own bracket reader over one .mrg file (NLTK reads only below its data path)."""
+    import nltk
+    from nltk.corpus.reader import BracketParseCorpusReader
+
+    folder = tmp_path / "nltk_data" / "corpora" / "treebank" / "combined"
+    folder.mkdir(parents=True)
+    (folder / "wsj_0001.mrg").write_text(text)
+    nltk.data.path.insert(0, str(tmp_path / "nltk_data"))
+    return BracketParseCorpusReader(str(folder), r"wsj_.*\.mrg")
+
+
+GOOD = "( (S (NP-SBJ (DT The) (NN dog)) (VP (VBD ran)) (. .)) )\n"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (GOOD + "( (S (NP (DT A) (NN cat)) (VP (VBD sat)) (. .) )\n", "tree 2, line 2: 1 bracket(s) never closed"),
+        (GOOD + GOOD + "( (S (NP (DT A) (NN cat)))) (VP (VBD sat)) )\n", "tree 3, line 3: a ')' closes nothing"),
+    ],
+)
+def test_an_unbalanced_mrg_file_names_the_file_the_tree_and_its_line(tmp_path, text, message):
+    from pipelines.sources import DataFormatError
+    from pipelines.trees import read_treebank_file
+
+    reader = _reader(tmp_path, text)
+    with pytest.raises(DataFormatError, match=re.escape(f"wsj_0001.mrg: {message}")):
+        read_treebank_file(reader, "wsj_0001.mrg")
+
+
+def test_a_good_mrg_file_reads_cleaned(tmp_path):
+    from pipelines.trees import read_treebank_file
+
+    (tree,) = read_treebank_file(_reader(tmp_path, GOOD), "wsj_0001.mrg")
+    assert " ".join(linearize(tree)) == "(S (NP XX XX )NP (VP XX )VP XX )S"
+
+
+def test_file_ranges_pick_files_and_say_when_they_pick_none():
+    from pipelines.sources import DataNotFoundError
+    from pipelines.trees import file_range
+
+    available = [f"wsj_{i:04d}.mrg" for i in range(1, 190)]
+    assert file_range("wsj_0180-wsj_0189", available) == [f"wsj_{i:04d}.mrg" for i in range(180, 190)]
+    assert file_range("wsj_0005, wsj_0001-wsj_0002", available) == ["wsj_0005.mrg", "wsj_0001.mrg", "wsj_0002.mrg"]
+    with pytest.raises(DataNotFoundError, match="'wsj_0190-wsj_0199': no treebank file.*wsj_0001-wsj_0189"):
+        file_range("wsj_0190-wsj_0199", available)
+
+
+@pytest.mark.data
+def test_the_default_split_is_by_file_and_tests_on_wsj_0180_to_0189():
+    """The issue's prototype tested on wsj_0180-wsj_0189: 127 sentences."""
+    from pipelines.trees import load_treebank
+    from tests.support import SHARED_DATA
+
+    splits = load_treebank(SHARED_DATA)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 3501, "valid": 168, "test": 127}
