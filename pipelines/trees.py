@@ -200,3 +200,19 @@ def load_treebank(data_dir=None, files=None):
         trees = [tree for f in file_range(spec, available) for tree in read_treebank_file(reader, f)]
         splits[split] = [tree for tree in trees if tree is not None]
     return splits
+
+
+def one_line(tree):
+    """The tree in Penn's bracketed format on one line (what EVALB reads)."""
+    return tree.pformat(margin=10**9)
+
+
+def right_branching(tagged_words, label="S"):
+    """The right-branching baseline over [(word, tag)] (NLTK's `Tree.pos()`): every word opens a
+    constituent holding the rest, (S (T1 w1) (S (T2 w2) (S ...))); its brackets are what a parser
+    that knows nothing gets."""
+    (word, tag), rest = tagged_words[0], tagged_words[1:]
+    children = [Tree(tag, [word])]
+    if rest:
+        children.append(right_branching(rest, label))
+    return Tree(label, children)
