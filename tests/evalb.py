@@ -25,6 +25,13 @@ def evalb_binary():
     return folder / "evalb"
 
 
+def require_evalb():
+    """Skips (fails under RNN_SUITE_REQUIRE_SERVICES=1) without EVALB's source or a C compiler."""
+    from tests.support import require
+
+    require(evalb_binary() is not None, "EVALB's source or a C compiler", "gcc (Debian: gcc) and ../shared/tools/evalb")
+
+
 def run_evalb(gold, test, parameters=EVALB / "COLLINS.prm"):
     """{section: {name: value}} of EVALB's summary ("All" and "len<=40") for files `gold`, `test`."""
     output = subprocess.run(

@@ -67,3 +67,19 @@ def text_inputs():
         st.sampled_from([".", "/", "a\x00b", "🙂" * 40, "/no/such/file.txt", "x" * 5000]),
     )
     return st.lists(text, min_size=1, max_size=3)
+
+
+def wav_bytes(frames, rate=8000, channels=1):
+    """A 16-bit PCM WAV file's bytes: `frames` seeded random samples per channel."""
+    import io
+    import wave
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(np.random.default_rng(frames).integers(-9000, 9000, frames * channels, dtype="<i2").tobytes())
+    return buffer.getvalue()

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from pipelines.parse_metrics import COLLINS, EvalbParameters, evalb, read_bracketed, score_sentence
-from tests.evalb import EVALB, evalb_binary, run_evalb
-from tests.support import require
+from tests.evalb import EVALB, require_evalb, run_evalb
 
 NAMES = {
     "recall": "Bracketing Recall", "precision": "Bracketing Precision", "f1": "Bracketing FMeasure",
@@ -21,7 +20,7 @@ def assert_agrees(ours, theirs):
 
 
 def test_evalbs_own_sample_scores_as_evalb_scores_it():
-    require(evalb_binary() is not None, "EVALB's source or a C compiler", "gcc (Debian: gcc) and ../shared/tools/evalb")
+    require_evalb()
     sample = EVALB / "sample"
     parameters = EvalbParameters.read(sample / "sample.prm")
     ours = evalb((sample / "sample.gld").read_text().splitlines(), (sample / "sample.tst").read_text().splitlines(),
@@ -40,7 +39,7 @@ def test_treebank_test_files_score_as_evalb_scores_them_with_collins_prm(tmp_pat
     from pipelines.trees import load_treebank, one_line, right_branching
     from tests.support import SHARED_DATA
 
-    require(evalb_binary() is not None, "EVALB's source or a C compiler", "gcc (Debian: gcc) and ../shared/tools/evalb")
+    require_evalb()
     gold = load_treebank(SHARED_DATA)["test"]
     rng = np.random.default_rng(0)
 

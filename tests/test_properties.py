@@ -4,7 +4,6 @@ exception. Each test's tally of outcomes goes to test-artifacts/properties/ (tes
 
 import functools
 import io
-import wave
 import zipfile
 
 import numpy as np
@@ -19,7 +18,7 @@ from pipelines.classification import load_csv, load_folder
 from pipelines.keyphrases import read_liaad_zip
 from pipelines.slots import read_files
 from pipelines.sources import DataFormatError, DataNotFoundError
-from tests.properties import Tally
+from tests.properties import Tally, wav_bytes
 from tests.support import SHARED_DATA
 
 OWN_ERRORS = (DataFormatError, DataNotFoundError)
@@ -201,16 +200,6 @@ def test_any_slot_files_load_or_are_refused(tmp_path, tallies, lines, encoding, 
 
 
 # Audio files (speech's recordings and predict inputs) ------------------------------------------------
-def _wav(samples, rate=8000, channels=1, width=2):
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as f:
-        f.setnchannels(channels)
-        f.setsampwidth(width)
-        f.setframerate(rate)
-        f.writeframes(samples)
-    return buffer.getvalue()
-
-
 @SETTINGS
 @given(
     frames=st.integers(0, 4000),
@@ -220,8 +209,7 @@ def _wav(samples, rate=8000, channels=1, width=2):
     noise=st.just(b"") | st.binary(max_size=64),
 )
 def test_any_wav_bytes_load_as_mono_8khz_or_are_refused(tmp_path, tallies, frames, rate, channels, cut, noise):
-    samples = np.random.default_rng(frames).integers(-3000, 3000, frames * channels).astype("<i2").tobytes()
-    data = _cut(_wav(samples, rate, channels), cut) + noise
+    data = _cut(wav_bytes(frames, rate, channels), cut) + noise
     path = tmp_path / "clip.wav"
     path.write_bytes(data)
     tally = tallies("audio")

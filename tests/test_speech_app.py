@@ -116,25 +116,14 @@ def test_a_users_own_folder_of_recordings_trains_and_evaluates(tmp_path, capsys)
 def test_predict_takes_any_file_or_says_why(trained, tmp_path):
     """Hypothesis: random bytes, truncated or odd WAV files, folders and missing paths give digits
     or a plain error naming the file."""
-    import io
     import itertools
-    import wave
 
     from hypothesis import strategies as st
 
-    from tests.properties import check_predictions
+    from tests.properties import check_predictions, wav_bytes
 
     counter = itertools.count()
     real = (SHARED_DATA / "fsdd" / "recordings" / "3_theo_7.wav").read_bytes()
-
-    def wav(frames, rate, channels):
-        buffer = io.BytesIO()
-        with wave.open(buffer, "wb") as f:
-            f.setnchannels(channels)
-            f.setsampwidth(2)
-            f.setframerate(rate)
-            f.writeframes(np.random.default_rng(frames).integers(-9000, 9000, frames * channels, dtype="<i2").tobytes())
-        return buffer.getvalue()
 
     def saved_file(data):
         path = tmp_path / f"input{next(counter)}.wav"
@@ -143,7 +132,7 @@ def test_predict_takes_any_file_or_says_why(trained, tmp_path):
 
     contents = st.one_of(
         st.binary(max_size=400),
-        st.builds(wav, st.integers(0, 16000), st.sampled_from([8000, 22050, 44100]), st.integers(1, 2)),
+        st.builds(wav_bytes, st.integers(0, 16000), st.sampled_from([8000, 22050, 44100]), st.integers(1, 2)),
         st.integers(0, len(real)).map(lambda n: real[:n]),
     )
     paths = contents.map(saved_file) | st.sampled_from([str(tmp_path), str(tmp_path / "missing.wav")])

@@ -91,10 +91,9 @@ def test_the_treebank_sample_cleaned_and_linearized_as_the_notes_count_it():
 
 def test_the_reference_evalb_builds_and_scores_its_own_sample():
     """The harness the parsing scorer is checked with: EVALB's sample as its sample.rsl reports it."""
-    from tests.evalb import EVALB, evalb_binary, run_evalb
-    from tests.support import require
+    from tests.evalb import EVALB, require_evalb, run_evalb
 
-    require(evalb_binary() is not None, "EVALB's source or a C compiler", "gcc (Debian: gcc) and ../shared/tools/evalb")
+    require_evalb()
     sample = EVALB / "sample"
     summary = run_evalb(sample / "sample.gld", sample / "sample.tst", sample / "sample.prm")
     assert summary["All"]["Number of sentence"] == 24 and summary["All"]["Number of Error sentence"] == 5
@@ -103,15 +102,17 @@ def test_the_reference_evalb_builds_and_scores_its_own_sample():
     assert summary["len<=40"]["Bracketing Recall"] == 81.25
 
 
-def _reader(tmp_path, text):
-    """NLTK's own bracket reader over one .mrg file (NLTK reads only below its data path)."""
+def _reader(tmp_path, monkeypatch, text):
+    """NLTK's own bracket reader over one .mrg file (NLTK reads only below its data path, which
+    gets the test's folder for the test's duration: left there, it would hide the real treebank
+    from a later test in the same process)."""
     import nltk
     from nltk.corpus.reader import BracketParseCorpusReader
 
     folder = tmp_path / "nltk_data" / "corpora" / "treebank" / "combined"
     folder.mkdir(parents=True)
     (folder / "wsj_0001.mrg").write_text(text)
-    nltk.data.path.insert(0, str(tmp_path / "nltk_data"))
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nltk_data"), *nltk.data.path])
     return BracketParseCorpusReader(str(folder), r"wsj_.*\.mrg")
 
 
@@ -125,19 +126,19 @@ GOOD = "( (S (NP-SBJ (DT The) (NN dog)) (VP (VBD ran)) (. .)) )\n"
         (GOOD + GOOD + "( (S (NP (DT A) (NN cat)))) (VP (VBD sat)) )\n", "tree 3, line 3: a ')' closes nothing"),
     ],
 )
-def test_an_unbalanced_mrg_file_names_the_file_the_tree_and_its_line(tmp_path, text, message):
+def test_an_unbalanced_mrg_file_names_the_file_the_tree_and_its_line(tmp_path, monkeypatch, text, message):
     from pipelines.sources import DataFormatError
     from pipelines.trees import read_treebank_file
 
-    reader = _reader(tmp_path, text)
+    reader = _reader(tmp_path, monkeypatch, text)
     with pytest.raises(DataFormatError, match=re.escape(f"wsj_0001.mrg: {message}")):
         read_treebank_file(reader, "wsj_0001.mrg")
 
 
-def test_a_good_mrg_file_reads_cleaned(tmp_path):
+def test_a_good_mrg_file_reads_cleaned(tmp_path, monkeypatch):
     from pipelines.trees import read_treebank_file
 
-    (tree,) = read_treebank_file(_reader(tmp_path, GOOD), "wsj_0001.mrg")
+    (tree,) = read_treebank_file(_reader(tmp_path, monkeypatch, GOOD), "wsj_0001.mrg")
     assert " ".join(linearize(tree)) == "(S (NP XX XX )NP (VP XX )VP XX )S"
 
 
