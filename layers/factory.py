@@ -60,6 +60,11 @@ def recurrent_layer(
     )
 
 
+def recurrent_cell(kind, units, output_units=None, name=None, **cell_kwargs):
+    """One cell of `kind`, the cell `recurrent_layer` would wrap (for a loop of one's own, e.g. a decoder)."""
+    return recurrent_layer(kind, units, output_units=output_units, name=name, **cell_kwargs).cell
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class RecurrentStack(keras.layers.Layer):
     """`num_layers` recurrent layers of one kind, each optionally bidirectional.

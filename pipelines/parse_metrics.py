@@ -126,6 +126,19 @@ def _scored(brackets, parameters):
     return kept
 
 
+def _matches(gold, test, parameters):
+    """The gold brackets matched one-to-one by a test bracket (same span and, if labelled, label)."""
+    used, matched = [False] * len(test), []
+    for label, start, end in gold:
+        for j, (test_label, test_start, test_end) in enumerate(test):
+            if not used[j] and (start, end) == (test_start, test_end):
+                if not parameters.labelled or _equal(label, test_label, parameters.equal_labels):
+                    used[j] = True
+                    matched.append((label, start, end))
+                    break
+    return matched
+
+
 @dataclass
 class SentenceScore:
     status: int  # 0 scored, 1 error, 2 skipped (as EVALB)
@@ -157,14 +170,7 @@ def score_sentence(gold_line, test_line, parameters=COLLINS):
         if not _equal(gold_word, test_word, parameters.equal_words):
             return SentenceScore(1, length, error=f"words unmatch ({gold_word}|{test_word})")
     gold, test = _scored(gold_brackets, parameters), _scored(test_brackets, parameters)
-    used, match = [False] * len(test), 0
-    for label, start, end in gold:
-        for j, (test_label, test_start, test_end) in enumerate(test):
-            if not used[j] and (start, end) == (test_start, test_end):
-                if not parameters.labelled or _equal(label, test_label, parameters.equal_labels):
-                    used[j] = True
-                    match += 1
-                    break
+    match = len(_matches(gold, test, parameters))
     crossing = sum(any((gs < ts < ge < te) or (ts < gs < te < ge) for _, gs, ge in gold) for _, ts, te in test)
     correct = sum(_equal(g, t, parameters.equal_labels) for (g, _), (t, _) in zip(gold_terminals, test_terminals))
     return SentenceScore(0, length, len(gold), len(test), match, crossing, len(gold_terminals), correct)
@@ -222,3 +228,30 @@ def evalb(gold_lines, test_lines, parameters=COLLINS):
         if score.length <= parameters.cutoff:
             short.add(score)
     return {"all": everything.summary(), f"len<={parameters.cutoff}": short.summary()}
+
+
+def label_scores(gold_lines, test_lines, parameters=COLLINS):
+    """{label: {"gold", "test", "match", "recall", "precision", "f1"}} over the sentences EVALB
+    scores (those it would count as errors or skips are left out), most frequent gold label first."""
+    counts = {}
+
+    def count(label, key):
+        counts.setdefault(label, {"gold": 0, "test": 0, "match": 0})[key] += 1
+
+    for gold_line, test_line in zip(gold_lines, test_lines, strict=True):
+        if score_sentence(gold_line, test_line, parameters).status != 0:
+            continue
+        gold = _scored(read_bracketed(gold_line, parameters)[1], parameters)
+        test = _scored(read_bracketed(test_line, parameters)[1], parameters)
+        for label, _, _ in gold:
+            count(label, "gold")
+        for label, _, _ in test:
+            count(label, "test")
+        for label, _, _ in _matches(gold, test, parameters):
+            count(label, "match")
+    for row in counts.values():
+        row["recall"] = 100.0 * row["match"] / row["gold"] if row["gold"] else 0.0
+        row["precision"] = 100.0 * row["match"] / row["test"] if row["test"] else 0.0
+        total = row["recall"] + row["precision"]
+        row["f1"] = 2 * row["recall"] * row["precision"] / total if total else 0.0
+    return dict(sorted(counts.items(), key=lambda item: (-item[1]["gold"], item[0])))

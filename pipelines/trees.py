@@ -14,6 +14,7 @@ constituents give n + 2k symbols. `delinearize` puts words (and, if given, tags)
 import contextlib
 import io
 
+import numpy as np
 from nltk import Tree
 
 from pipelines.nltk_corpora import nltk_corpus
@@ -196,7 +197,7 @@ def load_treebank(data_dir=None, files=None):
     reader = nltk_corpus("treebank", data_dir)
     available = sorted(reader.fileids())
     splits = {}
-    for split, spec in {**DEFAULT_FILES, **(files or {})}.items():
+    for split, spec in (DEFAULT_FILES if files is None else files).items():
         trees = [tree for f in file_range(spec, available) for tree in read_treebank_file(reader, f)]
         splits[split] = [tree for tree in trees if tree is not None]
     return splits
@@ -216,3 +217,62 @@ def right_branching(tagged_words, label="S"):
     if rest:
         children.append(right_branching(rest, label))
     return Tree(label, children)
+
+
+def max_symbols(word_count):
+    """The longest sequence generated for `word_count` words (END included): the sample's trees
+    need at most 4n + 1 (short sentences under long unary chains), 2.3n for the longest."""
+    return 4 * word_count + 10
+
+
+class TreeConstraint:
+    """Which symbols may come next so that a prefix still ends as one tree with exactly one `XX` per
+    word within a length budget: what makes constrained decoding's output always well formed.
+
+        ( L   only inside the root or as the root, while a word is left for it, and within budget
+        XX    only inside a constituent, while words are left
+        ) L   only the innermost open bracket's label, once it holds something; the root's only
+              after the last word
+        END   only after the root closed
+
+    `symbols` are the output vocabulary's tokens by id (specials included), `end_id` the END id.
+    `allowed(prefix, word_count, max_length)` gives booleans over the ids; every prefix it allows
+    can still be completed (length + words left + open brackets + END never exceeds the budget).
+    """
+
+    def __init__(self, symbols, end_id):
+        self.size = len(symbols)
+        self.end_id = end_id
+        self.xx_id = symbols.index(TAG_SYMBOL)
+        self.opens = {i: s[1:] for i, s in enumerate(symbols) if s.startswith("(") and len(s) > 1}
+        self.closes = {s[1:]: i for i, s in enumerate(symbols) if s.startswith(")") and len(s) > 1}
+        self.closing = {i for i in self.closes.values()}
+        self.open_ids = sorted(i for i, label in self.opens.items() if label in self.closes)
+
+    def allowed(self, prefix, word_count, max_length):
+        stack, words, root_closed = [], 0, False  # stack: [label, holds something]
+        for symbol in prefix:
+            if symbol == self.xx_id:
+                words += 1
+                stack[-1][1] = True
+            elif symbol in self.opens:
+                stack.append([self.opens[symbol], False])
+            elif symbol in self.closing:
+                stack.pop()
+                if stack:
+                    stack[-1][1] = True
+                else:
+                    root_closed = True
+        mask = np.zeros(self.size, dtype=bool)
+        if root_closed:
+            mask[self.end_id] = True
+            return mask
+        left = word_count - words
+        if left > 0 and (stack or not prefix):
+            if len(prefix) + 1 + left + len(stack) + 1 + 1 <= max_length:
+                mask[self.open_ids] = True
+            if stack:
+                mask[self.xx_id] = True
+        if stack and stack[-1][1] and (len(stack) > 1 or left == 0):
+            mask[self.closes[stack[-1][0]]] = True
+        return mask

@@ -1,0 +1,223 @@
+"""The encoder-decoder every seq2seq app builds (parsing now; auto-encoders and translation next),
+its flags, its training pairs, and generation from it.
+
+    words -> [word dropout] -> embedding -> RecurrentStack (encoder)        -> memory
+                                       FinalOutputs -> Bridge               -> the decoder's initial states
+    previous -> target embedding [+ NextSourceStep] -> AttentionDecoder -> Dense -> logits
+
+The training model reads {"words": source ids, "previous": START + target ids} and gives the
+logits of the targets + END (teacher forcing). `Seq2SeqGenerator` builds generation from the
+trained layers (keras-io's `lstm_seq2seq` builds its inference model the same way): the encoder
+once, then the decoder one token at a time under `layers.generation`'s greedy or beam search.
+"""
+
+import argparse
+
+import keras
+import numpy as np
+from keras import ops
+
+from apps import cli
+from layers import CELL_KINDS, RecurrentStack, WordDropout
+from layers.generation import beam_search, greedy_search
+from layers.seq2seq import SCORES, AttentionDecoder, Bridge, FinalOutputs, NextSourceStep
+
+SOURCE, PREVIOUS = "words", "previous"  # the training model's inputs
+# The training model's layers, by name, that generation reuses.
+SOURCE_EMBEDDING, ENCODER, FINAL, BRIDGE = "source_embedding", "encoder", "final_outputs", "bridge"
+TARGET_EMBEDDING, NEXT_SOURCE, DECODER, LOGITS = "target_embedding", "next_source_step", "decoder", "logits"
+
+
+def add_arguments(parser):
+    """The seq2seq flags, beside the runner's (--cell, --units, --layers, --bidirectional, --dropout
+    describe the encoder and, with --decoder-cell, the decoder)."""
+    parser.add_argument(
+        "--attention",
+        choices=SCORES + ("none",),
+        default="additive",
+        help="how the decoder attends to the encoder's outputs: additive (Bahdanau) or multiplicative "
+        "(Luong) scores; none: the lecture's fixed-vector encoder-decoder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--input-feeding",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="feed the previous attentional vector to the next decoder step (Luong et al. 2015); "
+        "without it the decoder runs as one fused Keras layer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--decoder-cell",
+        choices=CELL_KINDS,
+        default=None,
+        help="the decoder's cell kind (default: --cell)",
+    )
+    parser.add_argument(
+        "--decoder-units", type=cli.positive_int, default=None, help="the decoder's size (default: twice --units)"
+    )
+    parser.add_argument(
+        "--embedding-dim", type=cli.positive_int, default=128, help="source word embedding size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--target-embedding-dim",
+        type=cli.positive_int,
+        default=64,
+        help="embedding size of the output symbols (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--word-dropout",
+        type=cli.fraction,
+        default=0.1,
+        help="replace each training source word by OOV with this probability, so that unseen words "
+        "have a trained vector (default: %(default)s)",
+    )
+
+
+def add_generation_arguments(parser):
+    """--beam-width and --length-alpha (train, evaluate and predict)."""
+    parser.add_argument(
+        "--beam-width", type=cli.positive_int, default=1, help="beam search width; 1: greedy (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--length-alpha",
+        type=cli.non_negative_number,
+        default=0.0,
+        help="length normalisation of beam search: hypotheses are ranked by log-probability / "
+        "length ** alpha (default: %(default)s)",
+    )
+
+
+def decoder_units(args):
+    return args.decoder_units or 2 * args.units
+
+
+def build_model(args, source_size, target_size, oov_id=1, advance_id=None, name="seq2seq"):
+    """The training model (uncompiled); `advance_id`: the target token that consumes one source step,
+    whose next source step the decoder then reads (`layers.seq2seq.NextSourceStep`)."""
+    words = keras.Input((None,), dtype="int32", name=SOURCE)
+    previous = keras.Input((None,), dtype="int32", name=PREVIOUS)
+    ids = WordDropout(args.word_dropout, oov_id, seed=args.seed, name="word_dropout")(words)
+    x = keras.layers.Embedding(source_size, args.embedding_dim, mask_zero=True, name=SOURCE_EMBEDDING)(ids)
+    x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
+    memory = RecurrentStack(
+        args.cell,
+        args.units,
+        num_layers=args.layers,
+        bidirectional=args.bidirectional,
+        dropout=args.dropout,
+        recurrent_dropout=args.recurrent_dropout,
+        name=ENCODER,
+    )(x)
+    source_mask = ops.not_equal(words, 0)
+    attention = None if args.attention == "none" else args.attention
+    decoder = AttentionDecoder(
+        args.decoder_cell or args.cell,
+        decoder_units(args),
+        attention=attention,
+        input_feeding=args.input_feeding,
+        dropout=args.dropout,
+        seed=args.seed,
+        name=DECODER,
+    )
+    summary = FinalOutputs(args.bidirectional, name=FINAL)(memory, source_mask)
+    states = Bridge(decoder.state_sizes, name=BRIDGE)(summary)
+    y = keras.layers.Embedding(target_size, args.target_embedding_dim, name=TARGET_EMBEDDING)(previous)
+    if advance_id is not None:
+        y = keras.layers.Concatenate(name="with_next_source")(
+            [y, NextSourceStep(advance_id, name=NEXT_SOURCE)(previous, memory, source_mask)]
+        )
+    outputs = decoder(y, memory, states, memory_mask=source_mask)
+    logits = keras.layers.Dense(target_size, dtype="float32", name=LOGITS)(outputs)
+    return keras.Model({SOURCE: words, PREVIOUS: previous}, logits, name=name)
+
+
+def training_pairs(sources, targets, start_id, end_id):
+    """(inputs, targets, weights) NumPy arrays of a batch: {"words": padded sources, "previous":
+    START + target}, target + END, and 1 at real target steps (0 at padding)."""
+    width = max(len(t) for t in targets) + 1
+    previous = np.zeros((len(targets), width), dtype=np.int32)
+    expected = np.zeros((len(targets), width), dtype=np.int32)
+    for row, target in enumerate(targets):
+        previous[row, : len(target) + 1] = [start_id, *target]
+        expected[row, : len(target) + 1] = [*target, end_id]
+    words = pad(sources)
+    return {SOURCE: words, PREVIOUS: previous}, expected, (expected != 0).astype(np.float32)
+
+
+def pad(sequences, width=None):
+    width = width or max(1, max(len(s) for s in sequences))
+    padded = np.zeros((len(sequences), width), dtype=np.int32)
+    for row, sequence in enumerate(sequences):
+        padded[row, : len(sequence)] = sequence
+    return padded
+
+
+class Seq2SeqGenerator:
+    """Generation from a trained `build_model` model: `generate(sources, ...)`.
+
+    Runs the model's own layers: the encoder once per batch, then `AttentionDecoder.step` with
+    the target embedding, the next source step and the output layer, one token at a time, under
+    greedy or beam search.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.layer = {layer.name: layer for layer in model.layers}
+        self.decoder = self.layer[DECODER]
+        self.next_source = self.layer.get(NEXT_SOURCE)
+
+    def encode(self, words):
+        """(memory, source mask, the decoder's initial states) for padded source ids."""
+        words = ops.convert_to_tensor(words, dtype="int32")
+        mask = ops.not_equal(words, 0)
+        memory = self.layer[ENCODER](self.layer[SOURCE_EMBEDDING](words), mask=mask)
+        states = self.layer[BRIDGE](self.layer[FINAL](memory, mask))
+        return memory, mask, states
+
+    def step_function(self, memory, mask, copies, record=None):
+        """`step(tokens, state)` for `layers.generation`, each source repeated `copies` times;
+        `record`, a list, receives each step's attention weights."""
+        memory = ops.repeat(memory, copies, axis=0)
+        mask = ops.repeat(mask, copies, axis=0)
+        keys = self.decoder.memory_keys(memory)
+        embedding, logits = self.layer[TARGET_EMBEDDING], self.layer[LOGITS]
+        advance = self.next_source.advance_id if self.next_source is not None else None
+
+        def step(tokens, state):
+            tokens = ops.convert_to_tensor(tokens, dtype="int32")
+            x = embedding(tokens)
+            new_state = {}
+            if advance is not None:
+                consumed = state["consumed"] + (np.asarray(tokens) == advance)
+                x = ops.concatenate([x, NextSourceStep.at(ops.convert_to_tensor(consumed), memory, mask)], axis=-1)
+                new_state["consumed"] = consumed
+            states = [state[f"state_{i}"] for i in range(len(self.decoder.state_sizes))]
+            output, weights, states, feed = self.decoder.step(x, states, state["feed"], memory, keys, mask)
+            if record is not None and weights is not None:
+                record.append(ops.convert_to_numpy(weights))
+            log_probs = ops.log_softmax(logits(output), axis=-1)
+            new_state.update({f"state_{i}": ops.convert_to_numpy(s) for i, s in enumerate(states)})
+            new_state["feed"] = ops.convert_to_numpy(feed)
+            return ops.convert_to_numpy(log_probs), new_state
+
+        return step
+
+    def initial_state(self, states, batch_size):
+        state = {f"state_{i}": ops.convert_to_numpy(s) for i, s in enumerate(states)}
+        state["feed"] = ops.convert_to_numpy(self.decoder.initial_feed(batch_size))
+        if self.next_source is not None:
+            state["consumed"] = np.zeros(batch_size, dtype=np.int32)
+        return state
+
+    def generate(self, sources, start_id, end_id, max_length, beam_width=1, alpha=0.0, constraint=None, record=None):
+        """The best `Hypothesis` for each source (lists of ids); `record` (a list, greedy only)
+        receives the attention weights (batch, source steps) of every step."""
+        memory, mask, states = self.encode(pad(sources))
+        state = self.initial_state(states, len(sources))
+        if beam_width == 1:
+            step = self.step_function(memory, mask, 1, record)
+            return greedy_search(step, state, len(sources), start_id, end_id, max_length, constraint)
+        step = self.step_function(memory, mask, beam_width)
+        found = beam_search(
+            step, state, len(sources), start_id, end_id, max_length, beam_width, alpha, constraint
+        )  # fmt: skip
+        return [hypotheses[0] for hypotheses in found]
