@@ -78,3 +78,32 @@ def app_train_arguments(app, argv=()):
     from apps.runner import build_parser
 
     return build_parser(app).parse_args(["train", *argv])
+
+
+# Result sweeps: each (configuration, seed) one `python -m apps.APP train` run, named CONFIG-sSEED --------
+
+
+def finished_runs(experiment):
+    """{run name: run} of the FINISHED runs of `experiment` (a sweep skips those)."""
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    return {r.info.run_name: r for r in runs if r.info.status == "FINISHED"}
+
+
+def train_run(app, name, arguments, seed, experiment, tracking_uri=None, extra=()):
+    """`python -m apps.APP train ARGUMENTS --seed SEED` as run CONFIG-sSEED of `experiment`, as a user runs it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [
+        sys.executable, "-m", f"apps.{app}", "train", *arguments, *extra, "--seed", str(seed),
+        "--experiment", experiment, "--run-name", f"{name}-s{seed}", "--verbose", "2",
+    ]  # fmt: skip
+    if tracking_uri:
+        command += ["--tracking-uri", tracking_uri]
+    print(f"$ {' '.join(command[1:])}", flush=True)
+    started = time.time()
+    result = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent)
+    print(f"  {name} seed {seed}: exit {result.returncode} after {time.time() - started:.0f} s", flush=True)

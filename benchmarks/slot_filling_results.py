@@ -14,12 +14,8 @@ numbers on the same split.
 import argparse
 import os
 import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from benchmarks.common import finished_runs, train_run
 
 # On top of the app's defaults (200 units, 300-dim embeddings, dropout 0.5, digits
 # folded). Forward (unidirectional) cells get Mesnil et al.'s context window, as in the
@@ -108,25 +104,9 @@ PUBLISHED = {
 GOALS = {"elman": 94.5, "jordan": 94.0, "bilstm": 95.7, "bilstm_window1": 95.7, "bilstm_crf": 95.7, "bilstm_ema": 95.7}
 
 
-def finished_runs(experiment):
-    import mlflow
-
-    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
-    return {r.info.run_name: r for r in runs if r.info.status == "FINISHED"}
-
-
 def train(name, arguments, seed, options):
-    command = [
-        sys.executable, "-m", "apps.slot_filling", "train", "--dataset", "atis",
-        *arguments, *options.extra, "--seed", str(seed), "--experiment", options.experiment,
-        "--run-name", f"{name}-s{seed}", "--verbose", "2",
-    ]  # fmt: skip
-    if options.tracking_uri:
-        command += ["--tracking-uri", options.tracking_uri]
-    print(f"$ {' '.join(command[1:])}", flush=True)
-    started = time.time()
-    result = subprocess.run(command, cwd=REPOSITORY)
-    print(f"  {name} seed {seed}: exit {result.returncode} after {time.time() - started:.0f} s", flush=True)
+    train_run("slot_filling", name, ["--dataset", "atis", *arguments], seed, options.experiment,
+              options.tracking_uri, options.extra)  # fmt: skip
 
 
 def table(experiment, configurations, seeds):

@@ -1,0 +1,95 @@
+"""The tables of docs/results/parsing.md: the parser at full length, and cell kinds and attention side by side.
+
+    python -m benchmarks.parsing_results                      # train what is missing, print the tables
+    python -m benchmarks.parsing_results --only compare       # the side-by-side runs only
+    python -m benchmarks.parsing_results --table-only         # print the tables from the store
+
+Each (configuration, seed) is one `python -m apps.parsing train` run in the experiment
+`--experiment` (default `parsing_results`), named CONFIG-sSEED; runs FINISHED there are not
+trained again. "main" is the app's default model trained for up to 24 epochs (about 55 minutes
+on 2 cores); the "compare" group trains every configuration for the same 5 epochs, so that cell
+kinds and attention are compared at one budget. The test figures are greedy decoding's;
+`evaluate --beam-width` scores a logged model with beam search.
+"""
+
+import argparse
+import os
+import statistics
+
+from benchmarks.common import finished_runs, train_run
+
+COMPARE = ["--epochs", "5"]
+GROUPS = {
+    "main": {"main-bilstm-additive": ["--epochs", "24"]},
+    "compare": {
+        "lstm-additive": COMPARE,
+        "lstm-none": [*COMPARE, "--attention", "none"],
+        "lstm-multiplicative": [*COMPARE, "--attention", "multiplicative"],
+        "gru-additive": [*COMPARE, "--cell", "gru"],
+        "elman-additive": [*COMPARE, "--cell", "elman"],
+        "peephole_lstm-additive": [*COMPARE, "--cell", "peephole_lstm"],
+    },
+}
+GOAL_F1 = 80.0
+
+
+def table(experiment, configurations, seeds):
+    runs = finished_runs(experiment)
+    rows = [
+        "| configuration | flags | seeds | test F1 (%) | F1 ≤ 40 words | complete match (%) | malformed | "
+        "right-branching F1 | best val F1 (%) | best epoch | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def mean(found, key, scale=100.0):
+        values = [scale * r.data.metrics[key] for r in found]
+        spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+        return f"{statistics.mean(values):.2f}{spread}"
+
+    for name, arguments in configurations.items():
+        found = [runs[f"{name}-s{s}"] for s in seeds if f"{name}-s{s}" in runs]
+        flags = "`" + " ".join(arguments) + "`"
+        if not found:
+            rows.append(f"| {name} | {flags} | none yet | | | | | | | | |")
+            continue
+        rows.append(
+            f"| {name} | {flags} | {', '.join(r.info.run_name.rsplit('-s', 1)[1] for r in found)} "
+            f"| {mean(found, 'test_f1')} | {mean(found, 'test_f1_len40')} | {mean(found, 'test_complete_match')} "
+            f"| {mean(found, 'test_malformed', 1.0)} | {mean(found, 'test_right_branching_f1')} "
+            f"| {mean(found, 'best_val_f1')} | {mean(found, 'best_epoch', 1.0)} "
+            f"| {mean(found, 'train_seconds', 1 / 60)} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="parsing_results")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: MLflow's, ./mlflow.db)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--only", nargs="+", choices=sorted(GROUPS), help="these groups only")
+    parser.add_argument("--table-only", action="store_true", help="train nothing, print the tables")
+    parser.add_argument("extra", nargs="*", help="further train flags for every run, after --")
+    options = parser.parse_args(argv)
+
+    import mlflow
+
+    if options.tracking_uri:
+        mlflow.set_tracking_uri(options.tracking_uri)
+        os.environ["MLFLOW_TRACKING_URI"] = options.tracking_uri
+    groups = {k: v for k, v in GROUPS.items() if not options.only or k in options.only}
+    if not options.table_only:
+        mlflow.set_experiment(options.experiment)
+        for configurations in groups.values():
+            for seed in options.seeds:
+                for name, arguments in configurations.items():
+                    if f"{name}-s{seed}" not in finished_runs(options.experiment):
+                        train_run("parsing", name, arguments, seed, options.experiment, options.tracking_uri,
+                                  options.extra)  # fmt: skip
+    for group, configurations in groups.items():
+        print(f"\n{group} (goal: test F1 ≥ {GOAL_F1}, no malformed tree, training ≤ 60 minutes)\n")
+        print(table(options.experiment, configurations, options.seeds))
+
+
+if __name__ == "__main__":
+    main()
