@@ -107,3 +107,37 @@ def train_run(app, name, arguments, seed, experiment, tracking_uri=None, extra=(
     started = time.time()
     result = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent)
     print(f"  {name} seed {seed}: exit {result.returncode} after {time.time() - started:.0f} s", flush=True)
+
+
+def sweep_options(description, experiment, seeds, choices, argv=None):
+    """The flags of a results sweep: --experiment, --tracking-uri (also made MLflow's), --seeds,
+    --only (of `choices`), --table-only, and further train flags after --."""
+    import argparse
+    import os
+
+    import mlflow
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default=experiment)
+    parser.add_argument("--tracking-uri", help="MLflow store (default: MLflow's, ./mlflow.db)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
+    parser.add_argument("--only", nargs="+", choices=sorted(choices), help="these only")
+    parser.add_argument("--table-only", action="store_true", help="train nothing, print the table")
+    parser.add_argument("extra", nargs="*", help="further train flags for every run, after --")
+    options = parser.parse_args(argv)
+    if options.tracking_uri:
+        mlflow.set_tracking_uri(options.tracking_uri)
+        os.environ["MLFLOW_TRACKING_URI"] = options.tracking_uri
+    if not options.table_only:
+        mlflow.set_experiment(options.experiment)
+    return options
+
+
+def sweep(app, configurations, options, base=()):
+    """Trains each (configuration, seed) that has no FINISHED run yet (unless --table-only)."""
+    if options.table_only:
+        return
+    for seed in options.seeds:
+        for name, arguments in configurations.items():
+            if f"{name}-s{seed}" not in finished_runs(options.experiment):
+                train_run(app, name, [*base, *arguments], seed, options.experiment, options.tracking_uri, options.extra)

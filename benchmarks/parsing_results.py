@@ -12,11 +12,9 @@ kinds and attention are compared at one budget. The test figures are greedy deco
 `evaluate --beam-width` scores a logged model with beam search.
 """
 
-import argparse
-import os
 import statistics
 
-from benchmarks.common import finished_runs, train_run
+from benchmarks.common import finished_runs, sweep, sweep_options
 
 COMPARE = ["--epochs", "5"]
 GROUPS = {
@@ -63,29 +61,10 @@ def table(experiment, configurations, seeds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiment", default="parsing_results")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: MLflow's, ./mlflow.db)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--only", nargs="+", choices=sorted(GROUPS), help="these groups only")
-    parser.add_argument("--table-only", action="store_true", help="train nothing, print the tables")
-    parser.add_argument("extra", nargs="*", help="further train flags for every run, after --")
-    options = parser.parse_args(argv)
-
-    import mlflow
-
-    if options.tracking_uri:
-        mlflow.set_tracking_uri(options.tracking_uri)
-        os.environ["MLFLOW_TRACKING_URI"] = options.tracking_uri
+    options = sweep_options(__doc__, "parsing_results", [0], GROUPS, argv)
     groups = {k: v for k, v in GROUPS.items() if not options.only or k in options.only}
-    if not options.table_only:
-        mlflow.set_experiment(options.experiment)
-        for configurations in groups.values():
-            for seed in options.seeds:
-                for name, arguments in configurations.items():
-                    if f"{name}-s{seed}" not in finished_runs(options.experiment):
-                        train_run("parsing", name, arguments, seed, options.experiment, options.tracking_uri,
-                                  options.extra)  # fmt: skip
+    for configurations in groups.values():
+        sweep("parsing", configurations, options)
     for group, configurations in groups.items():
         print(f"\n{group} (goal: test F1 ≥ {GOAL_F1}, no malformed tree, training ≤ 60 minutes)\n")
         print(table(options.experiment, configurations, options.seeds))

@@ -11,11 +11,9 @@ standard deviation of the test metrics over the seeds, next to the published
 numbers on the same split.
 """
 
-import argparse
-import os
 import statistics
 
-from benchmarks.common import finished_runs, train_run
+from benchmarks.common import finished_runs, sweep, sweep_options
 
 # On top of the app's defaults (200 units, 300-dim embeddings, dropout 0.5, digits
 # folded). Forward (unidirectional) cells get Mesnil et al.'s context window, as in the
@@ -104,11 +102,6 @@ PUBLISHED = {
 GOALS = {"elman": 94.5, "jordan": 94.0, "bilstm": 95.7, "bilstm_window1": 95.7, "bilstm_crf": 95.7, "bilstm_ema": 95.7}
 
 
-def train(name, arguments, seed, options):
-    train_run("slot_filling", name, ["--dataset", "atis", *arguments], seed, options.experiment,
-              options.tracking_uri, options.extra)  # fmt: skip
-
-
 def table(experiment, configurations, seeds):
     runs = finished_runs(experiment)
     rows = [
@@ -143,28 +136,9 @@ def table(experiment, configurations, seeds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiment", default="slot_filling_results")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: MLflow's, ./mlflow.db)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGURATIONS), help="these configurations only")
-    parser.add_argument("--table-only", action="store_true", help="train nothing, print the table")
-    parser.add_argument("extra", nargs="*", help="further train flags for every run, after --")
-    options = parser.parse_args(argv)
-
-    import mlflow
-
-    if options.tracking_uri:
-        mlflow.set_tracking_uri(options.tracking_uri)
-        os.environ["MLFLOW_TRACKING_URI"] = options.tracking_uri
+    options = sweep_options(__doc__, "slot_filling_results", [0, 1, 2], CONFIGURATIONS, argv)
     configurations = {k: v for k, v in CONFIGURATIONS.items() if not options.only or k in options.only}
-    if not options.table_only:
-        mlflow.set_experiment(options.experiment)
-        for seed in options.seeds:
-            for name, arguments in configurations.items():
-                if f"{name}-s{seed}" in finished_runs(options.experiment):
-                    continue
-                train(name, arguments, seed, options)
+    sweep("slot_filling", configurations, options, base=["--dataset", "atis"])
     print(table(options.experiment, configurations, options.seeds))
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines.parse_metrics import COLLINS, EvalbParameters, evalb, read_bracketed, score_sentence
+from pipelines.parse_metrics import COLLINS, EvalbParameters, evalb, label_scores, read_bracketed, score_sentence
 from tests.evalb import EVALB, require_evalb, run_evalb
 
 NAMES = {
@@ -78,3 +78,17 @@ def test_a_test_line_with_other_words_is_an_error_and_an_empty_one_a_skip():
     assert score_sentence("(S (NN a) (NN b))", "(S (NN a) (NN c))").status == 1
     assert score_sentence("(S (NN a) (NN b))", "(S (NN a))").status == 1
     assert score_sentence("(S (NN a) (NN b))", "").status == 2
+
+
+def test_per_label_scores_count_each_labels_brackets_and_add_up_to_evalbs_totals():
+    gold = ["(TOP (S (NP (DT the) (NN dog)) (VP (VBD ran) (PP (IN to) (NP (PRP us))))))"]
+    test = ["(TOP (S (NP (DT the) (NN dog)) (VP (VBD ran) (PP (IN to)) (NP (PRP us)))))"]
+    scores = label_scores(gold, test)
+    # Gold: S, NP, VP, PP(to us), NP(us); test: S, NP, VP, PP(to), NP(us): PP alone is off.
+    assert {label: (row["gold"], row["test"], row["match"]) for label, row in scores.items()} == {
+        "NP": (2, 2, 2), "S": (1, 1, 1), "VP": (1, 1, 1), "PP": (1, 1, 0),
+    }  # fmt: skip
+    assert scores["PP"]["f1"] == 0 and scores["NP"]["f1"] == 100
+    totals = evalb(gold, test)["all"]
+    matched = sum(row["match"] for row in scores.values())
+    assert 100 * matched / sum(row["gold"] for row in scores.values()) == pytest.approx(totals["recall"])
