@@ -182,7 +182,8 @@ class Parsing(runner.App):
         figure, axes = plt.subplots(1, len(sentences), figsize=(7 * len(sentences), 12))
         for item, (axis, words, symbols) in enumerate(zip(np.atleast_1d(axes), sentences, sequences)):
             weights = attention_matrix(record, item, len(symbols), len(words))
-            axis.imshow(weights, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+            image = axis.imshow(weights, aspect="auto", cmap="viridis", vmin=0)
+            figure.colorbar(image, ax=axis, fraction=0.04)
             axis.set_xticks(range(len(words)), words, rotation=90, fontsize=8)
             axis.set_yticks(range(len(symbols)), symbols, fontsize=7)
             axis.set_title("attention of each output symbol over the words", fontsize=9)
