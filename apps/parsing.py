@@ -106,8 +106,9 @@ class Parsing(runner.App):
         for split, found in trees.items():
             if not found:
                 raise DataFormatError(f"the {split} files ({getattr(args, f'{split}_files')}) hold no tree")
-        data = ParseData.build(trees, args.batch_size, args.seed, args.min_word_count)
-        data.beam_width, data.alpha = args.beam_width, args.length_alpha
+        data = ParseData.build(
+            trees, args.batch_size, args.seed, args.min_word_count, args.beam_width, args.length_alpha
+        )
         print(
             "treebank: " + ", ".join(f"{s} {len(t)}" for s, t in trees.items())
             + f" trees; {len(data.words.tokens)} words, {len(data.symbols.tokens)} output symbols"
@@ -136,7 +137,7 @@ class Parsing(runner.App):
 
     # Metrics -----------------------------------------------------------------------------
     def parser(self, model, data):
-        return Parser(model, data.words, data.symbols, getattr(data, "beam_width", 1), getattr(data, "alpha", 0.0))
+        return Parser(model, data.words, data.symbols, data.beam_width, data.alpha)
 
     def parse_split(self, model, data, split):
         gold = data.trees[split]

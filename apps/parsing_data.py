@@ -29,13 +29,15 @@ class ParseData:
     symbols: Vocabulary  # output symbols with START and END
     batch_size: int
     seed: int
+    beam_width: int = 1  # how evaluation decodes (--beam-width, --length-alpha)
+    alpha: float = 0.0
 
     @classmethod
-    def build(cls, trees, batch_size, seed, min_word_count=1):
+    def build(cls, trees, batch_size, seed, min_word_count=1, beam_width=1, alpha=0.0):
         train = trees["train"]
         words = Vocabulary.build(([normal_word(w) for w in t.leaves()] for t in train), min_count=min_word_count)
         symbols = Vocabulary.build((linearize(t) for t in train), bounds=True)
-        return cls(trees, words, symbols, batch_size, seed)
+        return cls(trees, words, symbols, batch_size, seed, beam_width, alpha)
 
     def has_split(self, split):
         return bool(self.trees.get(split))
