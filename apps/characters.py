@@ -16,6 +16,7 @@ from pipelines.text import ALPHABET_SIZE, CharacterIds
 MAX_WORD_CHARS = 20  # characters read per word (ATIS' longest word has 16)
 CHAR_EMBEDDING_DIM = 25
 CHAR_WIDTH = 3  # characters each filter reads
+CHARACTERS, WORD_FEATURES = "characters", "word_features"  # the layers' names
 
 
 def add_argument(parser):
@@ -42,8 +43,8 @@ def with_characters(words, embedded, filters):
     if not filters:
         return words, embedded
     chars = keras.Input((None, MAX_WORD_CHARS), dtype="int32", name="chars")
-    spelling = CharacterFeatures(filters, CHAR_WIDTH, CHAR_EMBEDDING_DIM, ALPHABET_SIZE, name="characters")(chars)
-    features = keras.layers.Concatenate(name="word_features")([embedded, spelling])
+    spelling = CharacterFeatures(filters, CHAR_WIDTH, CHAR_EMBEDDING_DIM, ALPHABET_SIZE, name=CHARACTERS)(chars)
+    features = keras.layers.Concatenate(name=WORD_FEATURES)([embedded, spelling])
     return {"words": words, "chars": chars}, features
 
 

@@ -65,7 +65,9 @@ class Parsing(runner.App):
     monitor = "val_f1"
     curve_metrics = ("val_complete_match",)
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.3, "epochs": 40, "patience": 6}
-    data_arguments = runner.App.data_arguments + ("train_files", "valid_files", "test_files", "min_word_count")
+    data_arguments = runner.App.data_arguments + (
+        "train_files", "valid_files", "test_files", "min_word_count", "char_features",
+    )  # fmt: skip
 
     @property
     def search_space(self):
@@ -107,8 +109,9 @@ class Parsing(runner.App):
             if not found:
                 raise DataFormatError(f"the {split} files ({getattr(args, f'{split}_files')}) hold no tree")
         data = ParseData.build(
-            trees, args.batch_size, args.seed, args.min_word_count, args.beam_width, args.length_alpha
-        )
+            trees, args.batch_size, args.seed, args.min_word_count, args.beam_width, args.length_alpha,
+            args.char_features,
+        )  # fmt: skip
         print(
             "treebank: " + ", ".join(f"{s} {len(t)}" for s, t in trees.items())
             + f" trees; {len(data.words.tokens)} words, {len(data.symbols.tokens)} output symbols"
@@ -201,13 +204,11 @@ class Parsing(runner.App):
 
     def signature(self, serving_model):
         symbols = len(Vocabulary.from_dict(Parts(serving_model).settings.values["symbols"]))
-        return ModelSignature(
-            inputs=Schema([
-                TensorSpec(np.dtype("int32"), (-1, -1), seq2seq.SOURCE),
-                TensorSpec(np.dtype("int32"), (-1, -1), seq2seq.PREVIOUS),
-            ]),
-            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, -1, symbols))]),
-        )  # fmt: skip
+        inputs = [  # words, previous (and chars, with --char-features): int32 ids
+            TensorSpec(np.dtype("int32"), (-1,) * len(tensor.shape), name)
+            for name, tensor in serving_model.input.items()
+        ]
+        return ModelSignature(Schema(inputs), Schema([TensorSpec(np.dtype("float32"), (-1, -1, symbols))]))
 
     def model_metadata(self, serving_model):
         return {"symbols": Parts(serving_model).settings.values["symbols"]["tokens"]}

@@ -8,8 +8,10 @@ import numpy as np
 import tensorflow as tf
 from nltk import Tree
 
-from apps.seq2seq import SOURCE, PREVIOUS, Seq2SeqGenerator
+from apps.characters import MAX_WORD_CHARS
+from apps.seq2seq import CHARS, PREVIOUS, SOURCE, Seq2SeqGenerator
 from pipelines.parse_metrics import evalb
+from pipelines.text import character_id_rows
 from pipelines.trees import TreeConstraint, delinearize, linearize, max_symbols, one_line
 from pipelines.vocab import Vocabulary
 
@@ -31,13 +33,14 @@ class ParseData:
     seed: int
     beam_width: int = 1  # how evaluation decodes (--beam-width, --length-alpha)
     alpha: float = 0.0
+    char_features: bool = False  # whether the model also reads each word's characters
 
     @classmethod
-    def build(cls, trees, batch_size, seed, min_word_count=1, beam_width=1, alpha=0.0):
+    def build(cls, trees, batch_size, seed, min_word_count=1, beam_width=1, alpha=0.0, char_features=False):
         train = trees["train"]
         words = Vocabulary.build(([normal_word(w) for w in t.leaves()] for t in train), min_count=min_word_count)
         symbols = Vocabulary.build((linearize(t) for t in train), bounds=True)
-        return cls(trees, words, symbols, batch_size, seed, beam_width, alpha)
+        return cls(trees, words, symbols, batch_size, seed, beam_width, alpha, bool(char_features))
 
     def has_split(self, split):
         return bool(self.trees.get(split))
@@ -49,25 +52,31 @@ class ParseData:
         return self.words.encode([normal_word(w) for w in words])
 
     def batches(self, split, shuffle=False):
-        """({"words", "previous"}, targets + END, weights) batches, bucketed by output length."""
+        """({"words", "previous"[, "chars"]}, targets + END, weights) batches, bucketed by output length."""
         sources = self.sources(split)
         targets = [self.symbols.encode(linearize(t)) for t in self.trees[split]]
         previous = [[self.symbols.start_id, *t] for t in targets]
         expected = [[*t, self.symbols.end_id] for t in targets]
+        # Without character features, an empty (words, 0) array stands in for them.
+        chars = character_id_rows([t.leaves() for t in self.trees[split]], MAX_WORD_CHARS if self.char_features else 0)
         row = tf.TensorSpec((None,), tf.int32)
+        spelling = tf.TensorSpec((None, chars[0].shape[-1]), tf.int32)
         data = tf.data.Dataset.from_generator(
-            lambda: zip(sources, previous, expected), output_signature=(row, row, row)
+            lambda: zip(sources, previous, expected, chars), output_signature=(row, row, row, spelling)
         ).cache()
         if shuffle:
             data = data.shuffle(len(sources), seed=self.seed, reshuffle_each_iteration=True)
         data = data.bucket_by_sequence_length(
-            lambda s, p, t: tf.shape(p)[0],
+            lambda s, p, t, c: tf.shape(p)[0],
             bucket_boundaries=BUCKETS,
             bucket_batch_sizes=[self.batch_size] * (len(BUCKETS) + 1),
         )
-        return data.map(lambda s, p, t: ({SOURCE: s, PREVIOUS: p}, t, tf.cast(tf.not_equal(t, 0), "float32"))).prefetch(
-            tf.data.AUTOTUNE
-        )
+
+        def pairs(s, p, t, c):
+            inputs = {SOURCE: s, PREVIOUS: p, **({CHARS: c} if self.char_features else {})}
+            return inputs, t, tf.cast(tf.not_equal(t, 0), "float32")
+
+        return data.map(pairs).prefetch(tf.data.AUTOTUNE)
 
 
 class Parser:
@@ -86,6 +95,7 @@ class Parser:
         for first in range(0, len(sentences), self.batch_size):
             chunk = sentences[first : first + self.batch_size]
             sources = [self.words.encode([normal_word(w) for w in s]) for s in chunk]
+            chars = character_id_rows(chunk, MAX_WORD_CHARS) if self.generator.reads_characters else None
             lengths = [len(s) for s in chunk]
             budget = max(max_symbols(n) for n in lengths)
 
@@ -94,7 +104,7 @@ class Parser:
 
             found = self.generator.generate(
                 sources, self.symbols.start_id, self.symbols.end_id, budget, self.beam_width, self.alpha,
-                allowed if constrained else None, record,
+                allowed if constrained else None, record, chars,
             )  # fmt: skip
             for hypothesis in found:
                 ids = [i for i in hypothesis.tokens if i != self.symbols.end_id]

@@ -17,12 +17,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from apps import cli
+from apps import characters, cli
 from layers import CELL_KINDS, RecurrentStack, WordDropout
 from layers.generation import beam_search, greedy_search
 from layers.seq2seq import SCORES, AttentionDecoder, Bridge, FinalOutputs, NextSourceStep
 
-SOURCE, PREVIOUS = "words", "previous"  # the training model's inputs
+SOURCE, CHARS, PREVIOUS = "words", "chars", "previous"  # the training model's inputs (chars: --char-features)
 # The training model's layers, by name, that generation reuses.
 SOURCE_EMBEDDING, ENCODER, FINAL, BRIDGE = "source_embedding", "encoder", "final_outputs", "bridge"
 TARGET_EMBEDDING, NEXT_SOURCE, DECODER, LOGITS = "target_embedding", "next_source_step", "decoder", "logits"
@@ -70,6 +70,7 @@ def add_arguments(parser):
         help="replace each training source word by OOV with this probability, so that unseen words "
         "have a trained vector (default: %(default)s)",
     )
+    characters.add_argument(parser)
 
 
 def add_generation_arguments(parser):
@@ -97,6 +98,7 @@ def build_model(args, source_size, target_size, oov_id=1, advance_id=None, name=
     previous = keras.Input((None,), dtype="int32", name=PREVIOUS)
     ids = WordDropout(args.word_dropout, oov_id, seed=args.seed, name="word_dropout")(words)
     x = keras.layers.Embedding(source_size, args.embedding_dim, mask_zero=True, name=SOURCE_EMBEDDING)(ids)
+    inputs, x = characters.with_characters(words, x, args.char_features)
     x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
     memory = RecurrentStack(
         args.cell,
@@ -127,20 +129,8 @@ def build_model(args, source_size, target_size, oov_id=1, advance_id=None, name=
         )
     outputs = decoder(y, memory, states, memory_mask=source_mask)
     logits = keras.layers.Dense(target_size, dtype="float32", name=LOGITS)(outputs)
-    return keras.Model({SOURCE: words, PREVIOUS: previous}, logits, name=name)
-
-
-def training_pairs(sources, targets, start_id, end_id):
-    """(inputs, targets, weights) NumPy arrays of a batch: {"words": padded sources, "previous":
-    START + target}, target + END, and 1 at real target steps (0 at padding)."""
-    width = max(len(t) for t in targets) + 1
-    previous = np.zeros((len(targets), width), dtype=np.int32)
-    expected = np.zeros((len(targets), width), dtype=np.int32)
-    for row, target in enumerate(targets):
-        previous[row, : len(target) + 1] = [start_id, *target]
-        expected[row, : len(target) + 1] = [*target, end_id]
-    words = pad(sources)
-    return {SOURCE: words, PREVIOUS: previous}, expected, (expected != 0).astype(np.float32)
+    inputs = {**inputs, PREVIOUS: previous} if isinstance(inputs, dict) else {SOURCE: words, PREVIOUS: previous}
+    return keras.Model(inputs, logits, name=name)
 
 
 def pad(sequences, width=None):
@@ -148,6 +138,15 @@ def pad(sequences, width=None):
     padded = np.zeros((len(sequences), width), dtype=np.int32)
     for row, sequence in enumerate(sequences):
         padded[row, : len(sequence)] = sequence
+    return padded
+
+
+def pad_characters(rows):
+    """Character id arrays (words, characters), one per source, as one zero-padded array."""
+    width = max(1, max(len(r) for r in rows))
+    padded = np.zeros((len(rows), width, rows[0].shape[-1]), dtype=np.int32)
+    for index, row in enumerate(rows):
+        padded[index, : len(row)] = row
     return padded
 
 
@@ -165,11 +164,21 @@ class Seq2SeqGenerator:
         self.decoder = self.layer[DECODER]
         self.next_source = self.layer.get(NEXT_SOURCE)
 
-    def encode(self, words):
-        """(memory, source mask, the decoder's initial states) for padded source ids."""
+    @property
+    def reads_characters(self):
+        """Whether the model also reads each word's characters (--char-features)."""
+        return characters.CHARACTERS in self.layer
+
+    def encode(self, words, chars=None):
+        """(memory, source mask, the decoder's initial states) for padded source ids (and their
+        character ids (batch, words, characters), if the model reads them)."""
         words = ops.convert_to_tensor(words, dtype="int32")
         mask = ops.not_equal(words, 0)
-        memory = self.layer[ENCODER](self.layer[SOURCE_EMBEDDING](words), mask=mask)
+        x = self.layer[SOURCE_EMBEDDING](words)
+        if self.reads_characters:
+            spelling = self.layer[characters.CHARACTERS](ops.convert_to_tensor(chars, dtype="int32"))
+            x = self.layer[characters.WORD_FEATURES]([x, spelling])
+        memory = self.layer[ENCODER](x, mask=mask)
         states = self.layer[BRIDGE](self.layer[FINAL](memory, mask))
         return memory, mask, states
 
@@ -208,10 +217,13 @@ class Seq2SeqGenerator:
             state["consumed"] = np.zeros(batch_size, dtype=np.int32)
         return state
 
-    def generate(self, sources, start_id, end_id, max_length, beam_width=1, alpha=0.0, constraint=None, record=None):
-        """The best `Hypothesis` for each source (lists of ids); `record` (a list, greedy only)
-        receives the attention weights (batch, source steps) of every step."""
-        memory, mask, states = self.encode(pad(sources))
+    def generate(
+        self, sources, start_id, end_id, max_length, beam_width=1, alpha=0.0, constraint=None, record=None, chars=None
+    ):
+        """The best `Hypothesis` for each source (lists of ids; `chars`, with --char-features: an
+        array (words, characters) per source); `record` (a list, greedy only) receives the
+        attention weights (batch, source steps) of every step."""
+        memory, mask, states = self.encode(pad(sources), pad_characters(chars) if chars is not None else None)
         state = self.initial_state(states, len(sources))
         if beam_width == 1:
             step = self.step_function(memory, mask, 1, record)

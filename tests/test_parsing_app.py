@@ -8,17 +8,19 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from apps import runner, saved
+from apps.characters import MAX_WORD_CHARS
 from apps.parsing import APP
 from apps.parsing_data import ParseData, Parser, normal_word
 from apps.seq2seq import Seq2SeqGenerator, pad
-from pipelines.vocab import Vocabulary
+from pipelines.text import character_id_rows
 from pipelines.trees import TreeConstraint, is_well_formed, linearize, load_treebank, max_symbols
+from pipelines.vocab import Vocabulary
 from tests.evalb import require_evalb, run_evalb
 from tests.support import SHARED_DATA, cli, new_store, run_main, single_run
 
 FILES = ["--train-files", "wsj_0001-wsj_0012", "--valid-files", "wsj_0170", "--test-files", "wsj_0180-wsj_0181"]
 SMALL = ["--units", "24", "--decoder-units", "48", "--embedding-dim", "24", "--target-embedding-dim", "16",
-         "--learning-rate", "0.005", "--batch-size", "16"]  # fmt: skip
+         "--learning-rate", "0.005", "--batch-size", "16", "--char-features", "8"]  # fmt: skip
 SENTENCE = "The luxury auto maker last year sold 1,214 cars in the U.S."
 
 
@@ -116,9 +118,10 @@ def test_generation_agrees_with_the_training_model_and_survives_save_and_load(tr
     generator = Seq2SeqGenerator(model)
     for sentence in sentences:
         source = words.encode([normal_word(w) for w in sentence])
-        found = generator.generate([source], symbols.start_id, symbols.end_id, 60)[0]
+        chars = character_id_rows([sentence], MAX_WORD_CHARS)
+        found = generator.generate([source], symbols.start_id, symbols.end_id, 60, chars=chars)[0]
         previous = pad([[symbols.start_id, *found.tokens[:-1]]])
-        logits = model.predict_on_batch({"words": pad([source]), "previous": previous})
+        logits = model.predict_on_batch({"words": pad([source]), "previous": previous, "chars": chars[0][None]})
         assert list(np.argmax(logits[0], axis=-1)) == list(found.tokens)
     sequences = Parser(model, words, symbols).symbol_sequences(sentences, constrained=False)
     reloaded = saved.load_model(str(next((trained["root"] / "checkpoints").rglob("model.keras"))))
