@@ -16,6 +16,7 @@ Metrics: labelled brackets with EVALB's semantics and COLLINS.prm (`pipelines.pa
 beside a right-branching baseline on the same sentences.
 """
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -64,6 +65,7 @@ class Parsing(runner.App):
     datasets = ("treebank",)
     monitor = "val_f1"
     curve_metrics = ("val_complete_match",)
+    legacy_arguments = {"next_word": True, "char_features": 0}  # runs saved before these flags
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.3, "epochs": 40, "patience": 6}
     data_arguments = runner.App.data_arguments + (
         "train_files", "valid_files", "test_files", "min_word_count", "char_features",
@@ -77,6 +79,13 @@ class Parsing(runner.App):
         seq2seq.add_arguments(parser)
         seq2seq.add_generation_arguments(parser)
         add_file_arguments(parser)
+        parser.add_argument(
+            "--next-word",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="give each decoder step the encoder's output at the next word not yet written as XX, "
+            "so that it need not count them (default: %(default)s)",
+        )
         parser.add_argument(
             "--min-word-count",
             type=runner.positive_int,
@@ -129,7 +138,12 @@ class Parsing(runner.App):
     # Model -------------------------------------------------------------------------------
     def build_model(self, args, data):
         return seq2seq.build_model(
-            args, len(data.words), len(data.symbols), data.words.oov_id, data.symbols.id(TAG_SYMBOL), name="parser"
+            args,
+            len(data.words),
+            len(data.symbols),
+            data.words.oov_id,
+            data.symbols.id(TAG_SYMBOL) if args.next_word else None,
+            name="parser",
         )
 
     def compile_arguments(self, args, data, model):

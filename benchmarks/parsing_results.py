@@ -25,6 +25,10 @@ GROUPS = {
         "gru-additive": [*COMPARE, "--cell", "gru"],
         "elman-additive": [*COMPARE, "--cell", "elman"],
         "lstm-additive-chars": [*COMPARE, "--char-features", "32"],
+        # Without the next word's encoder state: the decoder finds its word by attention alone, or
+        # (none) by counting its XX, as in Vinyals et al.'s comparison.
+        "lstm-additive-no-next-word": [*COMPARE, "--no-next-word"],
+        "lstm-none-no-next-word": [*COMPARE, "--attention", "none", "--no-next-word"],
     },
 }
 GOAL_F1 = 80.0
