@@ -169,8 +169,7 @@ class Parsing(runner.App):
         return parse_metrics(gold, trees)
 
     def baseline_metrics(self, data, split):
-        baseline = [right_branching(t.pos()) for t in data.trees[split]]
-        return {f"right_branching_{k}": v for k, v in parse_metrics(data.trees[split], baseline).items() if "f1" in k}
+        return right_branching_metrics(data.trees[split])
 
     def reports(self, model, data, split):
         gold, trees, _ = self.parse_split(model, data, split)
@@ -240,9 +239,7 @@ class Parsing(runner.App):
             raise runner.UserError(f"the {args.split} files ({spec}) hold no tree")
         pairs = [tagged(t) for t in gold]
         trees, _ = parser.parse([w for w, _ in pairs], [t for _, t in pairs])
-        metrics = parse_metrics(gold, trees)
-        baseline = [right_branching(t.pos()) for t in gold]
-        metrics["right_branching_f1"] = parse_metrics(gold, baseline)["f1"]
+        metrics = {**parse_metrics(gold, trees), **right_branching_metrics(gold)}
         if args.evalb_files:
             write_evalb_files(Path(args.evalb_files), gold, trees)
         return metrics
@@ -267,6 +264,12 @@ class Parsing(runner.App):
                 print(text)
                 plain.pretty_print()
         return results
+
+
+def right_branching_metrics(gold):
+    """The right-branching baseline's F1 (all lengths and <= 40 words) on the gold trees' sentences."""
+    baseline = [right_branching(t.pos()) for t in gold]
+    return {f"right_branching_{k}": v for k, v in parse_metrics(gold, baseline).items() if "f1" in k}
 
 
 def write_evalb_files(folder, gold, trees):
