@@ -57,7 +57,7 @@ class App:
     May define: `description`, `monitor_mode`, `defaults`, `dataset_help`, `data_arguments`,
     `legacy_arguments`, `renamed_arguments`, `curve_metrics`, `supports_cv` (then `load_data` reads `args.fold` and
     `args.cv`), `supports_members` (then `average_members`), `search_space`, `add_arguments`,
-    `add_predict_arguments`, `add_evaluate_arguments`, `after_training`, `baseline_metrics`,
+    `add_predict_arguments`, `add_evaluate_arguments`, `commands`, `after_training`, `baseline_metrics`,
     `reports`, `save_assets`, `model_metadata`, `evaluation_model`.
 
     The data object `load_data` returns is the app's own; the runner only calls its
@@ -170,3 +170,9 @@ class App:
     def predict(self, serving_model, inputs, args):
         """Prints the predictions for `inputs` (raw strings or paths); returns them."""
         raise NotImplementedError
+
+    def commands(self):
+        """The app's own commands on a saved model (an auto-encoder's `encode`, `search`, ...):
+        {name: (help, add_arguments(parser), run(serving_model, args))}. The runner adds --model
+        and the store flags, loads the model as `evaluate` does and calls `run`."""
+        return {}

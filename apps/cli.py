@@ -82,6 +82,14 @@ def add_store_arguments(parser):
     )
 
 
+def add_model_argument(parser):
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a .keras file, an MLflow model folder, or a URI (runs:/ID/model, models:/NAME/VERSION)",
+    )
+
+
 def add_unsafe_argument(parser):
     parser.add_argument(
         "--unsafe-load",
@@ -302,11 +310,7 @@ def build_parser(app):
         help="score a saved model on a data split",
         description="Score a saved model (a .keras file, an MLflow model folder or URI) on a split.",
     )
-    evaluate.add_argument(
-        "--model",
-        required=True,
-        help="a .keras file, an MLflow model folder, or a URI (runs:/ID/model, models:/NAME/VERSION)",
-    )
+    add_model_argument(evaluate)
     add_data_arguments(evaluate, app)
     evaluate.add_argument("--split", choices=("train", "valid", "test"), default="test", help="(default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -319,15 +323,18 @@ def build_parser(app):
         help="predict from raw input with a saved model",
         description="Predict with a saved model (a .keras file, an MLflow model folder or URI).",
     )
-    predict.add_argument(
-        "--model",
-        required=True,
-        help="a .keras file, an MLflow model folder, or a URI (runs:/ID/model, models:/NAME/VERSION)",
-    )
+    add_model_argument(predict)
     predict.add_argument("inputs", nargs="*", help="inputs to predict; none: read one per line from standard input")
     app.add_predict_arguments(predict)
     add_unsafe_argument(predict)
     add_store_arguments(predict)
+
+    for name, (summary, add_arguments, _) in app.commands().items():
+        command = commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        add_model_argument(command)
+        add_arguments(command)
+        add_unsafe_argument(command)
+        add_store_arguments(command)
 
     runs = commands.add_parser(
         "runs",
@@ -366,6 +373,8 @@ def main(app, argv=None):
             saved.predict(app, args)
         elif args.command == "runs":
             run_owners.list_runs(app, args)
+        else:
+            saved.run_command(app, args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -139,3 +139,9 @@ def predict(app, args):
     inputs = checked_inputs(args.inputs if args.inputs else [line.strip() for line in sys.stdin if line.strip()])
     model = load_model(args.model, args.tracking_uri, args.unsafe_load)
     return app.predict(model, inputs, args)
+
+
+def run_command(app, args):
+    """One of the app's own commands (`App.commands`) on the saved model of --model."""
+    _, _, run = app.commands()[args.command]
+    return run(load_model(args.model, args.tracking_uri, args.unsafe_load), args)

@@ -26,7 +26,7 @@ import tensorflow as tf
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from apps import parts, runner, tracking
+from apps import parts, pretraining, runner, tracking
 from apps.parts import Parts
 from apps.sentiment_data import CHAR_NGRAMS_NBSVM, TextData, char_ngram_order
 from apps.text_backbone import text_backbone
@@ -69,7 +69,9 @@ class Sentiment(runner.App):
     supports_cv = True
     defaults = {"cell": "lstm", "bidirectional": True, "units": 128, "dropout": 0.5, "epochs": 15, "patience": 4}
     # Older runs: the network alone, or joint fusion with naive Bayes; no character n-grams.
-    legacy_arguments = {"fusion": "joint", "ngrams": 0, "ngram_classifier": "mnb", "char_ngrams": 0}
+    legacy_arguments = {
+        "fusion": "joint", "ngrams": 0, "ngram_classifier": "mnb", "char_ngrams": 0, "pretrained_encoder": None,
+    }  # fmt: skip
     renamed_arguments = {"naive_bayes": "ngrams"}  # --ngrams was --naive-bayes (still accepted)
     data_arguments = runner.App.data_arguments + (
         "max_length", "keep", "min_word_count", "fold", "cv", "ngrams", "ngram_classifier", "char_ngrams",
@@ -133,6 +135,14 @@ class Sentiment(runner.App):
             f"training texts never held. 0: none (default: {CHAR_NGRAMS_NBSVM} with nbsvm, 0 with mnb)",
         )  # fmt: skip
 
+        parser.add_argument(
+            "--pretrained-encoder", metavar="MODEL",
+            help="start the embedding and the recurrent encoder from a text auto-encoder's (python -m "
+            "apps.text_autoencoder; a .keras file, a model folder or URI, same --embedding-dim, --cell, "
+            "--units, --layers, --bidirectional): Dai & Le 2015's pretraining. Train the auto-encoder "
+            "on no text of this data set's test split",
+        )  # fmt: skip
+
     def add_predict_arguments(self, parser):
         parser.add_argument("--explain", action="store_true", help="show how much each word counted (attention models)")
         parser.add_argument("--json", action="store_true", help="print one JSON object per input")
@@ -187,7 +197,7 @@ class Sentiment(runner.App):
         sentence = keras.layers.Dropout(args.dropout, name="sentence_dropout")(sentence)
         scores = keras.layers.Dense(len(data.labels), dtype="float32", name=parts.LABEL)(sentence)
         if data.ngram_scorer is None:
-            return keras.Model(words, scores, name=parts.CLASSIFIER)
+            return self.pretrained(keras.Model(words, scores, name=parts.CLASSIFIER), args, data)
         ngram_input = keras.Input((len(data.labels),), name="naive_bayes")
         if data.fusion == "late":
             # The network trains alone; `after_training` sets this weight (and scales the network's).
@@ -199,7 +209,16 @@ class Sentiment(runner.App):
             weight = ScoreWeight(1.0 / spread, dtype="float32", name=parts.NGRAM_WEIGHT)
         weighted = weight(ngram_input)
         scores = keras.layers.Add(dtype="float32", name="scores")([scores, weighted])
-        return keras.Model({"words": words, "naive_bayes": ngram_input}, scores, name=parts.CLASSIFIER)
+        model = keras.Model({"words": words, "naive_bayes": ngram_input}, scores, name=parts.CLASSIFIER)
+        return self.pretrained(model, args, data)
+
+    @staticmethod
+    def pretrained(model, args, data):
+        """`model`, its embedding and encoder started from --pretrained-encoder's when given."""
+        if getattr(args, "pretrained_encoder", None):
+            found = pretraining.start_from(model, data.words, args.pretrained_encoder, args.tracking_uri)
+            print(f"encoder from {args.pretrained_encoder}: {100 * found['pretrained_words']:.1f} % of the words")
+        return model
 
     def compile_arguments(self, args, data, model):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}

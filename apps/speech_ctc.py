@@ -32,11 +32,10 @@ from mlflow.types import Schema, TensorSpec
 
 from apps import parts, runner, tracking
 from apps.parts import Parts
-from apps.speech_ctc_data import SpeechData, ctc_frames_needed, posteriorgram_figure, speech_metrics
+from apps.speech_ctc_data import SpeechData, ctc_frames_needed, posteriorgram_figure, speaker_split, speech_metrics
 from layers import Metadata, RecurrentStack
 from layers.ctc import CTCLoss, DropMask, FrameMask, beam_decode, greedy_decode, pack_targets
 from pipelines.audio import (
-    TAKE_SPLITS,
     mask_spectrogram,
     FeatureCache,
     FeatureConfig,
@@ -44,7 +43,6 @@ from pipelines.audio import (
     load_recordings,
     file_features,
 )
-from pipelines.sources import DataFormatError
 
 CLASSES = 11  # blank + the digits 0-9 (digit d is class d + 1)
 SPLIT_SEEDS = {"train": 1, "valid": 2, "test": 3}  # utterance sets differ per split, fixed per --data-seed
@@ -150,39 +148,7 @@ class SpeechCTC(runner.App):
 
     # Data --------------------------------------------------------------------------------
     def split_recordings(self, recordings, args):
-        speakers = sorted({r.speaker for r in recordings})
-        held_out = None
-        if args.fold is not None:
-            if args.cv != len(speakers):
-                raise runner.UserError(
-                    f"--cv holds out one speaker per fold: use --cv {len(speakers)} ({', '.join(speakers)})"
-                )
-            held_out = {speakers[args.fold]}
-        elif args.test_speakers:
-            held_out = set(args.test_speakers.split(","))
-            unknown = held_out - set(speakers)
-            if unknown:
-                raise runner.UserError(
-                    f"--test-speakers: unknown {sorted(unknown)}; the speakers are {', '.join(speakers)}"
-                )
-        if held_out is None:
-            splits = {s: [r for r in recordings if r.take in takes] for s, takes in TAKE_SPLITS.items()}
-            rule = "by take: 0-4 test, 5-9 validate, 10 and above train"
-        else:
-            others = [r for r in recordings if r.speaker not in held_out]
-            splits = {
-                "train": [r for r in others if r.take >= 10],
-                "valid": [r for r in others if r.take < 10],
-                "test": [r for r in recordings if r.speaker in held_out],
-            }
-            rule = "by speaker: the held-out speakers test; the others' takes 0-9 validate, 10 and above train"
-        empty = [split for split in ("train", "valid", "test") if not splits[split]]
-        if empty:
-            raise DataFormatError(
-                f"{args.dataset}: no recordings for the {' and '.join(empty)} split(s) ({len(recordings)} recordings; "
-                f"split {rule})"
-            )
-        return splits
+        return speaker_split(recordings, args)
 
     def prepare_split(self, recordings, split, count, config, args, skipped):
         """The split's utterances and features; unusable utterances are counted in `skipped`."""

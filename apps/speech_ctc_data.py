@@ -5,7 +5,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from apps.app import UserError
 from layers.ctc import BLANK, edit_distance
+from pipelines.audio import TAKE_SPLITS
+from pipelines.sources import DataFormatError
 from pipelines.audio import FeatureConfig
 from pipelines.text import example_batches
 
@@ -40,6 +43,40 @@ class SpeechData:
 
     def output_frames(self, frames):
         return -(-np.asarray(frames) // self.stride)
+
+
+def speaker_split(recordings, args):
+    """{split: recordings} by take (FSDD's own split), or with the speakers of --test-speakers
+    (or, in `--cv`, fold K's speaker) held out for testing."""
+    speakers = sorted({r.speaker for r in recordings})
+    held_out = None
+    if args.fold is not None:
+        if args.cv != len(speakers):
+            raise UserError(f"--cv holds out one speaker per fold: use --cv {len(speakers)} ({', '.join(speakers)})")
+        held_out = {speakers[args.fold]}
+    elif args.test_speakers:
+        held_out = set(args.test_speakers.split(","))
+        unknown = held_out - set(speakers)
+        if unknown:
+            raise UserError(f"--test-speakers: unknown {sorted(unknown)}; the speakers are {', '.join(speakers)}")
+    if held_out is None:
+        splits = {s: [r for r in recordings if r.take in takes] for s, takes in TAKE_SPLITS.items()}
+        rule = "by take: 0-4 test, 5-9 validate, 10 and above train"
+    else:
+        others = [r for r in recordings if r.speaker not in held_out]
+        splits = {
+            "train": [r for r in others if r.take >= 10],
+            "valid": [r for r in others if r.take < 10],
+            "test": [r for r in recordings if r.speaker in held_out],
+        }
+        rule = "by speaker: the held-out speakers test; the others' takes 0-9 validate, 10 and above train"
+    empty = [split for split in ("train", "valid", "test") if not splits[split]]
+    if empty:
+        raise DataFormatError(
+            f"{args.dataset}: no recordings for the {' and '.join(empty)} split(s) ({len(recordings)} recordings; "
+            f"split {rule})"
+        )
+    return splits
 
 
 def ctc_frames_needed(labels):

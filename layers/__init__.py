@@ -9,7 +9,7 @@ Importing this package registers every custom object with Keras, which a
 
 from layers.base import CellLayer, RecurrentCell
 from layers.characters import CharacterFeatures
-from layers.context import AppendToSteps, ContextWindow, WordDropout, WordStatistics
+from layers.context import AppendToSteps, ContextWindow, SwapNeighbours, WordDropout, WordStatistics
 from layers.crf import ConditionalRandomField, SequenceLikelihoodLoss
 from layers.ctc import CTCLoss
 from layers.decoding import ViterbiDecoder, bio_constraints
@@ -28,13 +28,17 @@ from layers.metadata import Metadata
 from layers.ngram_scores import NaiveBayesScores, NgramScores, ScoreWeight
 from layers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from layers.pooling import POOLING_MODES, AttentionPooling
+from layers.seq2seq import Attention, AttentionDecoder, Bridge, FinalOutputs, NextSourceStep
 
 __all__ = [
     "AppendToSteps",
+    "Attention",
+    "AttentionDecoder",
     "AttentionPooling",
     "AveragedProbabilities",
     "POOLING_MODES",
     "BUILTIN_KINDS",
+    "Bridge",
     "CELL_KINDS",
     "CUSTOM_KINDS",
     "CTCLoss",
@@ -43,17 +47,20 @@ __all__ = [
     "CharacterFeatures",
     "ContextWindow",
     "Elman",
+    "FinalOutputs",
     "ElmanCell",
     "Jordan",
     "JordanCell",
     "Metadata",
     "NaiveBayesScores",
+    "NextSourceStep",
     "NgramScores",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "RecurrentCell",
     "RecurrentStack",
     "ScoreWeight",
+    "SwapNeighbours",
     "SequenceLikelihoodLoss",
     "ViterbiDecoder",
     "WordDropout",

@@ -213,3 +213,49 @@ class WordDropout(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "oov_id": self.oov_id, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SwapNeighbours(keras.layers.Layer):
+    """In training, swaps some pairs of neighbouring real words: a denoising auto-encoder's
+    input noise that breaks local order (Lample et al. 2018's local shuffle, in its simplest form).
+
+        s_t = u_t < rate and t + 1 < length and not s_{t-1}'s draw,  u_t ~ U(0, 1)
+        out_t = w_{t+1} if s_t;  w_{t-1} if s_{t-1};  w_t otherwise (and always outside training)
+
+    A word moves at most one place, and no pair overlaps another.
+
+    Input word ids (batch, time), padded with 0 -> the same shape.
+
+    Args:
+        rate: Probability that a word swaps places with the next one, in [0, 1).
+        seed: Seed of the draws.
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"SwapNeighbours: `rate` must be in [0, 1), got {rate!r}.")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, ids, training=False):
+        if not training or self.rate == 0:
+            return ids
+        steps = ops.shape(ids)[1]
+        lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1, keepdims=True)
+        positions = ops.expand_dims(ops.arange(steps, dtype="int32"), 0)
+        drawn = keras.random.uniform(ops.shape(ids), seed=self.seed_generator) < self.rate
+        drawn = ops.logical_and(drawn, positions + 1 < lengths)
+        before = ops.pad(drawn[:, :-1], [[0, 0], [1, 0]])  # the draw at t - 1
+        swap = ops.logical_and(drawn, ops.logical_not(before))
+        swapped_before = ops.pad(swap[:, :-1], [[0, 0], [1, 0]])
+        source = positions + ops.cast(swap, "int32") - ops.cast(swapped_before, "int32")
+        return ops.take_along_axis(ids, source, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

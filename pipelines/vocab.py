@@ -53,15 +53,16 @@ class Vocabulary:
         self._ids = {token: index for index, token in enumerate(self.specials + tokens)}
 
     @classmethod
-    def build(cls, sequences, min_count=1, padding=True, signatures=(), bounds=False):
-        """From an iterable of token sequences: the most frequent first, ties alphabetically.
+    def build(cls, sequences, min_count=1, padding=True, signatures=(), bounds=False, max_size=None):
+        """From an iterable of token sequences: the most frequent first, ties alphabetically; with
+        `max_size`, only that many tokens (the special ones not counted).
 
         `signatures`: the unknown-word signature tokens to add after the words
         (those of the training words, so every shape seen in training has one).
         """
         counts = Counter(token for sequence in sequences for token in sequence)
         kept = [t for t, c in counts.items() if c >= min_count and t not in (PAD, OOV, START, END)]
-        kept = sorted(kept, key=lambda t: (-counts[t], t))
+        kept = sorted(kept, key=lambda t: (-counts[t], t))[:max_size]
         signatures = sorted(set(signatures) - set(kept))
         return cls(kept + signatures, padding=padding, signatures=bool(signatures), bounds=bounds)
 
