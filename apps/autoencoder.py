@@ -108,6 +108,13 @@ class Reconstructor:
         return [[t for t in h.tokens if t != end_id] for h in found]
 
 
+def codes_table(texts, vectors):
+    """One line an item (a sentence, a file name): its name, then its code's values, tab-separated (float32 exactly)."""
+    return "".join(
+        text.replace("\t", " ") + "\t" + "\t".join(f"{v:.9g}" for v in row) + "\n" for text, row in zip(texts, vectors)
+    )
+
+
 def cosine_similarities(queries, collection):
     """(queries, collection) cosine similarities of two sets of row vectors."""
     a = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)

@@ -32,9 +32,11 @@ from apps.speech_autoencoder_data import (
     SpokenWords,
     encode_arrays,
     file_features,
+    fit_scale,
     mean_vectors,
     query_by_example,
     recording_features,
+    standardize,
 )
 from apps.speech_ctc_data import speaker_split
 from layers import Metadata, RecurrentStack
@@ -93,18 +95,22 @@ class SpeechAutoencoder(runner.App):
         }
 
     # Data --------------------------------------------------------------------------------
-    def load_data(self, args):
+    def load_data(self, args, scale=None):
+        """The recordings and their MFCCs, standardized by `scale` (a saved model's) or by the
+        training frames' own."""
         splits = speaker_split(load_recordings(args.dataset, args.data_dir), args)
         recordings, arrays = {}, {}
         for split, found in splits.items():
             recordings[split], arrays[split], errors = recording_features(found)
             for error in errors:
                 print(f"skipped: {error}", file=sys.stderr)
+        scale = scale or fit_scale(arrays["train"])
+        arrays = {split: standardize(found, scale) for split, found in arrays.items()}
         print(
             "recordings: " + ", ".join(f"{s} {len(r)}" for s, r in recordings.items())
             + f"; queries: {', '.join(sorted({r.speaker for r in recordings['test']}))}"
         )  # fmt: skip
-        return SpokenWords(recordings, arrays, args.batch_size, args.seed, args.dtw_queries)
+        return SpokenWords(recordings, arrays, args.batch_size, args.seed, args.dtw_queries, scale)
 
     def fit_dataset(self, data, split):
         return data.batches(split, shuffle=split == "train")
@@ -150,11 +156,16 @@ class SpeechAutoencoder(runner.App):
             f"code_map_{split}.png": autoencoder.map_figure(vectors, groups, f"codes of the {split} recordings"),
             f"mean_mfcc_map_{split}.png": autoencoder.map_figure(means, groups, "averaged MFCCs"),
             f"reconstruction_{split}.png": reconstruction_figure(model, data.features[split][:4], recordings[:4]),
+            f"codes_{split}.tsv": autoencoder.codes_table([Path(r.path).name for r in recordings], vectors),
         }
 
     # Serving -----------------------------------------------------------------------------
     def serving_model(self, model, data, args):
-        settings = {"features": {"kind": CONFIG.kind, "n_mfcc": CONFIG.n_mfcc, "deltas": CONFIG.deltas}}
+        settings = {
+            "features": {"kind": CONFIG.kind, "n_mfcc": CONFIG.n_mfcc, "deltas": CONFIG.deltas},
+            "mean": [float(v) for v in data.scale[0]],
+            "deviation": [float(v) for v in data.scale[1]],
+        }
         rebuilt = Metadata(settings, name=parts.SETTINGS)(model.output)
         return keras.Model(model.input, rebuilt, name="speech_autoencoder")
 
@@ -164,7 +175,7 @@ class SpeechAutoencoder(runner.App):
 
     def evaluate_saved(self, serving_model, args):
         args.fold, args.cv, args.batch_size = None, None, 64
-        data = self.load_data(args)
+        data = self.load_data(args, scale_of(serving_model))
         return self.evaluate(serving_model, data, args.split)
 
     def predict(self, serving_model, inputs, args):
@@ -172,7 +183,7 @@ class SpeechAutoencoder(runner.App):
         encoder = autoencoder.encoder_model(serving_model, FEATURES)
         results = []
         for path in inputs:
-            values = checked_features(path)
+            values = checked_features(path, scale_of(serving_model))
             code = encode_arrays(encoder, [values])[0]
             results.append({"file": path, "frames": len(values), "mse": reconstruction_error(serving_model, [values]),
                             "code": [round(float(v), 6) for v in code]})  # fmt: skip
@@ -214,10 +225,16 @@ def reconstruction_figure(model, arrays, recordings):
     return figure
 
 
-def checked_features(path):
-    """A file's MFCCs, or a clear error naming it."""
+def scale_of(serving_model):
+    """The (mean, deviation) a saved model standardizes its MFCCs with."""
+    settings = serving_model.get_layer(parts.SETTINGS).values
+    return np.asarray(settings["mean"], "float32"), np.asarray(settings["deviation"], "float32")
+
+
+def checked_features(path, scale):
+    """A file's standardized MFCCs, or a clear error naming it."""
     try:
-        return file_features(path)
+        return file_features(path, scale)
     except AudioError as error:
         raise runner.UserError(str(error)) from None
 
@@ -246,11 +263,12 @@ def add_search(parser):
 
 def search(serving_model, args):
     encoder = autoencoder.encoder_model(serving_model, FEATURES)
-    query = encode_arrays(encoder, [checked_features(args.query)])
+    scale = scale_of(serving_model)
+    query = encode_arrays(encoder, [checked_features(args.query, scale)])
     paths, arrays = [], []
     for path in audio_files([args.folder]):
         try:
-            arrays.append(file_features(path))
+            arrays.append(file_features(path, scale))
             paths.append(path)
         except AudioError as error:
             print(f"skipped: {error}", file=sys.stderr)
@@ -273,7 +291,9 @@ def encode(serving_model, args):
     if output.suffix not in (".npy", ".csv"):
         raise runner.UserError(f"--output {args.output}: name a .npy or .csv file")
     paths = audio_files(args.recordings)
-    vectors = encode_arrays(autoencoder.encoder_model(serving_model, FEATURES), [checked_features(p) for p in paths])
+    scale = scale_of(serving_model)
+    encoder = autoencoder.encoder_model(serving_model, FEATURES)
+    vectors = encode_arrays(encoder, [checked_features(p, scale) for p in paths])
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix == ".npy":
         np.save(output, vectors)

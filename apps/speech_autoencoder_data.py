@@ -13,7 +13,9 @@ from pipelines.retrieval import dtw_distance, retrieval_scores
 from pipelines.text import example_batches
 
 FEATURES = "features"
-CONFIG = FeatureConfig(kind="mfcc", n_mfcc=13, deltas=False)  # Chung et al.'s 13 MFCCs
+# Chung et al.'s 13 MFCCs, normalized over the training frames (`standardize`), not per recording:
+# per recording, every averaged-MFCC vector (the naive baseline) would be zero.
+CONFIG = FeatureConfig(kind="mfcc", n_mfcc=13, deltas=False, normalize=False)
 ENCODE_BATCH = 128
 
 
@@ -24,6 +26,7 @@ class SpokenWords:
     batch_size: int
     seed: int
     dtw_queries: int = 100
+    scale: tuple = ()  # (mean, deviation) of each coefficient over the training frames
 
     def has_split(self, split):
         return bool(self.recordings.get(split))
@@ -56,15 +59,26 @@ def recording_features(recordings, progress=True):
     return [r for r, _ in kept], [a for _, a in kept], errors
 
 
-def file_features(path):
-    """MFCCs of one audio file; refused (naming it) when unreadable or shorter than one frame."""
+def fit_scale(arrays):
+    """(mean, deviation) of each coefficient over all frames of `arrays`."""
+    frames = np.concatenate(arrays)
+    return frames.mean(axis=0).astype("float32"), (frames.std(axis=0) + 1e-5).astype("float32")
+
+
+def standardize(arrays, scale):
+    mean, deviation = (np.asarray(v, "float32") for v in scale)
+    return [(a - mean) / deviation for a in arrays]
+
+
+def file_features(path, scale):
+    """Standardized MFCCs of one audio file; refused (naming it) when unreadable or shorter than one frame."""
     samples = load_audio(path, CONFIG.sample_rate)
     if len(samples) < CONFIG.win_length:
         raise AudioError(
             f"{path}: {len(samples)} samples ({1000 * len(samples) / CONFIG.sample_rate:.1f} ms), shorter than one "
             f"{1000 * CONFIG.win_length / CONFIG.sample_rate:.0f} ms analysis frame"
         )
-    return features(samples, CONFIG)
+    return standardize([features(samples, CONFIG)], scale)[0]
 
 
 def pad_frames(arrays):

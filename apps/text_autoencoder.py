@@ -71,7 +71,7 @@ class TextAutoencoder(runner.App):
             help="tokens read per sentence; longer ones are cut (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
-            "--max-words", type=runner.positive_int, default=12000,
+            "--max-words", type=runner.positive_int, default=8000,
             help="the most frequent training words kept; the rest are OOV (default: %(default)s)",
         )  # fmt: skip
         parser.add_argument(
@@ -152,7 +152,7 @@ class TextAutoencoder(runner.App):
             f"by_length_{split}.png": length_figure(rows),
             f"reconstructions_{split}.txt": "\n\n".join(shown) + "\n",
             f"code_map_{split}.png": autoencoder.map_figure(vectors, groups, f"codes of the {split} sentences"),
-            f"codes_{split}.tsv": codes_table([s.text for s in sentences], vectors),
+            f"codes_{split}.tsv": autoencoder.codes_table([s.text for s in sentences], vectors),
         }
 
     # Serving -----------------------------------------------------------------------------
@@ -179,13 +179,6 @@ class TextAutoencoder(runner.App):
         from apps.text_autoencoder_commands import rebuild
 
         return rebuild(serving_model, inputs)
-
-
-def codes_table(texts, vectors):
-    """One line a sentence: the text, then its code's values, tab-separated (float32 exactly)."""
-    return "".join(
-        text.replace("\t", " ") + "\t" + "\t".join(f"{v:.9g}" for v in row) + "\n" for text, row in zip(texts, vectors)
-    )
 
 
 APP = TextAutoencoder()

@@ -249,6 +249,7 @@ class FeatureConfig:
     n_fft: int = 256
     win_length: int = 200
     hop_length: int = 80
+    normalize: bool = True  # each utterance to zero mean and unit variance per band (False: as librosa gives them)
 
     def __post_init__(self):
         if self.kind not in ("logmel", "mfcc"):
@@ -269,7 +270,7 @@ class FeatureConfig:
 
 
 def features(samples, config):
-    """(frames, dims) float32: log-mel or MFCC, with deltas, normalized per utterance."""
+    """(frames, dims) float32: log-mel or MFCC, with deltas, normalized per utterance (`config.normalize`)."""
     import librosa
 
     mel = librosa.feature.melspectrogram(
@@ -290,7 +291,8 @@ def features(samples, config):
         else:
             stack += [np.zeros_like(base), np.zeros_like(base)]
     values = np.concatenate(stack, axis=0).T
-    values = (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-5)
+    if config.normalize:
+        values = (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-5)
     return values.astype("float32")
 
 
