@@ -11,7 +11,7 @@ import yaml
 
 from apps import runner
 
-APPS = ("sentiment", "slot_filling", "keywords", "speech_ctc")
+APPS = ("sentiment", "slot_filling", "keywords", "speech_ctc", "text_autoencoder", "speech_autoencoder")
 
 
 def _exported_mlflow_model(folder, target):
@@ -49,6 +49,19 @@ def test_an_exported_mlflow_model_is_refused_before_it_runs(name, command, expor
     assert runner.main(app, argv) == 2
     error = capsys.readouterr().err
     assert "save_exported_model" in error and "--unsafe-load" in error
+    assert not ran.exists()
+
+
+@pytest.mark.parametrize(
+    "name, argv",
+    [("text_autoencoder", ["encode", "sentences.txt", "--output", "codes.npy"]),
+     ("speech_autoencoder", ["search", "query.wav", "--in", "recordings"])],
+)  # fmt: skip
+def test_an_apps_own_commands_refuse_an_exported_model_too(name, argv, exported, capsys):
+    folder, ran = exported
+    app = importlib.import_module(f"apps.{name}").APP
+    assert runner.main(app, [argv[0], "--model", str(folder), *argv[1:]]) == 2
+    assert "save_exported_model" in capsys.readouterr().err
     assert not ran.exists()
 
 

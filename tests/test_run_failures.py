@@ -13,7 +13,7 @@ from apps import cli, runner
 from tests.support import new_store, run_main, runs_of
 from tests.toy_app import APP as TOY
 
-APPS = ("sentiment", "slot_filling", "keywords", "speech_ctc")
+APPS = ("sentiment", "slot_filling", "keywords", "speech_ctc", "parsing", "text_autoencoder", "speech_autoencoder")
 
 
 def _numeric_actions(parser):
