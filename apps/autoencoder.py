@@ -11,12 +11,14 @@ frames, a decoder could rebuild speech while ignoring the code).
 """
 
 import argparse
+from pathlib import Path
 
 import keras
 import numpy as np
 from keras import ops
 
 from apps import cli
+from apps.app import UserError
 from layers import CELL_KINDS, AppendToSteps
 from layers.generation import greedy_search
 from layers.seq2seq import AttentionDecoder, Bridge, FinalOutputs
@@ -113,6 +115,28 @@ def codes_table(texts, vectors):
     return "".join(
         text.replace("\t", " ") + "\t" + "\t".join(f"{v:.9g}" for v in row) + "\n" for text, row in zip(texts, vectors)
     )
+
+
+def add_output_argument(parser):
+    parser.add_argument("--output", required=True, help="where the codes go: OUT.npy (NumPy) or OUT.csv")
+
+
+def checked_output(text):
+    """--output's path, refused unless it names a .npy or .csv file (before any encoding)."""
+    output = Path(text)
+    if output.suffix not in (".npy", ".csv"):
+        raise UserError(f"--output {text}: name a .npy or .csv file")
+    return output
+
+
+def write_codes(vectors, output):
+    """The codes as NumPy's .npy or as CSV (a row a code, float32 exactly), by `output`'s suffix."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".npy":
+        np.save(output, vectors)
+    else:
+        np.savetxt(output, vectors, delimiter=",", fmt="%.9g")
+    print(f"{len(vectors)} codes of size {vectors.shape[1]} written to {output}")
 
 
 def cosine_similarities(queries, collection):

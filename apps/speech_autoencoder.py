@@ -283,24 +283,17 @@ def search(serving_model, args):
 
 def add_encode(parser):
     parser.add_argument("recordings", nargs="+", help="audio files or folders of .wav files")
-    parser.add_argument("--output", required=True, help="where the codes go: OUT.npy (NumPy) or OUT.csv")
+    autoencoder.add_output_argument(parser)
 
 
 def encode(serving_model, args):
-    output = Path(args.output)
-    if output.suffix not in (".npy", ".csv"):
-        raise runner.UserError(f"--output {args.output}: name a .npy or .csv file")
+    output = autoencoder.checked_output(args.output)
     paths = audio_files(args.recordings)
     scale = scale_of(serving_model)
     encoder = autoencoder.encoder_model(serving_model, FEATURES)
     vectors = encode_arrays(encoder, [checked_features(p, scale) for p in paths])
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == ".npy":
-        np.save(output, vectors)
-    else:
-        np.savetxt(output, vectors, delimiter=",", fmt="%.9g")
-    print(f"{len(vectors)} codes of size {vectors.shape[1]} written to {output} (rows in this order:)")
-    print("\n".join(str(p) for p in paths))
+    autoencoder.write_codes(vectors, output)
+    print("rows in this order:\n" + "\n".join(str(p) for p in paths))
     return vectors
 
 

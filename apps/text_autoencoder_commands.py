@@ -69,21 +69,14 @@ def read_lines(path):
 # encode -----------------------------------------------------------------------------------
 def add_encode(parser):
     parser.add_argument("file", help="a text file, one sentence a line")
-    parser.add_argument("--output", required=True, help="where the codes go: OUT.npy (NumPy) or OUT.csv")
+    autoencoder.add_output_argument(parser)
 
 
 def encode(serving_model, args):
-    output = Path(args.output)
-    if output.suffix not in (".npy", ".csv"):
-        raise UserError(f"--output {args.output}: name a .npy or .csv file")
+    output = autoencoder.checked_output(args.output)
     lines = read_lines(args.file)
     vectors = codes_of(serving_model, lines, lambda i: f"{args.file}, line {i + 1}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == ".npy":
-        np.save(output, vectors)
-    else:
-        np.savetxt(output, vectors, delimiter=",", fmt="%.9g")
-    print(f"{len(vectors)} codes of size {vectors.shape[1]} written to {output}")
+    autoencoder.write_codes(vectors, output)
     return vectors
 
 
