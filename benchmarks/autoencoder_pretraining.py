@@ -16,20 +16,30 @@ import sys
 
 import mlflow
 
-from benchmarks.common import finished_runs, sweep, sweep_options
+from benchmarks.common import sweep, sweep_options
 
 BASE = ["--dataset", "mr", "--cv", "10", "--ngrams", "0", "--patience", "2"]
 GOAL_POINTS = 2.0
 
 
 def fold_accuracies(parent):
+    """{fold: test accuracy (%)} of a cross-validation's finished folds (all, or those done so far)."""
     children = mlflow.search_runs(
         experiment_ids=[parent.info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
         output_format="list",
     )
-    ordered = sorted(children, key=lambda r: int(r.data.tags.get("cv_fold", 0)))
-    return [100 * r.data.metrics["test_accuracy"] for r in ordered if "test_accuracy" in r.data.metrics]
+    return {
+        int(r.data.tags.get("cv_fold", 0)): 100 * r.data.metrics["test_accuracy"]
+        for r in children
+        if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics
+    }
+
+
+def latest_runs(experiment):
+    """{run name: the latest run of that name}, whatever its status (an unfinished CV's folds count)."""
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list", order_by=["start_time ASC"])
+    return {r.info.run_name: r for r in runs}
 
 
 def main(argv=None):
@@ -40,23 +50,28 @@ def main(argv=None):
     options = sweep_options(__doc__, "autoencoder_pretraining", [0], configurations, rest)
     chosen = {k: v for k, v in configurations.items() if not options.only or k in options.only}
     sweep("sentiment", chosen, options, BASE)
-    runs = finished_runs(options.experiment)
-    print("\n| configuration | seed | 10-fold CV accuracy (%) | folds |\n| --- | --- | --- | --- |")
-    means = {}
+    runs = latest_runs(options.experiment)
+    print("\n| configuration | seed | status | folds done | accuracy (%) per fold |\n| --- | --- | --- | --- | --- |")
+    found = {}
     for name in configurations:
         for seed in options.seeds:
             run = runs.get(f"{name}-s{seed}")
             if run is None:
-                print(f"| {name} | {seed} | not run | |")
+                print(f"| {name} | {seed} | not run | | |")
                 continue
-            folds = fold_accuracies(run)
-            means[name] = statistics.mean(folds)
-            print(f"| {name} | {seed} | {means[name]:.2f} ± {statistics.stdev(folds):.2f} | "
-                  f"{', '.join(f'{a:.2f}' for a in folds)} |")  # fmt: skip
-    if len(means) == 2:
-        gain = means["mr-pretrained"] - means["mr-network"]
-        verdict = "met" if gain >= GOAL_POINTS else "missed"
-        print(f"\npretraining adds {gain:+.2f} points (goal ≥ {GOAL_POINTS}: {verdict})")
+            found[name] = fold_accuracies(run)
+            folds = ", ".join(f"{k}: {a:.2f}" for k, a in sorted(found[name].items()))
+            print(f"| {name} | {seed} | {run.info.status} | {len(found[name])} | {folds} |")
+    if len(found) == 2:
+        paired = sorted(set(found["mr-network"]) & set(found["mr-pretrained"]))
+        if paired:
+            gains = [found["mr-pretrained"][k] - found["mr-network"][k] for k in paired]
+            a = statistics.mean(found["mr-network"][k] for k in paired)
+            b = statistics.mean(found["mr-pretrained"][k] for k in paired)
+            verdict = "met" if statistics.mean(gains) >= GOAL_POINTS else "missed"
+            print(f"\nfolds {paired}: network {a:.2f}, pretrained {b:.2f}, gain {statistics.mean(gains):+.2f} "
+                  f"(per fold {', '.join(f'{g:+.2f}' for g in gains)}; goal ≥ {GOAL_POINTS}: {verdict}"
+                  f"{'' if len(paired) == 10 else ', on these folds only'})")  # fmt: skip
 
 
 if __name__ == "__main__":
