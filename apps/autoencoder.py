@@ -70,11 +70,21 @@ def encoder_model(model, source):
     return keras.Model(model.input[source], model.get_layer(CODE).output, name="encoder")
 
 
-def codes(encoder, batches):
-    """The codes (n, code size) of `batches`, a list of padded input arrays (run by the encoder's
-    compiled predict function: a query's code costs milliseconds, not an eager call's overhead)."""
-    parts = [np.asarray(encoder.predict_on_batch(batch)) for batch in batches]
-    return np.concatenate(parts) if parts else np.zeros((0, encoder.output.shape[-1]), "float32")
+def codes(encoder, rows, pad, batch_size=256):
+    """The codes (n, code size) of `rows` (id lists or feature arrays), in their order. Rows are
+    sorted by length into batches, so padding stays short, and `pad(rows)` pads a batch; each
+    batch runs through the encoder's compiled predict function (a query's code costs
+    milliseconds, not an eager call's overhead)."""
+    order = np.argsort([len(r) for r in rows], kind="stable")
+    parts = [
+        np.asarray(encoder.predict_on_batch(pad([rows[i] for i in order[start : start + batch_size]])))
+        for start in range(0, len(order), batch_size)
+    ]
+    if not parts:
+        return np.zeros((0, encoder.output.shape[-1]), "float32")
+    vectors = np.zeros_like(parts[0], shape=(len(rows), parts[0].shape[-1]))
+    vectors[order] = np.concatenate(parts)
+    return vectors
 
 
 class Reconstructor:

@@ -34,6 +34,7 @@ from apps.speech_autoencoder_data import (
     file_features,
     fit_scale,
     mean_vectors,
+    pad_frames,
     query_by_example,
     recording_features,
     standardize,
@@ -197,8 +198,6 @@ class SpeechAutoencoder(runner.App):
 
 def reconstruction_error(model, arrays):
     """Mean squared error per real frame value of the rebuilt MFCC sequences."""
-    from apps.speech_autoencoder_data import pad_frames
-
     total, count = 0.0, 0
     for start in range(0, len(arrays), 128):
         x = pad_frames(arrays[start : start + 128])

@@ -90,13 +90,8 @@ def pad_frames(arrays):
 
 
 def encode_arrays(encoder, arrays):
-    """Codes of feature arrays, in order (sorted by length into batches, so padding stays short)."""
-    order = np.argsort([len(a) for a in arrays], kind="stable")
-    batches = [pad_frames([arrays[i] for i in order[s : s + ENCODE_BATCH]]) for s in range(0, len(order), ENCODE_BATCH)]
-    found = autoencoder.codes(encoder, batches)
-    vectors = np.zeros_like(found)
-    vectors[order] = found
-    return vectors
+    """Codes of feature arrays (frames, 13), in order."""
+    return autoencoder.codes(encoder, arrays, pad_frames, ENCODE_BATCH)
 
 
 def mean_vectors(arrays):

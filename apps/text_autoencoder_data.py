@@ -81,17 +81,9 @@ def reconstructor(model):
     return autoencoder.Reconstructor(model, SOURCE, TARGET_EMBEDDING, LOGITS)
 
 
-def padded_batches(id_rows, size=ENCODE_BATCH):
-    return [pad(id_rows[i : i + size]) for i in range(0, len(id_rows), size)]
-
-
 def encode_ids(encoder, id_rows):
-    """The codes of id rows, in order; rows sorted by length into batches, so padding stays short."""
-    order = np.argsort([len(r) for r in id_rows], kind="stable")
-    found = autoencoder.codes(encoder, padded_batches([id_rows[i] for i in order]))
-    vectors = np.zeros_like(found)
-    vectors[order] = found
-    return vectors
+    """The codes of id rows, in order."""
+    return autoencoder.codes(encoder, id_rows, pad, ENCODE_BATCH)
 
 
 def reconstruct(reconstructor, words, id_rows, max_length):
