@@ -7,8 +7,6 @@ others keep their fresh initialisation); the recurrent stack is copied whole, an
 same shape: cell, units, layers, direction.
 """
 
-import numpy as np
-
 from apps.app import UserError
 from pipelines.vocab import Vocabulary
 
@@ -65,14 +63,3 @@ def start_from(model, words, location, tracking_uri=None):
     target.embeddings.assign(table.astype(target.embeddings.dtype))
     recurrent.set_weights(source_recurrent.get_weights())
     return {"pretrained_words": found / max(len(words.tokens), 1)}
-
-
-def copied_rows(model, words, location):
-    """For tests and reports: the rows of `model`'s embedding equal to the auto-encoder's row of
-    the same word."""
-    source = pretrained(location)
-    source_words = Vocabulary.from_dict(source.get_layer("settings").values["words"])
-    a, b = model.get_layer(EMBEDDING).embeddings.numpy(), source.get_layer(EMBEDDING).embeddings.numpy()
-    return [
-        t for i, t in enumerate(words.tokens, start=words.num_special) if np.array_equal(a[i], b[source_words.id(t)])
-    ]

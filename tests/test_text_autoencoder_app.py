@@ -114,6 +114,16 @@ def test_bad_input_gets_an_error_naming_it(trained, tmp_path, capsys):
     assert result.returncode == 2 and "lines.txt, line 2" in result.stderr
 
 
+def copied_rows(model, words, location):
+    """The words whose row of `model`'s embedding equals the auto-encoder's row of the same word."""
+    source = pretraining.pretrained(location)
+    source_words, _, _ = settings_of(source)
+    a, b = model.get_layer("embedding").embeddings.numpy(), source.get_layer("embedding").embeddings.numpy()
+    return [
+        t for i, t in enumerate(words.tokens, start=words.num_special) if np.array_equal(a[i], b[source_words.id(t)])
+    ]
+
+
 def test_sentiment_starts_from_the_auto_encoders_embedding_and_encoder(trained):
     model_path = trained["root"] / "checkpoints" / trained["run"].info.run_id / "model.keras"
     args = runner.build_parser(SENTIMENT).parse_args([
@@ -125,7 +135,7 @@ def test_sentiment_starts_from_the_auto_encoders_embedding_and_encoder(trained):
     source = pretraining.pretrained(str(model_path))
     source_words, _, _ = settings_of(source)
     shared = [t for t in data.words.tokens if t in source_words]
-    assert len(shared) > 100 and sorted(pretraining.copied_rows(model, data.words, str(model_path))) == sorted(shared)
+    assert len(shared) > 100 and sorted(copied_rows(model, data.words, str(model_path))) == sorted(shared)
     for a, b in zip(model.get_layer("recurrent").get_weights(), source.get_layer("recurrent").get_weights()):
         np.testing.assert_array_equal(a, b)
     args.units = 24
