@@ -71,6 +71,7 @@ class Sentiment(runner.App):
     # Older runs: the network alone, or joint fusion with naive Bayes; no character n-grams.
     legacy_arguments = {
         "fusion": "joint", "ngrams": 0, "ngram_classifier": "mnb", "char_ngrams": 0, "pretrained_encoder": None,
+        "autoencoder_epochs": 0,
     }  # fmt: skip
     renamed_arguments = {"naive_bayes": "ngrams"}  # --ngrams was --naive-bayes (still accepted)
     data_arguments = runner.App.data_arguments + (
@@ -141,6 +142,12 @@ class Sentiment(runner.App):
             "apps.text_autoencoder; a .keras file, a model folder or URI, same --embedding-dim, --cell, "
             "--units, --layers, --bidirectional): Dai & Le 2015's pretraining. Train the auto-encoder "
             "on no text of this data set's test split",
+        )  # fmt: skip
+        parser.add_argument(
+            "--autoencoder-epochs", type=runner.non_negative_int, default=0, metavar="N",
+            help="first train this network's embedding and encoder for N epochs as a sequence "
+            "auto-encoder on this run's (this fold's) training texts, their labels unused (Dai & Le "
+            "2015's SA-LSTM; after --pretrained-encoder, if both). 0: none (default: %(default)s)",
         )  # fmt: skip
 
     def add_predict_arguments(self, parser):
@@ -218,6 +225,12 @@ class Sentiment(runner.App):
         if getattr(args, "pretrained_encoder", None):
             found = pretraining.start_from(model, data.words, args.pretrained_encoder, args.tracking_uri)
             print(f"encoder from {args.pretrained_encoder}: {100 * found['pretrained_words']:.1f} % of the words")
+        if getattr(args, "autoencoder_epochs", 0):
+            print(f"auto-encoder pretraining: {args.autoencoder_epochs} epoch(s) on the training texts")
+            pretraining.train_as_autoencoder(
+                model, data.batches("train", shuffle=True), len(data.words), data.words.oov_id, args,
+                args.autoencoder_epochs,
+            )  # fmt: skip
         return model
 
     def compile_arguments(self, args, data, model):

@@ -1,12 +1,15 @@
-"""Dai & Le's comparison on MR: the sentiment network alone, and started from a text auto-encoder.
+"""Dai & Le's comparison on MR: the sentiment network alone, and started from a sequence auto-encoder.
 
     python -m benchmarks.autoencoder_pretraining --encoder runs:/RUN_ID/model   # train what is missing, print
-    python -m benchmarks.autoencoder_pretraining --encoder runs:/RUN_ID/model --table-only
+    python -m benchmarks.autoencoder_pretraining --only mr-network mr-sa       # no text auto-encoder needed
+    python -m benchmarks.autoencoder_pretraining --table-only
 
-Both are `python -m apps.sentiment train --dataset mr --cv 10 --ngrams 0 --patience 2` (the network
-alone, no n-gram classifier; fold k trained with seed SEED + k in both), the second with
-`--pretrained-encoder ENCODER`. The encoder must have been trained on no MR text (the text
-auto-encoder's default data holds none), so that no fold's test sentences were seen. Runs are
+All are `python -m apps.sentiment train --dataset mr --cv 10 --ngrams 0 --patience 2` (the network
+alone, no n-gram classifier; fold k trained with seed SEED + k in each): mr-network as it is,
+mr-pretrained with `--pretrained-encoder ENCODER` (a text auto-encoder trained on other texts; it
+must have seen no MR text, and the text auto-encoder's default data holds none, so that no fold's
+test sentences were seen), mr-sa with `--autoencoder-epochs SA_EPOCHS` (the network's own encoder
+trained as an auto-encoder on each fold's training texts first: Dai & Le's SA-LSTM). Runs are
 CONFIG-sSEED in `--experiment` (default `autoencoder_pretraining`); finished ones are not trained again.
 """
 
@@ -20,6 +23,7 @@ from benchmarks.common import sweep, sweep_options
 
 BASE = ["--dataset", "mr", "--cv", "10", "--ngrams", "0", "--patience", "2"]
 GOAL_POINTS = 2.0
+SA_EPOCHS = 2  # mr-sa: epochs of auto-encoder pretraining on each fold's own training texts
 
 
 def fold_accuracies(parent):
@@ -44,11 +48,17 @@ def latest_runs(experiment):
 
 def main(argv=None):
     own = argparse.ArgumentParser(add_help=False)
-    own.add_argument("--encoder", required="--table-only" not in (argv or sys.argv), help="the auto-encoder")
+    own.add_argument("--encoder", help="the text auto-encoder of mr-pretrained (not needed for the others)")
     known, rest = own.parse_known_args(argv)
-    configurations = {"mr-network": [], "mr-pretrained": ["--pretrained-encoder", known.encoder or "?"]}
+    configurations = {
+        "mr-network": [],
+        "mr-pretrained": ["--pretrained-encoder", known.encoder or "?"],
+        "mr-sa": ["--autoencoder-epochs", str(SA_EPOCHS)],
+    }
     options = sweep_options(__doc__, "autoencoder_pretraining", [0], configurations, rest)
     chosen = {k: v for k, v in configurations.items() if not options.only or k in options.only}
+    if "mr-pretrained" in chosen and not known.encoder and "--table-only" not in rest:
+        sys.exit("error: mr-pretrained needs --encoder MODEL (or pass --only mr-network mr-sa)")
     sweep("sentiment", chosen, options, BASE)
     runs = latest_runs(options.experiment)
     print("\n| configuration | seed | status | folds done | accuracy (%) per fold |\n| --- | --- | --- | --- | --- |")
@@ -62,14 +72,14 @@ def main(argv=None):
             found[name] = fold_accuracies(run)
             folds = ", ".join(f"{k}: {a:.2f}" for k, a in sorted(found[name].items()))
             print(f"| {name} | {seed} | {run.info.status} | {len(found[name])} | {folds} |")
-    if len(found) == 2:
-        paired = sorted(set(found["mr-network"]) & set(found["mr-pretrained"]))
+    for name in [n for n in found if n != "mr-network" and "mr-network" in found]:
+        paired = sorted(set(found["mr-network"]) & set(found[name]))
         if paired:
-            gains = [found["mr-pretrained"][k] - found["mr-network"][k] for k in paired]
+            gains = [found[name][k] - found["mr-network"][k] for k in paired]
             a = statistics.mean(found["mr-network"][k] for k in paired)
-            b = statistics.mean(found["mr-pretrained"][k] for k in paired)
+            b = statistics.mean(found[name][k] for k in paired)
             verdict = "met" if statistics.mean(gains) >= GOAL_POINTS else "missed"
-            print(f"\nfolds {paired}: network {a:.2f}, pretrained {b:.2f}, gain {statistics.mean(gains):+.2f} "
+            print(f"\n{name}, folds {paired}: network {a:.2f}, pretrained {b:.2f}, gain {statistics.mean(gains):+.2f} "
                   f"(per fold {', '.join(f'{g:+.2f}' for g in gains)}; goal ≥ {GOAL_POINTS}: {verdict}"
                   f"{'' if len(paired) == 10 else ', on these folds only'})")  # fmt: skip
 
