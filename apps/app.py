@@ -113,6 +113,11 @@ class App:
         """The training model (uncompiled)."""
         raise NotImplementedError
 
+    def start_weights(self, model, args, data):
+        """Sets a newly built model's weights before it trains (pretraining: sentiment's
+        --pretrained-encoder, --autoencoder-epochs); not called for a model whose weights are
+        then loaded (a resumed training, an ensemble's members). By default Keras' initialisation."""
+
     def compile_arguments(self, args, data, model):
         """`loss` (and `loss_weights`, `metrics`) for `model.compile` (a CRF's loss reads its layer)."""
         raise NotImplementedError

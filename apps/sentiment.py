@@ -204,7 +204,7 @@ class Sentiment(runner.App):
         sentence = keras.layers.Dropout(args.dropout, name="sentence_dropout")(sentence)
         scores = keras.layers.Dense(len(data.labels), dtype="float32", name=parts.LABEL)(sentence)
         if data.ngram_scorer is None:
-            return self.pretrained(keras.Model(words, scores, name=parts.CLASSIFIER), args, data)
+            return keras.Model(words, scores, name=parts.CLASSIFIER)
         ngram_input = keras.Input((len(data.labels),), name="naive_bayes")
         if data.fusion == "late":
             # The network trains alone; `after_training` sets this weight (and scales the network's).
@@ -216,12 +216,11 @@ class Sentiment(runner.App):
             weight = ScoreWeight(1.0 / spread, dtype="float32", name=parts.NGRAM_WEIGHT)
         weighted = weight(ngram_input)
         scores = keras.layers.Add(dtype="float32", name="scores")([scores, weighted])
-        model = keras.Model({"words": words, "naive_bayes": ngram_input}, scores, name=parts.CLASSIFIER)
-        return self.pretrained(model, args, data)
+        return keras.Model({"words": words, "naive_bayes": ngram_input}, scores, name=parts.CLASSIFIER)
 
-    @staticmethod
-    def pretrained(model, args, data):
-        """`model`, its embedding and encoder started from --pretrained-encoder's when given."""
+    def start_weights(self, model, args, data):
+        """The embedding and encoder started from --pretrained-encoder's, then trained as an
+        auto-encoder's for --autoencoder-epochs, when given."""
         if getattr(args, "pretrained_encoder", None):
             found = pretraining.start_from(model, data.words, args.pretrained_encoder, args.tracking_uri)
             print(f"encoder from {args.pretrained_encoder}: {100 * found['pretrained_words']:.1f} % of the words")
@@ -231,7 +230,6 @@ class Sentiment(runner.App):
                 model, data.batches("train", shuffle=True), len(data.words), data.words.oov_id, args,
                 args.autoencoder_epochs,
             )  # fmt: skip
-        return model
 
     def compile_arguments(self, args, data, model):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}

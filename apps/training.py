@@ -266,12 +266,15 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose, data=None):
     started = time.perf_counter()
     data = data if data is not None else app.load_data(args)
     model = app.build_model(args, data)
+    backup_folder = checkpoint / "backup"
+    if not backup_folder.exists():  # else BackupAndRestore loads the interrupted training's weights
+        app.start_weights(model, args, data)
     compile_model(app, model, args, data)
     if verbose:
         model.summary(print_fn=lambda line, **_: print(line))
 
     best = BestCheckpoint(checkpoint, app.monitor, mode=app.monitor_mode, patience=args.patience)
-    backup = keras.callbacks.BackupAndRestore(str(checkpoint / "backup"))
+    backup = keras.callbacks.BackupAndRestore(str(backup_folder))
     fit_model(app, model, data, args, args.epochs, verbose, callbacks=[best], after_logging=[backup])
     best.restore(model)
     final = {f"best_{app.monitor}": best.state["best"], "best_epoch": best.state["best_epoch"] + 1}

@@ -110,6 +110,7 @@ class AppHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         args = self.trial_args(hp)
         model = self.app.build_model(args, self.data(args))
+        self.app.start_weights(model, args, self.data(args))
         compile_model(self.app, model, args, self.data(args))
         return model
 

@@ -33,7 +33,9 @@ def built(reviews, *extra):
         ["train", "--dataset", f"csv:{reviews}", "--data-dir", str(SHARED_DATA), *SMALL, *extra]
     )
     data = SENTIMENT.load_data(args)
-    return args, data, SENTIMENT.build_model(args, data)
+    model = SENTIMENT.build_model(args, data)
+    SENTIMENT.start_weights(model, args, data)
+    return args, data, model
 
 
 def test_pretraining_trains_the_embedding_and_encoder_only_and_lowers_the_reconstruction_loss(reviews):

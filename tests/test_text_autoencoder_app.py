@@ -132,6 +132,7 @@ def test_sentiment_starts_from_the_auto_encoders_embedding_and_encoder(trained):
     ])  # fmt: skip
     data = SENTIMENT.load_data(args)
     model = SENTIMENT.build_model(args, data)
+    SENTIMENT.start_weights(model, args, data)
     source = pretraining.pretrained(str(model_path))
     source_words, _, _ = settings_of(source)
     shared = [t for t in data.words.tokens if t in source_words]
@@ -140,4 +141,4 @@ def test_sentiment_starts_from_the_auto_encoders_embedding_and_encoder(trained):
         np.testing.assert_array_equal(a, b)
     args.units = 24
     with pytest.raises(runner.UserError, match="pass the same --cell, --units"):
-        SENTIMENT.build_model(args, data)
+        SENTIMENT.start_weights(SENTIMENT.build_model(args, data), args, data)
