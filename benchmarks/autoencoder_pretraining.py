@@ -9,7 +9,8 @@ alone, no n-gram classifier; fold k trained with seed SEED + k in each): mr-netw
 mr-pretrained with `--pretrained-encoder ENCODER` (a text auto-encoder trained on other texts; it
 must have seen no MR text, and the text auto-encoder's default data holds none, so that no fold's
 test sentences were seen), mr-sa with `--autoencoder-epochs SA_EPOCHS` (the network's own encoder
-trained as an auto-encoder on each fold's training texts first: Dai & Le's SA-LSTM). Runs are
+trained as an auto-encoder on each fold's training texts first: Dai & Le's SA-LSTM), and
+mr-pretrained-sa with both (the auto-encoder's weights, then SA_EPOCHS on the fold's texts). Runs are
 CONFIG-sSEED in `--experiment` (default `autoencoder_pretraining`); finished ones are not trained again.
 """
 
@@ -54,11 +55,12 @@ def main(argv=None):
         "mr-network": [],
         "mr-pretrained": ["--pretrained-encoder", known.encoder or "?"],
         "mr-sa": ["--autoencoder-epochs", str(SA_EPOCHS)],
+        "mr-pretrained-sa": ["--pretrained-encoder", known.encoder or "?", "--autoencoder-epochs", str(SA_EPOCHS)],
     }
     options = sweep_options(__doc__, "autoencoder_pretraining", [0], configurations, rest)
     chosen = {k: v for k, v in configurations.items() if not options.only or k in options.only}
-    if "mr-pretrained" in chosen and not known.encoder and "--table-only" not in rest:
-        sys.exit("error: mr-pretrained needs --encoder MODEL (or pass --only mr-network mr-sa)")
+    if {"mr-pretrained", "mr-pretrained-sa"} & set(chosen) and not known.encoder and "--table-only" not in rest:
+        sys.exit("error: mr-pretrained and mr-pretrained-sa need --encoder MODEL (or pass --only mr-network mr-sa)")
     sweep("sentiment", chosen, options, BASE)
     runs = latest_runs(options.experiment)
     print("\n| configuration | seed | status | folds done | accuracy (%) per fold |\n| --- | --- | --- | --- | --- |")
