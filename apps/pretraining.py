@@ -68,6 +68,7 @@ def start_from(model, words, location, tracking_uri=None):
 # Dai & Le's SA-LSTM, in the app: the classifier's own encoder trained as an auto-encoder first ------
 DECODER_WORDS = 10000  # the decoder's output words; rarer ones it spells as OOV (a full softmax costs)
 DECODER_DROPOUT = 0.2
+DECODER_EMBEDDING_DIM = 128  # the text auto-encoder's --target-embedding-dim default
 
 
 def autoencoder_batches(batches, limit, oov_id, start_id, end_id):
@@ -116,7 +117,7 @@ def train_as_autoencoder(model, batches, vocabulary_size, oov_id, args, epochs, 
         **vars(args), "code_size": 2 * args.units, "decoder_cell": None, "decoder_units": None,
         "code_every_step": True, "dropout": DECODER_DROPOUT,
     })  # fmt: skip
-    steps = keras.layers.Embedding(limit + 2, 128, name="target_embedding")(previous)
+    steps = keras.layers.Embedding(limit + 2, DECODER_EMBEDDING_DIM, name="target_embedding")(previous)
     outputs = autoencoder.decode(memory, keras.ops.not_equal(words, 0), steps, settings)
     logits = keras.layers.Dense(limit + 2, dtype="float32", name="logits")(outputs)
     trainer = keras.Model({"words": words, "previous": previous}, logits, name="sequence_autoencoder")

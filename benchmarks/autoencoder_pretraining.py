@@ -59,7 +59,7 @@ def main(argv=None):
     }
     options = sweep_options(__doc__, "autoencoder_pretraining", [0], configurations, rest)
     chosen = {k: v for k, v in configurations.items() if not options.only or k in options.only}
-    if {"mr-pretrained", "mr-pretrained-sa"} & set(chosen) and not known.encoder and "--table-only" not in rest:
+    if {"mr-pretrained", "mr-pretrained-sa"} & set(chosen) and not known.encoder and not options.table_only:
         sys.exit("error: mr-pretrained and mr-pretrained-sa need --encoder MODEL (or pass --only mr-network mr-sa)")
     sweep("sentiment", chosen, options, BASE)
     runs = latest_runs(options.experiment)
