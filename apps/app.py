@@ -19,7 +19,7 @@ DEFAULT_SPACE = {
 }
 
 # What the runner's own flags meant before they existed, for runs saved by older versions.
-COMMON_LEGACY_ARGUMENTS = {"ema": 0.0, "reduce_lr": 0, "members": 1, "fold": None, "cv": None}
+COMMON_LEGACY_ARGUMENTS = {"time_limit": 0, "ema": 0.0, "reduce_lr": 0, "members": 1, "fold": None, "cv": None}
 
 
 class UserError(Exception):

@@ -5,6 +5,7 @@ import math
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import keras
@@ -29,6 +30,35 @@ class EpochEvaluation(keras.callbacks.Callback):
         metrics = {self.prefix + name: value for name, value in self.evaluate(self.model).items()}
         if logs is not None:
             logs.update(metrics)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """--time-limit: stops training at the end of an epoch when another epoch as long as the
+    longest so far would end after `minutes` of training (a budget, e.g. "90 minutes on 2 CPU
+    cores"); tags the run `stopped_by=time_limit`."""
+
+    def __init__(self, minutes, clock=time.monotonic):
+        super().__init__()
+        self.seconds = 60.0 * minutes
+        self.clock = clock
+        self.started = self.epoch_started = None
+        self.longest = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.started = self.clock()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = self.clock()
+        self.longest = max(self.longest, now - self.epoch_started)
+        if now - self.started + self.longest > self.seconds:
+            self.model.stop_training = True
+            print(f"\n--time-limit: {(now - self.started) / 60:.1f} minutes trained; another epoch "
+                  f"(about {self.longest / 60:.1f}) would pass {self.seconds / 60:g}: stopping")  # fmt: skip
+            if mlflow.active_run():
+                mlflow.set_tag("stopped_by", "time_limit")
 
 
 class BestCheckpoint(keras.callbacks.Callback):

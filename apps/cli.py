@@ -131,6 +131,7 @@ def add_training_arguments(parser, app, several_models=True):
         "patience": 5,
         "ema": 0.0,
         "reduce_lr": 0,
+        "time_limit": 0,
         **app.defaults,
     }
     add_data_arguments(parser, app)
@@ -187,6 +188,14 @@ def add_training_arguments(parser, app, several_models=True):
         metavar="PATIENCE",
         help=f"halve the learning rate after this many epochs without a better {app.monitor} "
         "(Keras' ReduceLROnPlateau); 0: a constant rate (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--time-limit",
+        type=non_negative_number,
+        default=d["time_limit"],
+        metavar="MINUTES",
+        help="stop training before an epoch that would end after this many minutes of this "
+        "process's training (the best epoch so far is kept); 0: no limit (default: %(default)s)",
     )
     fit.add_argument(
         "--ema",

@@ -28,9 +28,10 @@ SOURCE_EMBEDDING, ENCODER, FINAL, BRIDGE = "source_embedding", "encoder", "final
 TARGET_EMBEDDING, NEXT_SOURCE, DECODER, LOGITS = "target_embedding", "next_source_step", "decoder", "logits"
 
 
-def add_arguments(parser):
+def add_arguments(parser, character_features=True):
     """The seq2seq flags, beside the runner's (--cell, --units, --layers, --bidirectional, --dropout
-    describe the encoder and, with --decoder-cell, the decoder)."""
+    describe the encoder and, with --decoder-cell, the decoder); `character_features`: also
+    --char-features (the source read as words)."""
     parser.add_argument(
         "--attention",
         choices=SCORES + ("none",),
@@ -70,18 +71,22 @@ def add_arguments(parser):
         help="replace each training source word by OOV with this probability, so that unseen words "
         "have a trained vector (default: %(default)s)",
     )
-    characters.add_argument(parser)
+    if character_features:
+        characters.add_argument(parser)
 
 
-def add_generation_arguments(parser):
+def add_generation_arguments(parser, beam_width=1, alpha=0.0):
     """--beam-width and --length-alpha (train, evaluate and predict)."""
     parser.add_argument(
-        "--beam-width", type=cli.positive_int, default=1, help="beam search width; 1: greedy (default: %(default)s)"
+        "--beam-width",
+        type=cli.positive_int,
+        default=beam_width,
+        help="beam search width; 1: greedy (default: %(default)s)",
     )
     parser.add_argument(
         "--length-alpha",
         type=cli.non_negative_number,
-        default=0.0,
+        default=alpha,
         help="length normalisation of beam search: hypotheses are ranked by log-probability / "
         "length ** alpha (default: %(default)s)",
     )
@@ -98,7 +103,7 @@ def build_model(args, source_size, target_size, oov_id=1, advance_id=None, name=
     previous = keras.Input((None,), dtype="int32", name=PREVIOUS)
     ids = WordDropout(args.word_dropout, oov_id, seed=args.seed, name="word_dropout")(words)
     x = keras.layers.Embedding(source_size, args.embedding_dim, mask_zero=True, name=SOURCE_EMBEDDING)(ids)
-    inputs, x = characters.with_characters(words, x, args.char_features)
+    inputs, x = characters.with_characters(words, x, getattr(args, "char_features", 0))
     x = keras.layers.Dropout(args.dropout, name="embedding_dropout")(x)
     memory = RecurrentStack(
         args.cell,
@@ -182,9 +187,10 @@ class Seq2SeqGenerator:
         states = self.layer[BRIDGE](self.layer[FINAL](memory, mask))
         return memory, mask, states
 
-    def step_function(self, memory, mask, copies, record=None):
+    def step_function(self, memory, mask, copies, record=None, banned=()):
         """`step(tokens, state)` for `layers.generation`, each source repeated `copies` times;
-        `record`, a list, receives each step's attention weights."""
+        `record`, a list, receives each step's attention weights; `banned` ids are never generated."""
+        banned = list(banned)
         memory = ops.repeat(memory, copies, axis=0)
         mask = ops.repeat(mask, copies, axis=0)
         keys = self.decoder.memory_keys(memory)
@@ -206,7 +212,10 @@ class Seq2SeqGenerator:
             log_probs = ops.log_softmax(logits(output), axis=-1)
             new_state.update({f"state_{i}": ops.convert_to_numpy(s) for i, s in enumerate(states)})
             new_state["feed"] = ops.convert_to_numpy(feed)
-            return ops.convert_to_numpy(log_probs), new_state
+            log_probs = ops.convert_to_numpy(log_probs)
+            if banned:
+                log_probs[:, banned] = -np.inf
+            return log_probs, new_state
 
         return step
 
@@ -218,17 +227,28 @@ class Seq2SeqGenerator:
         return state
 
     def generate(
-        self, sources, start_id, end_id, max_length, beam_width=1, alpha=0.0, constraint=None, record=None, chars=None
+        self,
+        sources,
+        start_id,
+        end_id,
+        max_length,
+        beam_width=1,
+        alpha=0.0,
+        constraint=None,
+        record=None,
+        chars=None,
+        banned=(),
     ):
         """The best `Hypothesis` for each source (lists of ids; `chars`, with --char-features: an
         array (words, characters) per source); `record` (a list, greedy only) receives the
-        attention weights (batch, source steps) of every step."""
+        attention weights (batch, source steps) of every step; `banned` ids (padding, OOV) are
+        never generated."""
         memory, mask, states = self.encode(pad(sources), pad_characters(chars) if chars is not None else None)
         state = self.initial_state(states, len(sources))
         if beam_width == 1:
-            step = self.step_function(memory, mask, 1, record)
+            step = self.step_function(memory, mask, 1, record, banned)
             return greedy_search(step, state, len(sources), start_id, end_id, max_length, constraint)
-        step = self.step_function(memory, mask, beam_width)
+        step = self.step_function(memory, mask, beam_width, banned=banned)
         found = beam_search(
             step, state, len(sources), start_id, end_id, max_length, beam_width, alpha, constraint
         )  # fmt: skip

@@ -12,6 +12,7 @@ from apps.callbacks import (
     InterruptAtBatchEnd,
     MlflowEpochLogger,
     StopOnNonFiniteLoss,
+    TimeLimit,
     averages_weights,
 )
 
@@ -89,7 +90,8 @@ def fit_model(app, model, data, args, epochs, verbose, callbacks=(), after_loggi
     if averages_weights(model):  # --ema: evaluate and keep the averaged weights
         evaluated = AveragedWeights().callbacks(evaluated)
     diverged = StopOnNonFiniteLoss(args.learning_rate, args.clipnorm)
-    callbacks = [interrupt, diverged, *evaluated, MlflowEpochLogger(), *after_logging]
+    limit = [TimeLimit(args.time_limit)] if getattr(args, "time_limit", 0) else []
+    callbacks = [interrupt, diverged, *evaluated, MlflowEpochLogger(), *after_logging, *limit]
     try:
         return model.fit(
             app.fit_dataset(data, "train"),

@@ -20,20 +20,10 @@ import gzip
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
-from pipelines.sources import DataFormatError, DataNotFoundError, RemoteDataset, locate
+from pipelines.parallel import MULTI30K
+from pipelines.sources import DataFormatError, DataNotFoundError, locate
 
-MULTI30K = RemoteDataset(
-    "multi30k",
-    "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw",
-    {
-        rel: digest
-        for digest, rel in (
-            line.split() for line in (Path(__file__).parent / "manifests" / "multi30k.sha256").read_text().splitlines()
-        )
-    },
-)
 NAMED = ("mr", "polarity", "multi30k", "treebank", "atis", "snips", "inspec")
 HELD_OUT = {"test": 2, "valid": 2}  # percent of the sentences in each held-out split (by hash)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
