@@ -190,11 +190,12 @@ class Seq2SeqGenerator:
     def step_function(self, memory, mask, copies, record=None, banned=()):
         """`step(tokens, state)` for `layers.generation`, each source repeated `copies` times;
         `record`, a list, receives each step's attention weights; `banned` ids are never generated."""
-        banned = list(banned)
         memory = ops.repeat(memory, copies, axis=0)
         mask = ops.repeat(mask, copies, axis=0)
         keys = self.decoder.memory_keys(memory)
         embedding, logits = self.layer[TARGET_EMBEDDING], self.layer[LOGITS]
+        allowed = np.ones(logits.units, dtype=bool)
+        allowed[list(banned)] = False
         advance = self.next_source.advance_id if self.next_source is not None else None
 
         def step(tokens, state):
@@ -209,13 +210,12 @@ class Seq2SeqGenerator:
             output, weights, states, feed = self.decoder.step(x, states, state["feed"], memory, keys, mask)
             if record is not None and weights is not None:
                 record.append(ops.convert_to_numpy(weights))
-            log_probs = ops.log_softmax(logits(output), axis=-1)
+            scores = logits(output)
+            if banned:  # the distribution over the allowed ids: renormalized without the banned
+                scores = ops.where(allowed, scores, ops.full_like(scores, -np.inf))
             new_state.update({f"state_{i}": ops.convert_to_numpy(s) for i, s in enumerate(states)})
             new_state["feed"] = ops.convert_to_numpy(feed)
-            log_probs = ops.convert_to_numpy(log_probs)
-            if banned:
-                log_probs[:, banned] = -np.inf
-            return log_probs, new_state
+            return ops.convert_to_numpy(ops.log_softmax(scores, axis=-1)), new_state
 
         return step
 

@@ -81,7 +81,11 @@ class TranslationData:
         def named(s, p, t):
             return {SOURCE: s, PREVIOUS: p}, t, tf.cast(tf.not_equal(t, 0), "float32")
 
-        return data.map(named).prefetch(tf.data.AUTOTUNE)
+        # Each bucket gives ceil(size / batch) batches: knowing the total, Keras shows progress
+        # from the first epoch and ends it without a "ran out of data" warning.
+        sizes = np.bincount(np.searchsorted(BUCKETS, [len(t) + 1 for t in targets], side="right"))
+        count = int(sum(-(-size // self.batch_size) for size in sizes))
+        return data.map(named).apply(tf.data.experimental.assert_cardinality(count)).prefetch(tf.data.AUTOTUNE)
 
     def references(self, split):
         return [pair[1] for pair in self.corpus.pairs[split]]
