@@ -1,0 +1,74 @@
+"""The tables of docs/results/translation.md: English→German at a 90-minute budget, and attention,
+cell kinds and units side by side.
+
+    python -m benchmarks.translation_results                   # train what is missing, print the tables
+    python -m benchmarks.translation_results --only compare    # the side-by-side runs only
+    python -m benchmarks.translation_results --table-only      # print the tables from the store
+
+Each (configuration, seed) is one `python -m apps.translation train` run in the experiment
+`--experiment` (default `translation_results`), named CONFIG-sSEED; runs FINISHED there are not
+trained again. "main" is the app's default model (WordPiece, BiGRU 2×256 → GRU 512, additive
+attention, input feeding) under `--time-limit 90`; "compare" trains each configuration under the
+same `--time-limit 30`, so that attention, cell kinds and units meet at one budget. Test figures:
+beam search (width 5, length-normalised), sacreBLEU on the raw references.
+"""
+
+import statistics
+
+from benchmarks.common import finished_runs, sweep, sweep_options
+
+COMPARE = ["--time-limit", "30"]
+GROUPS = {
+    "main": {"main-gru-additive": ["--time-limit", "90", "--epochs", "60"]},
+    "compare": {
+        "gru-additive": COMPARE,
+        "gru-none": [*COMPARE, "--attention", "none"],
+        "lstm-additive": [*COMPARE, "--cell", "lstm"],
+        "gru-additive-words": [*COMPARE, "--unit", "words"],
+    },
+}
+GOAL_BLEU = 35.0
+
+
+def table(experiment, configurations, seeds):
+    runs = finished_runs(experiment)
+    rows = [
+        "| configuration | flags | seeds | test BLEU | test chrF | best val BLEU (greedy) | best epoch | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def mean(found, key, scale=100.0, digits=2):
+        values = [scale * r.data.metrics[key] for r in found if key in r.data.metrics]
+        if not values:
+            return "—"
+        spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+        return f"{statistics.mean(values):.{digits}f}{spread}"
+
+    for name, arguments in configurations.items():
+        found = [runs[f"{name}-s{s}"] for s in seeds if f"{name}-s{s}" in runs]
+        flags = "`" + " ".join(arguments) + "`"
+        if not found:
+            rows.append(f"| {name} | {flags} | none yet | | | | | |")
+            continue
+        rows.append(
+            f"| {name} | {flags} | {', '.join(r.info.run_name.rsplit('-s', 1)[1] for r in found)} "
+            f"| {mean(found, 'test_bleu')} | {mean(found, 'test_chrf')} | {mean(found, 'best_val_bleu')} "
+            f"| {mean(found, 'best_epoch', 1.0, 0)} "
+            f"| {mean(found, 'train_seconds', 1 / 60, 1)} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    options = sweep_options(__doc__, "translation_results", [0], GROUPS, argv)
+    groups = {k: v for k, v in GROUPS.items() if not options.only or k in options.only}
+    for configurations in groups.values():
+        sweep("translation", configurations, options)
+    for group, configurations in groups.items():
+        goal = f" (goal: test BLEU ≥ {GOAL_BLEU}, training ≤ 90 minutes)" if group == "main" else ""
+        print(f"\n{group}{goal}\n")
+        print(table(options.experiment, configurations, options.seeds))
+
+
+if __name__ == "__main__":
+    main()
