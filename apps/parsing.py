@@ -59,7 +59,7 @@ def add_file_arguments(parser, splits=SPLITS):
         )
 
 
-class Parsing(runner.App):
+class Parsing(seq2seq.TokenSequenceApp):
     name = "parsing"
     description = __doc__
     datasets = ("treebank",)
@@ -127,14 +127,6 @@ class Parsing(runner.App):
         )  # fmt: skip
         return data
 
-    def fit_dataset(self, data, split):
-        return data.batches(split, shuffle=split == "train")
-
-    def save_assets(self, data, folder):
-        folder.mkdir(parents=True, exist_ok=True)
-        data.words.save(folder / "words.json")
-        data.symbols.save(folder / "symbols.json")
-
     # Model -------------------------------------------------------------------------------
     def build_model(self, args, data):
         return seq2seq.build_model(
@@ -145,12 +137,6 @@ class Parsing(runner.App):
             data.symbols.id(TAG_SYMBOL) if args.next_word else None,
             name="parser",
         )
-
-    def compile_arguments(self, args, data, model):
-        return {
-            "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            "weighted_metrics": [],
-        }
 
     # Metrics -----------------------------------------------------------------------------
     def parser(self, model, data):

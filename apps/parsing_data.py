@@ -45,6 +45,9 @@ class ParseData:
     def has_split(self, split):
         return bool(self.trees.get(split))
 
+    def vocabularies(self):
+        return {"words": self.words, "symbols": self.symbols}
+
     def sources(self, split):
         return [self.encode_words(tree.leaves()) for tree in self.trees[split]]
 

@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from apps import characters, cli
+from apps.app import App
 from layers import CELL_KINDS, RecurrentStack, WordDropout
 from layers.generation import beam_search, greedy_search
 from layers.seq2seq import SCORES, AttentionDecoder, Bridge, FinalOutputs, NextSourceStep
@@ -26,6 +27,24 @@ SOURCE, CHARS, PREVIOUS = "words", "chars", "previous"  # the training model's i
 # The training model's layers, by name, that generation reuses.
 SOURCE_EMBEDDING, ENCODER, FINAL, BRIDGE = "source_embedding", "encoder", "final_outputs", "bridge"
 TARGET_EMBEDDING, NEXT_SOURCE, DECODER, LOGITS = "target_embedding", "next_source_step", "decoder", "logits"
+
+
+class TokenSequenceApp(App):
+    """What the apps that write token sequences share (parsing, the text auto-encoder,
+    translation): the data's `batches(split, shuffle)` give (inputs, next tokens, weights); the
+    loss is the next token's cross-entropy; `data.vocabularies()` ({name: Vocabulary}) are saved
+    as the run's assets, NAME.json each."""
+
+    def fit_dataset(self, data, split):
+        return data.batches(split, shuffle=split == "train")
+
+    def compile_arguments(self, args, data, model):
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True), "weighted_metrics": []}
+
+    def save_assets(self, data, folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, vocabulary in data.vocabularies().items():
+            vocabulary.save(folder / f"{name}.json")
 
 
 def add_arguments(parser, character_features=True):

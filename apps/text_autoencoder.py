@@ -27,7 +27,7 @@ from mlflow.types import Schema, TensorSpec
 
 from apps import autoencoder, parts, runner
 from apps.parts import Parts
-from apps.seq2seq import PREVIOUS, SOURCE
+from apps.seq2seq import PREVIOUS, SOURCE, TokenSequenceApp
 from apps.text_autoencoder_commands import COMMANDS
 from apps.text_autoencoder_data import LOGITS, TARGET_EMBEDDING, SentenceData, encode_ids, metrics_of, reconstructor
 from apps.text_backbone import text_backbone
@@ -39,7 +39,7 @@ TEXTS = "polarity+multi30k+treebank+atis+snips+inspec"
 SHOWN = 40  # reconstructions written to the report
 
 
-class TextAutoencoder(runner.App):
+class TextAutoencoder(TokenSequenceApp):
     name = "text_autoencoder"
     description = __doc__
     datasets = (TEXTS,)
@@ -103,13 +103,6 @@ class TextAutoencoder(runner.App):
         )  # fmt: skip
         return data
 
-    def fit_dataset(self, data, split):
-        return data.batches(split, shuffle=split == "train")
-
-    def save_assets(self, data, folder):
-        folder.mkdir(parents=True, exist_ok=True)
-        data.words.save(folder / "words.json")
-
     # Model -------------------------------------------------------------------------------
     def build_model(self, args, data):
         words = keras.Input((None,), dtype="int32", name=SOURCE)
@@ -125,9 +118,6 @@ class TextAutoencoder(runner.App):
         outputs = autoencoder.decode(memory, keras.ops.not_equal(words, 0), steps, args)
         logits = keras.layers.Dense(len(data.words), dtype="float32", name=LOGITS)(outputs)
         return keras.Model({SOURCE: words, PREVIOUS: previous}, logits, name="text_autoencoder")
-
-    def compile_arguments(self, args, data, model):
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True), "weighted_metrics": []}
 
     # Metrics -----------------------------------------------------------------------------
     def evaluate(self, model, data, split):

@@ -54,6 +54,9 @@ class SentenceData:
     def has_split(self, split):
         return bool(self.sentences.get(split))
 
+    def vocabularies(self):
+        return {"words": self.words}
+
     def ids(self, split):
         return [self.words.encode(t) for t in self.tokens[split]]
 

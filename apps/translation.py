@@ -38,7 +38,7 @@ SHOWN = 40  # sample translations written to the report
 ATTENTION_SENTENCES = 3
 
 
-class Translation(runner.App):
+class Translation(seq2seq.TokenSequenceApp):
     name = "translation"
     description = __doc__
     datasets = ("multi30k",)
@@ -108,22 +108,11 @@ class Translation(runner.App):
         )
         return data
 
-    def fit_dataset(self, data, split):
-        return data.batches(split, shuffle=split == "train")
-
-    def save_assets(self, data, folder):
-        folder.mkdir(parents=True, exist_ok=True)
-        data.source_words.save(folder / "source_units.json")
-        data.target_words.save(folder / "target_units.json")
-
     # Model -------------------------------------------------------------------------------
     def build_model(self, args, data):
         return seq2seq.build_model(
             args, len(data.source_words), len(data.target_words), data.source_words.oov_id, name=TRANSLATOR
         )
-
-    def compile_arguments(self, args, data, model):
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True), "weighted_metrics": []}
 
     # Metrics -----------------------------------------------------------------------------
     def translations(self, model, data, split):

@@ -58,6 +58,9 @@ class TranslationData:
     def has_split(self, split):
         return bool(self.corpus.pairs.get(split))
 
+    def vocabularies(self):
+        return {"source_units": self.source_words, "target_units": self.target_words}
+
     def source_ids(self, split):
         return [self.source_words.encode(row) for row in self.units[split][0]]
 
