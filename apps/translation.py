@@ -16,6 +16,7 @@ references (cased, sacreBLEU's 13a tokenization; the signatures are logged with 
 
 import json
 import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -240,7 +241,7 @@ def attention_figure(model, data, split):
         figure.colorbar(image, ax=axis, fraction=0.04)
         axis.set_xticks(range(len(ids)), sources[index], rotation=90, fontsize=8)
         axis.set_yticks(range(steps), [*units, "[END]"][:steps], fontsize=8)
-        axis.set_title(detokenize(units), fontsize=8)
+        axis.set_title(textwrap.fill(detokenize(units), 70), fontsize=8)
     figure.suptitle("attention of each translated unit over the source units", fontsize=10)
     figure.tight_layout()
     return figure
