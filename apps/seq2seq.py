@@ -47,6 +47,31 @@ class TokenSequenceApp(App):
             vocabulary.save(folder / f"{name}.json")
 
 
+def pair_batches(sources, targets, start_id, end_id, batch_size, buckets, shuffle_seed=None):
+    """({"words": source ids, "previous": START + target ids}, target ids + END, weights) batches
+    of id lists, bucketed by target length (`buckets`: the boundaries), shuffled when a seed is
+    given; the number of batches is known, so Keras shows progress from the first epoch."""
+    import tensorflow as tf
+
+    row = tf.TensorSpec((None,), tf.int32)
+    data = tf.data.Dataset.from_generator(
+        lambda: ((s, [start_id, *t], [*t, end_id]) for s, t in zip(sources, targets)),
+        output_signature=(row, row, row),
+    ).cache()
+    if shuffle_seed is not None:
+        data = data.shuffle(len(sources), seed=shuffle_seed, reshuffle_each_iteration=True)
+    data = data.bucket_by_sequence_length(
+        lambda s, p, t: tf.shape(p)[0], bucket_boundaries=buckets, bucket_batch_sizes=[batch_size] * (len(buckets) + 1)
+    )
+
+    def named(s, p, t):
+        return {SOURCE: s, PREVIOUS: p}, t, tf.cast(tf.not_equal(t, 0), "float32")
+
+    sizes = np.bincount(np.searchsorted(buckets, [len(t) + 1 for t in targets], side="right"))
+    count = int(sum(-(-size // batch_size) for size in sizes))
+    return data.map(named).apply(tf.data.experimental.assert_cardinality(count)).prefetch(tf.data.AUTOTUNE)
+
+
 def add_arguments(parser, character_features=True):
     """The seq2seq flags, beside the runner's (--cell, --units, --layers, --bidirectional, --dropout
     describe the encoder and, with --decoder-cell, the decoder); `character_features`: also

@@ -3,10 +3,9 @@
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
 from apps import autoencoder
-from apps.seq2seq import PREVIOUS, SOURCE, pad
+from apps.seq2seq import SOURCE, pad, pair_batches
 from pipelines.classification import tokenize_texts
 from pipelines.reconstruction import reconstruction_metrics
 from pipelines.sentences import load_sentences, split_of
@@ -63,21 +62,8 @@ class SentenceData:
     def batches(self, split, shuffle=False):
         """({"words", "previous"}, words + END, weights) batches, bucketed by length."""
         ids = self.ids(split)
-        start, end = self.words.start_id, self.words.end_id
-        row = tf.TensorSpec((None,), tf.int32)
-        data = tf.data.Dataset.from_generator(
-            lambda: (((i, [start, *i], [*i, end])) for i in ids), output_signature=(row, row, row)
-        ).cache()
-        if shuffle:
-            data = data.shuffle(len(ids), seed=self.seed, reshuffle_each_iteration=True)
-        data = data.bucket_by_sequence_length(
-            lambda s, p, t: tf.shape(p)[0], bucket_boundaries=BUCKETS, bucket_batch_sizes=[self.batch_size] * 7
-        )
-
-        def pairs(s, p, t):
-            return {SOURCE: s, PREVIOUS: p}, t, tf.cast(tf.not_equal(t, 0), "float32")
-
-        return data.map(pairs).prefetch(tf.data.AUTOTUNE)
+        return pair_batches(ids, ids, self.words.start_id, self.words.end_id, self.batch_size, BUCKETS,
+                            self.seed if shuffle else None)  # fmt: skip
 
 
 def reconstructor(model):

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import sacrebleu
-import tensorflow as tf
 
-from apps.seq2seq import PREVIOUS, SOURCE, Seq2SeqGenerator
+from apps.seq2seq import Seq2SeqGenerator, pair_batches
 from pipelines.parallel import load_parallel
 from pipelines.subwords import detokenize, learn_wordpieces, units_of
 from pipelines.vocab import Vocabulary
@@ -66,29 +65,10 @@ class TranslationData:
 
     def batches(self, split, shuffle=False):
         """({"words", "previous"}, targets + END, weights) batches, bucketed by target length."""
-        sources = self.source_ids(split)
         targets = [self.target_words.encode(row) for row in self.units[split][1]]
-        start, end = self.target_words.start_id, self.target_words.end_id
-        row = tf.TensorSpec((None,), tf.int32)
-        data = tf.data.Dataset.from_generator(
-            lambda: ((s, [start, *t], [*t, end]) for s, t in zip(sources, targets)), output_signature=(row, row, row)
-        ).cache()
-        if shuffle:
-            data = data.shuffle(len(sources), seed=self.seed, reshuffle_each_iteration=True)
-        data = data.bucket_by_sequence_length(
-            lambda s, p, t: tf.shape(p)[0],
-            bucket_boundaries=BUCKETS,
-            bucket_batch_sizes=[self.batch_size] * (len(BUCKETS) + 1),
-        )
-
-        def named(s, p, t):
-            return {SOURCE: s, PREVIOUS: p}, t, tf.cast(tf.not_equal(t, 0), "float32")
-
-        # Each bucket gives ceil(size / batch) batches: knowing the total, Keras shows progress
-        # from the first epoch and ends it without a "ran out of data" warning.
-        sizes = np.bincount(np.searchsorted(BUCKETS, [len(t) + 1 for t in targets], side="right"))
-        count = int(sum(-(-size // self.batch_size) for size in sizes))
-        return data.map(named).apply(tf.data.experimental.assert_cardinality(count)).prefetch(tf.data.AUTOTUNE)
+        words = self.target_words
+        return pair_batches(self.source_ids(split), targets, words.start_id, words.end_id, self.batch_size, BUCKETS,
+                            self.seed if shuffle else None)  # fmt: skip
 
     def references(self, split):
         return [pair[1] for pair in self.corpus.pairs[split]]
@@ -102,8 +82,7 @@ class Translator:
         self.generator = Seq2SeqGenerator(model)
         self.target_words = target_words
         self.beam_width, self.alpha, self.batch_size = beam_width, alpha, batch_size
-        words = target_words
-        self.banned = [i for i in (words.pad_id, words.oov_id, words.start_id) if i is not None]
+        self.banned = [i for i in (target_words.pad_id, target_words.oov_id, target_words.start_id) if i is not None]
 
     def units(self, id_rows, record=None):
         """The target units of each source id row (END removed), in order; `record` (greedy, a

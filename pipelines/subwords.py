@@ -59,18 +59,12 @@ def mark_continuations(pieces):
     return pieces.with_flat_values(marked).merge_dims(1, 2)
 
 
-def wordpiece_units(words, pieces_vocabulary):
-    """Words (batch, words) -> WordPiece units (batch, units) over `pieces_vocabulary` (a list)."""
+def wordpiece_tokenizer(pieces):
+    """`tf_text.WordpieceTokenizer` over the pieces (a list), an unknown word as OOV."""
     table = tf.lookup.StaticVocabularyTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(pieces_vocabulary), tf.range(len(pieces_vocabulary), dtype=tf.int64)
-        ),
+        tf.lookup.KeyValueTensorInitializer(tf.constant(pieces), tf.range(len(pieces), dtype=tf.int64)),
         num_oov_buckets=1,
     )
-    return wordpiece_tokenizer(table).tokenize(words).merge_dims(1, 2)
-
-
-def wordpiece_tokenizer(table):
     return tf_text.WordpieceTokenizer(
         table, suffix_indicator=JOINER, max_bytes_per_word=100, unknown_token=OOV, token_out_type=tf.string
     )
@@ -80,8 +74,7 @@ def units_of(texts, unit, pieces_vocabulary=None):
     """Raw sentences (a list of str) -> their units (lists of str), eagerly (for fitting and data)."""
     if not texts:
         return []
-    words = split_words(tf.constant(texts))
-    units = word_units(words) if unit == "words" else wordpiece_units(words, pieces_vocabulary)
+    units = SubwordTokenizer(unit, pieces_vocabulary).units(tf.constant(texts))
     return [[u.decode("utf-8") for u in row] for row in units.to_list()]
 
 
@@ -160,15 +153,7 @@ class SubwordTokenizer(keras.layers.Layer):
         self.unit = unit
         self.pieces = list(pieces or [])
         self.max_length = max_length
-        self.tokenizer = None
-        if unit == "wordpiece":
-            table = tf.lookup.StaticVocabularyTable(
-                tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(self.pieces), tf.range(len(self.pieces), dtype=tf.int64)
-                ),
-                num_oov_buckets=1,
-            )
-            self.tokenizer = wordpiece_tokenizer(table)
+        self.tokenizer = wordpiece_tokenizer(self.pieces) if unit == "wordpiece" else None
 
     def units(self, text):
         """Ragged units (batch, units), not cut."""
