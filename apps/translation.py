@@ -129,14 +129,14 @@ class Translation(seq2seq.TokenSequenceApp):
 
     def evaluate(self, model, data, split):
         model_state(model).translated = (None,)  # new weights after each epoch
-        return translation_metrics(self.translations(model, data, split), data.references(split))
+        return translation_metrics(self.translations(model, data, split), data.references(split), data.corpus.target)
 
     def reports(self, model, data, split):
         hypotheses, references = self.translations(model, data, split), data.references(split)
         sources = [pair[0] for pair in data.corpus.pairs[split]]
         named = signatures(hypotheses, references)
-        scores = translation_metrics(hypotheses, references)
-        summary = "".join(f"{name} {100 * scores[name]:.2f}  {named[name]}\n" for name in ("bleu", "chrf"))
+        scores = translation_metrics(hypotheses, references, data.corpus.target)
+        summary = "".join(f"{name} {100 * scores[name]:.2f}  {named[name]}\n" for name in named)
         return {
             f"scores_{split}.txt": summary,
             f"translations_{split}.md": sample_table(sources, references, hypotheses),
@@ -180,7 +180,7 @@ class Translation(seq2seq.TokenSequenceApp):
         references = [t for _, t in pairs]
         for name, signature in signatures(hypotheses, references).items():
             print(f"{name}: {signature}")
-        return translation_metrics(hypotheses, references)
+        return translation_metrics(hypotheses, references, settings["target"])
 
     def predict(self, serving_model, inputs, args):
         for number, text in enumerate(inputs, start=1):

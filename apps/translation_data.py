@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import sacrebleu
+import sacremoses
+from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
 from apps.seq2seq import Seq2SeqGenerator, pair_batches
 from pipelines.parallel import load_parallel
@@ -106,17 +108,39 @@ class Translator:
         return [detokenize(units) for units in self.units(id_rows)]
 
 
-def translation_metrics(hypotheses, references):
-    """sacreBLEU's BLEU and chrF (fractions) of detokenized hypotheses against raw references."""
-    return {
+def translation_metrics(hypotheses, references, language=None):
+    """sacreBLEU's BLEU and chrF (fractions) of detokenized hypotheses against raw references;
+    with the target `language`, also `bleu_tok`: BLEU on lower-cased Moses-tokenized text."""
+    scores = {
         "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score / 100,
         "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score / 100,
     }
+    if language:
+        scores["bleu_tok"] = tokenized_bleu(hypotheses, references, language)
+    return scores
+
+
+def moses_lowercased(texts, language):
+    """The WMT16/17 multimodal task's preprocessing (Moses: normalize punctuation, tokenize with
+    aggressive hyphen splitting, lower-case), so that scores compare with the papers'."""
+    normalizer, tokenizer = MosesPunctNormalizer(language), MosesTokenizer(language)
+    return [
+        tokenizer.tokenize(normalizer.normalize(t), aggressive_dash_splits=True, return_str=True, escape=False).lower()
+        for t in texts
+    ]
+
+
+def tokenized_bleu(hypotheses, references, language):
+    """BLEU (fraction) of Moses-tokenized, lower-cased text, the tokens taken as they are."""
+    hypotheses, references = moses_lowercased(hypotheses, language), moses_lowercased(references, language)
+    return sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none", force=True).score / 100
 
 
 def signatures(hypotheses, references):
-    """sacreBLEU's signatures of the two scores (tokenizer, casing, smoothing, version)."""
+    """sacreBLEU's signatures of the scores (tokenizer, casing, smoothing, version), and how
+    `bleu_tok`'s text was prepared."""
     bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()
     bleu.corpus_score(hypotheses, [references])
     chrf.corpus_score(hypotheses, [references])
-    return {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())}
+    tokenized = f"sacremoses {sacremoses.__version__} normalize + tokenize -a + lower-case, then BLEU tok:none"
+    return {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature()), "bleu_tok": tokenized}

@@ -12,7 +12,7 @@ import pytest
 from apps import runner, seq2seq
 from apps.callbacks import TimeLimit
 from apps.translation import APP
-from apps.translation_data import Translator, translation_metrics
+from apps.translation_data import Translator, moses_lowercased, tokenized_bleu, translation_metrics
 from pipelines.parallel import load_parallel
 from pipelines.sources import DataFormatError
 from pipelines.subwords import SubwordTokenizer, detokenize, learn_wordpieces, units_of
@@ -186,3 +186,15 @@ def test_evaluate_scores_the_saved_model_as_sacrebleu_does(trained):
     assert scores["bleu"] == pytest.approx(trained["run"].data.metrics["test_bleu"], abs=1e-6)
     perfect = translation_metrics(["der Hund läuft."], ["der Hund läuft."])
     assert perfect == pytest.approx({"bleu": 1.0, "chrf": 1.0})
+
+
+def test_tokenized_bleu_follows_the_moses_convention():
+    # What Moses' Perl scripts give (normalize-punctuation, tokenizer -a -no-escape, lowercase):
+    # the hyphen split as @-@, quotes and the full stop apart, the German „“ normalized to ".
+    assert moses_lowercased(["Ein selbst-gebautes „Boot“."], "de") == ['ein selbst @-@ gebautes " boot " .']
+    # Case and tokenization alone: below 1 in cased sacreBLEU, exactly 1 once both sides are
+    # prepared the papers' way; a wrong word stays wrong there.
+    scores = translation_metrics(["Ein Hund-Rennen."], ["ein Hund-Rennen ."], "de")
+    assert scores["bleu"] < 1 and scores["bleu_tok"] == pytest.approx(1.0)
+    wrong = tokenized_bleu(["eine Katze rennt jetzt"], ["ein Hund rennt jetzt"], "de")
+    assert wrong < 0.5
