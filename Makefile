@@ -35,7 +35,7 @@ demo: setup
 # Two workers, a test file each at a time (module fixtures train once): on 2 cores the suite
 # spends much of its time in single-threaded work (imports, tracing, MLflow), so this halves it.
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=30
 
 # ruff (pinned in requirements.txt, configured in pyproject.toml): the linter and the formatter.
 lint: setup
