@@ -10,8 +10,9 @@ and a translation is scored on the text it spells, as papers score with sacreBLE
 - "words": each word split into runs of letters and digits and single other characters
   ("Mann's" -> "Mann", "##'", "##s"); the vocabulary is the frequent units of the training split.
 - "wordpiece": each word split by `tf_text.WordpieceTokenizer` (longest match first) over a
-  vocabulary learnt from the training split's word counts (`learn_wordpieces`), punctuation
-  pieces learnt with the rest; a word it cannot spell becomes OOV as a whole.
+  vocabulary learnt from the training split's word counts (`learn_wordpieces`), the words split
+  at punctuation for the learner, so that "bushes." is spelt "bushes", "##."; a word it cannot
+  spell becomes OOV as a whole.
 
 Case is kept (German nouns are capitalized, and cased BLEU counts it); text is NFKC-normalized.
 `SubwordTokenizer` is the Keras layer a saved model carries, so that it reads raw text.
@@ -21,6 +22,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections import Counter
 
 import keras
 import tensorflow as tf
@@ -34,6 +36,7 @@ UNITS = ("words", "wordpiece")
 JOINER = "##"
 # A piece boundary of "words": around every character that is neither a letter nor a digit.
 NOT_ALPHANUMERIC = r"[^\pL\pN]"
+LEARNER_INPUT = "words split at punctuation"  # part of a learnt vocabulary's cache key
 
 
 def normalize(text):
@@ -92,13 +95,13 @@ def detokenize(units):
 
 
 def word_counts(texts):
-    """(word, count) of the white-space-separated words of raw sentences."""
-    counts = {}
-    for row in split_words(tf.constant(texts)).to_list():
-        for word in row:
-            word = word.decode("utf-8")
-            counts[word] = counts.get(word, 0) + 1
-    return counts
+    """(piece, count) of the training words split where "words" units split them ("bushes." counts
+    as "bushes" and "."): the learnt pieces are not spent on a word's variants with punctuation
+    attached, and WordPiece's longest match still spells "bushes." as "bushes", "##."."""
+    runs = tf_text.regex_split(
+        split_words(tf.constant(texts)), NOT_ALPHANUMERIC, keep_delim_regex_pattern=NOT_ALPHANUMERIC
+    )
+    return dict(Counter(run.decode("utf-8") for run in runs.flat_values.numpy()))
 
 
 def learn_wordpieces(texts, size, cache=True):
@@ -106,7 +109,7 @@ def learn_wordpieces(texts, size, cache=True):
     from the word counts of `texts` (the training split's sentences only) by tensorflow-text's
     learner. It takes minutes on Multi30k, so the result is kept in the user cache under a hash
     of the texts and the size, and a second run (a tuning trial, a resumed training) reads it."""
-    key = hashlib.sha256(("\n".join(texts) + f"\n{size}").encode("utf-8")).hexdigest()[:32]
+    key = hashlib.sha256(("\n".join(texts) + f"\n{size}\n{LEARNER_INPUT}").encode("utf-8")).hexdigest()[:32]
     path = cache_dir() / "wordpieces" / f"{key}.json"
     if cache and path.is_file():
         return json.loads(path.read_text())

@@ -58,6 +58,10 @@ def test_wordpieces_learnt_on_training_text_spell_unseen_text_back_and_never_cra
         [len(t.split()) for t in test]
     )  # pieces, not characters (about 6)
     assert units_of(["Ein ☃Mann ist hier."], "wordpiece", pieces)[0][1] == "[UNK]"
+    # The learner saw words split at punctuation: no piece joins a letter and a full stop or
+    # comma, and a frequent word keeps its own piece with the punctuation after it.
+    assert not [p for p in pieces if len(p.removeprefix("##")) > 1 and ("." in p or "," in p)]
+    assert units_of(["Ein Mann, zwei Hunde."], "wordpiece", pieces) == [["Ein", "Mann", "##,", "zwei", "Hunde", "##."]]
 
 
 def test_the_tokenizer_layer_gives_the_units_and_survives_its_config(german_pieces):
