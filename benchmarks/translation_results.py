@@ -83,7 +83,7 @@ def table(experiment, configurations, seeds):
     return "\n".join(rows)
 
 
-def epoch_table(experiment, seed, epochs=6):
+def epoch_table(experiment, seed, epochs=8):
     """Validation BLEU (greedy) after each of the first `epochs` epochs, main run and compare runs."""
     from mlflow import MlflowClient
 
