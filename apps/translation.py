@@ -27,7 +27,7 @@ from mlflow.types import Schema, TensorSpec
 from apps import parts, runner, seq2seq
 from apps.app import model_state
 from apps.parts import Parts
-from apps.translation_data import TranslationData, Translator, signatures, translation_metrics
+from apps.translation_data import TranslationData, Translator, scored, translation_metrics
 from layers import Metadata
 from pipelines.parallel import load_parallel
 from pipelines.subwords import UNITS, SubwordTokenizer, detokenize
@@ -134,8 +134,7 @@ class Translation(seq2seq.TokenSequenceApp):
     def reports(self, model, data, split):
         hypotheses, references = self.translations(model, data, split), data.references(split)
         sources = [pair[0] for pair in data.corpus.pairs[split]]
-        named = signatures(hypotheses, references)
-        scores = translation_metrics(hypotheses, references, data.corpus.target)
+        scores, named = scored(hypotheses, references, data.corpus.target)
         summary = "".join(f"{name} {100 * scores[name]:.2f}  {named[name]}\n" for name in named)
         return {
             f"scores_{split}.txt": summary,
@@ -178,9 +177,10 @@ class Translation(seq2seq.TokenSequenceApp):
         pairs = corpus.pairs[args.split]
         hypotheses = saved_translations(serving_model, [s for s, _ in pairs], args)
         references = [t for _, t in pairs]
-        for name, signature in signatures(hypotheses, references).items():
+        scores, named = scored(hypotheses, references, settings["target"])
+        for name, signature in named.items():
             print(f"{name}: {signature}")
-        return translation_metrics(hypotheses, references, settings["target"])
+        return scores
 
     def predict(self, serving_model, inputs, args):
         for number, text in enumerate(inputs, start=1):

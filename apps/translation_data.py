@@ -111,13 +111,24 @@ class Translator:
 def translation_metrics(hypotheses, references, language=None):
     """sacreBLEU's BLEU and chrF (fractions) of detokenized hypotheses against raw references;
     with the target `language`, also `bleu_tok`: BLEU on lower-cased Moses-tokenized text."""
+    return scored(hypotheses, references, language)[0]
+
+
+def scored(hypotheses, references, language=None):
+    """(translation_metrics' scores, {name: how it was computed}): sacreBLEU's signatures
+    (tokenizer, casing, smoothing, version) and how `bleu_tok`'s text was prepared."""
+    bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()
     scores = {
-        "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score / 100,
-        "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score / 100,
+        "bleu": bleu.corpus_score(hypotheses, [references]).score / 100,
+        "chrf": chrf.corpus_score(hypotheses, [references]).score / 100,
     }
+    named = {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())}
     if language:
         scores["bleu_tok"] = tokenized_bleu(hypotheses, references, language)
-    return scores
+        named["bleu_tok"] = (
+            f"sacremoses {sacremoses.__version__} normalize + tokenize -a + lower-case, then BLEU tok:none"
+        )
+    return scores, named
 
 
 def moses_lowercased(texts, language):
@@ -134,13 +145,3 @@ def tokenized_bleu(hypotheses, references, language):
     """BLEU (fraction) of Moses-tokenized, lower-cased text, the tokens taken as they are."""
     hypotheses, references = moses_lowercased(hypotheses, language), moses_lowercased(references, language)
     return sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none", force=True).score / 100
-
-
-def signatures(hypotheses, references):
-    """sacreBLEU's signatures of the scores (tokenizer, casing, smoothing, version), and how
-    `bleu_tok`'s text was prepared."""
-    bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()
-    bleu.corpus_score(hypotheses, [references])
-    chrf.corpus_score(hypotheses, [references])
-    tokenized = f"sacremoses {sacremoses.__version__} normalize + tokenize -a + lower-case, then BLEU tok:none"
-    return {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature()), "bleu_tok": tokenized}

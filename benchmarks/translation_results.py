@@ -32,26 +32,6 @@ GROUPS = {
 GOAL_BLEU = 35.0
 
 
-def with_tokenized_bleu(run):
-    """The run, its test_bleu_tok computed from its logged test translations when it predates
-    the metric (same preparation as the app's: see apps.translation_data.tokenized_bleu)."""
-    if "test_bleu_tok" in run.data.metrics:
-        return run
-    import mlflow
-
-    from apps.translation_data import tokenized_bleu
-    from pipelines.parallel import load_parallel
-
-    params = run.data.params
-    path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="reports/translations_test.txt")
-    with open(path, encoding="utf-8") as lines:
-        hypotheses = lines.read().splitlines()
-    corpus = load_parallel(params.get("dataset", "multi30k"), params["source"], params["target"], None, ("test",))
-    references = [target for _, target in corpus.pairs["test"]]
-    run.data.metrics["test_bleu_tok"] = tokenized_bleu(hypotheses, references, params["target"])
-    return run
-
-
 def table(experiment, configurations, seeds):
     runs = finished_runs(experiment)
     rows = [
@@ -68,7 +48,7 @@ def table(experiment, configurations, seeds):
         return f"{statistics.mean(values):.{digits}f}{spread}"
 
     for name, arguments in configurations.items():
-        found = [with_tokenized_bleu(runs[f"{name}-s{s}"]) for s in seeds if f"{name}-s{s}" in runs]
+        found = [runs[f"{name}-s{s}"] for s in seeds if f"{name}-s{s}" in runs]
         flags = "`" + " ".join(arguments) + "`"
         if not found:
             rows.append(f"| {name} | {flags} | none yet | | | | | | |")

@@ -48,10 +48,14 @@ def split_words(text):
     return tf_text.WhitespaceTokenizer().tokenize(normalize(text))
 
 
+def alphanumeric_runs(words):
+    """Words (batch, words) -> their runs of letters and digits and single other characters (batch, words, runs)."""
+    return tf_text.regex_split(words, NOT_ALPHANUMERIC, keep_delim_regex_pattern=NOT_ALPHANUMERIC)
+
+
 def word_units(words):
     """Words (batch, words) -> "words" units (batch, units), pieces after the first marked "##"."""
-    pieces = tf_text.regex_split(words, NOT_ALPHANUMERIC, keep_delim_regex_pattern=NOT_ALPHANUMERIC)
-    return mark_continuations(pieces)
+    return mark_continuations(alphanumeric_runs(words))
 
 
 def mark_continuations(pieces):
@@ -98,9 +102,7 @@ def word_counts(texts):
     """(piece, count) of the training words split where "words" units split them ("bushes." counts
     as "bushes" and "."): the learnt pieces are not spent on a word's variants with punctuation
     attached, and WordPiece's longest match still spells "bushes." as "bushes", "##."."""
-    runs = tf_text.regex_split(
-        split_words(tf.constant(texts)), NOT_ALPHANUMERIC, keep_delim_regex_pattern=NOT_ALPHANUMERIC
-    )
+    runs = alphanumeric_runs(split_words(tf.constant(texts)))
     return dict(Counter(run.decode("utf-8") for run in runs.flat_values.numpy()))
 
 
