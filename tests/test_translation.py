@@ -118,6 +118,20 @@ def test_generation_never_writes_padding_oov_or_start():
             assert units and set(units) <= {"ja", "nein"}
 
 
+def test_smoothed_crossentropy_is_keras_categorical_crossentropy_on_one_hot_targets():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 5, 7)).astype("float32")
+    ids = rng.integers(0, 7, size=(3, 5))
+    weights = (rng.random((3, 5)) > 0.3).astype("float32")  # padding steps weigh 0
+    for smoothing in (0.0, 0.1, 0.4):
+        reference = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
+        expected = reference(np.eye(7)[ids], logits, sample_weight=weights)
+        loss = seq2seq.SmoothedCrossentropy(smoothing)
+        assert float(loss(ids, logits, sample_weight=weights)) == pytest.approx(float(expected), rel=1e-5)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert isinstance(restored, seq2seq.SmoothedCrossentropy) and restored.smoothing == 0.4
+
+
 def test_time_limit_stops_before_an_epoch_that_would_pass_it():
     clock = iter(np.arange(0.0, 1000.0, 5.0))  # each call 5 s later: an epoch takes 5 s, 10 s apart
     limit = TimeLimit(0.5, clock=lambda: float(next(clock)))
@@ -145,7 +159,7 @@ def trained(tmp_path_factory):
     code = runner.main(APP, [
         "train", "--dataset", f"folder:{root / 'toy'}", "--unit", "words", "--min-word-count", "1",
         "--units", "32", "--embedding-dim", "32", "--target-embedding-dim", "32", "--batch-size", "32",
-        "--learning-rate", "0.01", "--dropout", "0.0", "--word-dropout", "0.0", "--epochs", "6",
+        "--learning-rate", "0.01", "--dropout", "0.0", "--word-dropout", "0.0", "--epochs", "6", "--label-smoothing", "0.1",
         "--beam-width", "3", "--tracking-uri", tracking_uri, "--experiment", "test-translation",
         "--checkpoint-dir", str(root / "checkpoints"), "--verbose", "0",
     ])  # fmt: skip
