@@ -1,14 +1,23 @@
 """Training throughput of every cell kind, beside the machine's measured matmul speed.
 
     python -m benchmarks.cells                          # batch 64, 50 steps, 100 inputs, 128 units
-    python -m benchmarks.cells --kinds lstm peephole_lstm --steps 100 --json
+    python -m benchmarks.cells --peers                  # and PyTorch's nn.LSTM / nn.GRU / nn.RNN
+    python -m benchmarks.cells --kinds lstm peephole_lstm --steps 100 --repeat 5 --json
 
 For each kind and with / without XLA (`jit_compile`): one recurrent layer
 (return_sequences) and a mean-squared loss on its outputs, one Adam step per
 measured call of `train_on_batch`, after warm-up calls (compilation excluded).
-Reports ms/step (median and interquartile range over the measured steps),
-tokens/s (batch × time steps / s), and the achieved fraction of the machine's
-fp32 matmul FLOP/s, measured in the same run with a 2048³ `keras.ops.matmul`.
+Every measurement is repeated in `--repeat` rounds, interleaved (round 1 of every
+cell, then round 2, ...), so that the machine's drift falls on all of them alike;
+a round's figure is the median of its calls. Reports ms/step (the median of the
+rounds, and each round's), tokens/s (batch × time steps / s), the ratio to Keras'
+LSTM and to the matching PyTorch layer (ratio of the medians, with the smallest
+and largest ratio of one round), and the achieved fraction of the machine's fp32
+matmul FLOP/s, measured in the same run with a 2048³ `keras.ops.matmul`.
+
+`--peers` times PyTorch's layer at the same shape, the same loss and Adam, eager on
+the CPU as its users run it (an optional requirement:
+`pip install -r benchmarks/requirements-peers.txt`).
 
 It runs on whichever Keras backend `KERAS_BACKEND` selects (TensorFlow by
 default; the cells use `keras.ops` only), so a machine without TensorFlow, a GPU
@@ -46,6 +55,10 @@ from benchmarks.common import device, time_calls  # noqa: E402
 from layers import CELL_KINDS, RecurrentStack  # noqa: E402
 
 GATE_BLOCKS = {"elman": 1, "simple_rnn": 1, "gru": 3, "lstm": 4, "peephole_lstm": 4}
+# The PyTorch layer a user would pick instead of each cell (a Jordan cell, like Elman's, is
+# one tanh layer: nn.RNN is its nearest peer), and the cell whose FLOP count a peer shares.
+PEERS = {"elman": "RNN", "simple_rnn": "RNN", "jordan": "RNN", "gru": "GRU", "lstm": "LSTM", "peephole_lstm": "LSTM"}
+PEER_FLOPS = {"RNN": "simple_rnn", "GRU": "gru", "LSTM": "lstm"}
 
 
 def synchronize(tensor):
@@ -85,19 +98,47 @@ def cell_flops(kind, batch, steps, inputs, units):
     return 3 * forward * steps
 
 
-def measure(kind, xla, batch, steps, inputs, units, warmup, repeats, seed=0):
+def keras_step(kind, xla, batch, steps, inputs, units, seed=0):
+    """One Adam step of one recurrent layer under a mean-squared loss, as a call."""
     keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input((steps, inputs)), RecurrentStack(kind, units)], name=kind)
     model.compile(optimizer="adam", loss="mse", jit_compile=xla)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch, steps, inputs)).astype("float32")
     y = rng.normal(size=(batch, steps, units)).astype("float32")
-    figures = time_calls(lambda: model.train_on_batch(x, y), repeats, warmup)
-    return {
-        "ms_per_step": figures["ms"],
-        "iqr_ms": figures["iqr_ms"],
-        "tokens_per_s": batch * steps / (figures["ms"] / 1000),
-    }
+    return lambda: model.train_on_batch(x, y)
+
+
+def torch_step(peer, batch, steps, inputs, units, seed=0):
+    """The same step with PyTorch's `nn.LSTM` / `nn.GRU` / `nn.RNN` (tanh) on the CPU, eager, as
+    its users write it; PyTorch is an optional benchmark requirement (benchmarks/requirements-peers.txt)."""
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit(
+            "--peers needs PyTorch, an optional benchmark requirement: pip install -r benchmarks/requirements-peers.txt"
+        ) from None
+    torch.manual_seed(seed)
+    layer = getattr(torch.nn, peer)(inputs, units, batch_first=True)
+    optimizer = torch.optim.Adam(layer.parameters())
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.normal(size=(batch, steps, inputs)).astype("float32"))
+    y = torch.from_numpy(rng.normal(size=(batch, steps, units)).astype("float32"))
+
+    def step():
+        optimizer.zero_grad()
+        outputs, _ = layer(x)
+        loss = torch.mean((outputs - y) ** 2)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def spread(numerators, denominators):
+    """A ratio of medians, and the smallest and largest ratio of one round."""
+    rounds = [n / d for n, d in zip(numerators, denominators)]
+    return statistics.median(numerators) / statistics.median(denominators), min(rounds), max(rounds)
 
 
 def main(argv=None):
@@ -108,8 +149,16 @@ def main(argv=None):
     parser.add_argument("--inputs", type=int, default=100)
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=5, help="calls before measuring (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=30, help="measured calls (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=30, help="measured calls per round (default: %(default)s)")
+    parser.add_argument(
+        "--repeat", type=int, default=3,
+        help="rounds over every measurement, interleaved, so that a ratio is one of medians over "
+        "rounds and not one noisy run (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--xla", choices=("both", "on", "off"), default="both")
+    parser.add_argument(
+        "--peers", action="store_true", help="also PyTorch's nn.LSTM / nn.GRU / nn.RNN at the same shape"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per measurement")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON list to FILE")
     options = parser.parse_args(argv)
@@ -117,38 +166,58 @@ def main(argv=None):
     gflops = matmul_gflops()
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[options.xla]
     shape = dict(batch=options.batch, steps=options.steps, inputs=options.inputs, units=options.units)
-    results = []
-    for kind in options.kinds:
-        for xla in modes:
-            figures = measure(kind, xla, warmup=options.warmup, repeats=options.repeats, **shape)
-            flops = cell_flops(kind, **shape)
-            figures["gflops"] = flops / (figures["ms_per_step"] / 1000) / 1e9
-            figures["flop_fraction"] = figures["gflops"] / gflops
-            results.append({"cell": kind, "xla": xla, **figures, **shape, "matmul_gflops": gflops,
-                            "backend": keras.backend.backend(), "device": device()})  # fmt: skip
+    calls = {(kind, xla): keras_step(kind, xla, **shape) for kind in options.kinds for xla in modes}
+    if options.peers:
+        for peer in sorted({PEERS[kind] for kind in options.kinds}):
+            calls[(f"torch.nn.{peer}", None)] = torch_step(peer, **shape)
+    rounds = {key: [] for key in calls}
+    for number in range(options.repeat):
+        for key, call in calls.items():
+            rounds[key].append(time_calls(call, options.repeats, options.warmup if number == 0 else 1)["ms"])
             if not options.json:
-                r = results[-1]
-                print(f"  measured {kind} xla={'on' if xla else 'off'}: {r['ms_per_step']:.1f} ms/step", flush=True)
+                print(f"  round {number + 1}: {key[0]} xla={key[1]}: {rounds[key][-1]:.1f} ms/step", flush=True)
+
+    lstm_key = ("lstm", False) if ("lstm", False) in rounds else ("lstm", True)
+    results = []
+    for (cell, xla), times in rounds.items():
+        ms = statistics.median(times)
+        kind = cell if cell in GATE_BLOCKS else PEER_FLOPS[cell.rsplit(".", 1)[-1]]
+        result = {
+            "cell": cell, "xla": xla, "ms_per_step": ms, "round_ms": times, "tokens_per_s": options.batch * options.steps / (ms / 1000),
+            "gflops": cell_flops(kind, **shape) / (ms / 1000) / 1e9, **shape, "matmul_gflops": gflops,
+            "backend": keras.backend.backend(), "device": device(),
+        }  # fmt: skip
+        result["flop_fraction"] = result["gflops"] / gflops
+        if lstm_key in rounds:
+            result["x_keras_lstm"] = spread(rounds[lstm_key], times)
+        peer = ("torch.nn." + PEERS.get(cell, ""), None)
+        if peer in rounds:
+            result["x_pytorch"] = spread(rounds[peer], times)
+        results.append(result)
     if options.save:
         with open(options.save, "w") as file:
             json.dump(results, file, indent=1)
     if options.json:
         print(json.dumps(results, indent=1))
         return 0
-    # The reference is Keras' LSTM as users run it: without XLA where measured.
-    lstm = {r["xla"]: r["tokens_per_s"] for r in results if r["cell"] == "lstm"}
-    baseline_xla = False if False in lstm else True
     print(f"\nshape: batch {options.batch}, {options.steps} steps, {options.inputs} inputs, {options.units} units; "
-          f"matmul {gflops:.1f} GFLOP/s (fp32, 2048³); {results[0]['device']}; "
-          f"Keras {keras.__version__}, {keras.backend.backend()} backend\n")  # fmt: skip
-    reference = f"× Keras LSTM (XLA {'on' if baseline_xla else 'off'})" if lstm else "× Keras LSTM (not measured)"
-    print(f"| cell | XLA | ms/step (median) | IQR ms | tokens/s | {reference} | GFLOP/s | of matmul |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          f"{options.repeat} rounds of {options.repeats} calls; matmul {gflops:.1f} GFLOP/s (fp32, 2048³); "
+          f"{results[0]['device']}; Keras {keras.__version__}, {keras.backend.backend()} backend\n")  # fmt: skip
+    print(
+        f"| cell | XLA | ms/step (median of rounds) | rounds ms | tokens/s | × Keras LSTM (XLA "
+        f"{'on' if lstm_key[1] else 'off'}) [rounds] | × PyTorch peer [rounds] | GFLOP/s | of matmul |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        ratio = r["tokens_per_s"] / lstm[baseline_xla] if lstm else float("nan")
-        print(f"| {r['cell']} | {'on' if r['xla'] else 'off'} | {r['ms_per_step']:.1f} | {r['iqr_ms']:.1f} | "
-              f"{r['tokens_per_s']:,.0f} | {ratio:.2f} | {r['gflops']:.1f} | {100 * r['flop_fraction']:.0f} % |")  # fmt: skip
+        print(f"| {r['cell']} | {'-' if r['xla'] is None else 'on' if r['xla'] else 'off'} | {r['ms_per_step']:.1f} | "
+              f"{', '.join(f'{t:.1f}' for t in r['round_ms'])} | {r['tokens_per_s']:,.0f} | "
+              f"{ratio_text(r.get('x_keras_lstm'))} | {ratio_text(r.get('x_pytorch'))} | {r['gflops']:.1f} | "
+              f"{100 * r['flop_fraction']:.0f} % |")  # fmt: skip
     return 0
+
+
+def ratio_text(ratio):
+    return "" if ratio is None else f"{ratio[0]:.2f} [{ratio[1]:.2f}-{ratio[2]:.2f}]"
 
 
 if __name__ == "__main__":

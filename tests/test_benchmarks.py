@@ -1,6 +1,8 @@
 """The benchmark scripts, at tiny sizes: they run and their figures are consistent."""
 
 import json
+import statistics
+import sys
 
 import pytest
 
@@ -25,16 +27,48 @@ def test_cell_flops_count_the_gate_blocks():
 
 
 def test_cells_benchmark_reports_each_kind_and_mode_as_json(capsys):
-    assert cells.main(["--kinds", "elman", "lstm", "--batch", "4", "--steps", "3", "--inputs", "5",
-                       "--units", "6", "--warmup", "1", "--repeats", "3", "--json"]) == 0  # fmt: skip
+    assert cells.main(["--kinds", "elman", "lstm", "--batch", "4", "--steps", "3", "--inputs", "5", "--units", "6",
+                       "--warmup", "1", "--repeats", "3", "--repeat", "2", "--json"]) == 0  # fmt: skip
     results = json.loads(capsys.readouterr().out)
     assert [(r["cell"], r["xla"]) for r in results] == [
         ("elman", False), ("elman", True), ("lstm", False), ("lstm", True)
     ]  # fmt: skip
+    lstm = results[2]["round_ms"]
     for r in results:
+        assert len(r["round_ms"]) == 2 and r["ms_per_step"] == pytest.approx(statistics.median(r["round_ms"]))
         assert r["tokens_per_s"] == pytest.approx(4 * 3 / (r["ms_per_step"] / 1000), rel=1e-6)
         flops = cells.cell_flops(r["cell"], batch=4, steps=3, inputs=5, units=6)
         assert r["flop_fraction"] == pytest.approx(flops / (r["ms_per_step"] / 1000) / 1e9 / r["matmul_gflops"])
+        # Against Keras' LSTM without XLA: the ratio of the medians, between the rounds' own ratios
+        # (with two rounds the ratio of the medians is their mediant).
+        ratio, low, high = r["x_keras_lstm"]
+        assert ratio == pytest.approx(statistics.median(lstm) / statistics.median(r["round_ms"]))
+        assert sorted([low, high]) == pytest.approx(sorted(a / b for a, b in zip(lstm, r["round_ms"])))
+        assert low - 1e-9 <= ratio <= high + 1e-9
+    assert results[2]["x_keras_lstm"] == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_cells_benchmark_names_the_optional_pytorch_requirement(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    with pytest.raises(SystemExit, match="requirements-peers.txt"):
+        cells.main(["--kinds", "gru", "--batch", "2", "--steps", "2", "--inputs", "3", "--units", "4",
+                    "--warmup", "1", "--repeats", "1", "--repeat", "1", "--xla", "off", "--peers", "--json"])  # fmt: skip
+
+
+def test_cells_benchmark_sets_each_cell_beside_its_pytorch_peer(capsys):
+    pytest.importorskip("torch", reason="PyTorch (package torch), benchmarks/requirements-peers.txt, not installed")
+    assert cells.main(["--kinds", "gru", "elman", "--batch", "4", "--steps", "3", "--inputs", "5", "--units", "6",
+                       "--warmup", "1", "--repeats", "3", "--repeat", "2", "--xla", "off", "--peers", "--json"]) == 0  # fmt: skip
+    results = {r["cell"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(results) == {"gru", "elman", "torch.nn.GRU", "torch.nn.RNN"}
+    for cell, peer in (("gru", "torch.nn.GRU"), ("elman", "torch.nn.RNN")):
+        expected = statistics.median(results[peer]["round_ms"]) / statistics.median(results[cell]["round_ms"])
+        assert results[cell]["x_pytorch"][0] == pytest.approx(expected)
+    # A peer is counted with the FLOPs of the Keras cell it stands beside.
+    gru_flops = cells.cell_flops("gru", batch=4, steps=3, inputs=5, units=6)
+    assert results["torch.nn.GRU"]["gflops"] == pytest.approx(
+        gru_flops / (results["torch.nn.GRU"]["ms_per_step"] / 1000) / 1e9
+    )
 
 
 @pytest.mark.data
