@@ -181,7 +181,7 @@ def main(argv=None):
     results = []
     for (cell, xla), times in rounds.items():
         ms = statistics.median(times)
-        kind = cell if cell in GATE_BLOCKS else PEER_FLOPS[cell.rsplit(".", 1)[-1]]
+        kind = cell if cell in PEERS else PEER_FLOPS[cell.rsplit(".", 1)[-1]]
         result = {
             "cell": cell, "xla": xla, "ms_per_step": ms, "round_ms": times, "tokens_per_s": options.batch * options.steps / (ms / 1000),
             "gflops": cell_flops(kind, **shape) / (ms / 1000) / 1e9, **shape, "matmul_gflops": gflops,

@@ -57,11 +57,11 @@ def test_cells_benchmark_names_the_optional_pytorch_requirement(monkeypatch):
 
 def test_cells_benchmark_sets_each_cell_beside_its_pytorch_peer(capsys):
     pytest.importorskip("torch", reason="PyTorch (package torch), benchmarks/requirements-peers.txt, not installed")
-    assert cells.main(["--kinds", "gru", "elman", "--batch", "4", "--steps", "3", "--inputs", "5", "--units", "6",
+    assert cells.main(["--kinds", "gru", "jordan", "--batch", "4", "--steps", "3", "--inputs", "5", "--units", "6",
                        "--warmup", "1", "--repeats", "3", "--repeat", "2", "--xla", "off", "--peers", "--json"]) == 0  # fmt: skip
     results = {r["cell"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(results) == {"gru", "elman", "torch.nn.GRU", "torch.nn.RNN"}
-    for cell, peer in (("gru", "torch.nn.GRU"), ("elman", "torch.nn.RNN")):
+    assert set(results) == {"gru", "jordan", "torch.nn.GRU", "torch.nn.RNN"}
+    for cell, peer in (("gru", "torch.nn.GRU"), ("jordan", "torch.nn.RNN")):
         expected = statistics.median(results[peer]["round_ms"]) / statistics.median(results[cell]["round_ms"])
         assert results[cell]["x_pytorch"][0] == pytest.approx(expected)
     # A peer is counted with the FLOPs of the Keras cell it stands beside.
