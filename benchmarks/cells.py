@@ -178,6 +178,7 @@ def main(argv=None):
                 print(f"  round {number + 1}: {key[0]} xla={key[1]}: {rounds[key][-1]:.1f} ms/step", flush=True)
 
     lstm_key = ("lstm", False) if ("lstm", False) in rounds else ("lstm", True)
+    machine = {"backend": keras.backend.backend(), "device": device()}  # once: device() asks the system
     results = []
     for (cell, xla), times in rounds.items():
         ms = statistics.median(times)
@@ -185,7 +186,7 @@ def main(argv=None):
         result = {
             "cell": cell, "xla": xla, "ms_per_step": ms, "round_ms": times, "tokens_per_s": options.batch * options.steps / (ms / 1000),
             "gflops": cell_flops(kind, **shape) / (ms / 1000) / 1e9, **shape, "matmul_gflops": gflops,
-            "backend": keras.backend.backend(), "device": device(),
+            **machine,
         }  # fmt: skip
         result["flop_fraction"] = result["gflops"] / gflops
         if lstm_key in rounds:
