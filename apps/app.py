@@ -19,11 +19,19 @@ DEFAULT_SPACE = {
 }
 
 # What the runner's own flags meant before they existed, for runs saved by older versions.
-COMMON_LEGACY_ARGUMENTS = {"time_limit": 0, "ema": 0.0, "reduce_lr": 0, "members": 1, "fold": None, "cv": None}
+COMMON_LEGACY_ARGUMENTS = {
+    "time_limit": 0, "ema": 0.0, "reduce_lr": 0, "members": 1, "fold": None, "cv": None,
+    "distribute": "none", "workers": None, "worker_index": None,
+}  # fmt: skip
 
 
 class UserError(Exception):
     """A problem the user can fix (bad argument, missing file): printed without a traceback."""
+
+
+class WorkerLost(Exception):
+    """A worker of a multi-worker training stopped answering (`apps.distributed`): the job stops,
+    printed without a traceback, and resumes when the workers are started again."""
 
 
 def model_state(model):
@@ -52,13 +60,14 @@ class App:
         monitor: the validation metric that selects the best epoch ("val_" + a key of `evaluate`).
 
     Must define (methods): `load_data`, `build_model`, `compile_arguments`, `fit_dataset`,
-    `evaluate`, `serving_model`, `signature`, `evaluate_saved`, `predict`.
+    `evaluate`, `serving_model`, `evaluate_saved`, `predict`.
 
-    May define: `description`, `monitor_mode`, `defaults`, `dataset_help`, `data_arguments`,
-    `legacy_arguments`, `renamed_arguments`, `curve_metrics`, `supports_cv` (then `load_data` reads `args.fold` and
-    `args.cv`), `supports_members` (then `average_members`), `search_space`, `add_arguments`,
-    `add_predict_arguments`, `add_evaluate_arguments`, `commands`, `after_training`, `baseline_metrics`,
-    `reports`, `save_assets`, `model_metadata`, `evaluation_model`.
+    May define: `description`, `input_kind`, `read_inputs`, `show`, `display_flags`, `monitor_mode`,
+    `defaults`, `dataset_help`, `data_arguments`, `legacy_arguments`, `renamed_arguments`,
+    `curve_metrics`, `supports_cv` (then `load_data` reads `args.fold` and `args.cv`),
+    `supports_members` (then `average_members`), `search_space`, `add_arguments`,
+    `add_predict_arguments`, `add_evaluate_arguments`, `commands`, `after_training`,
+    `baseline_metrics`, `reports`, `save_assets`, `model_metadata`, `evaluation_model`.
 
     The data object `load_data` returns is the app's own; the runner only calls its
     `has_split(split)`. It holds the data and what is fitted on the data alone; what is fitted
@@ -70,6 +79,11 @@ class App:
     datasets = ()
     monitor = None
     monitor_mode = "max"  # or "min"
+    # What `predict` and the served model read: "text" (raw strings) or "audio" (wav files; bytes
+    # when served).
+    input_kind = "text"
+    # `predict` flags that change only how `show` prints a record: not the served model's parameters.
+    display_flags = ()
     # Default values of the common training flags (cell, units, epochs, ...).
     defaults = {}
     # Validation metrics (besides the loss and `monitor`) drawn in the learning curve.
@@ -157,11 +171,8 @@ class App:
         """Writes what reproduces the preprocessing (vocabularies, ...) into `folder`."""
 
     def serving_model(self, model, data, args):
-        """A model that takes raw input (e.g. strings) and returns readable predictions."""
-        raise NotImplementedError
-
-    def signature(self, serving_model):
-        """The MLflow model signature of `serving_model`."""
+        """The model saved (.keras) and logged: the network with what `predict` needs to read raw
+        input (tokenizer, vocabularies, settings) as its parts."""
         raise NotImplementedError
 
     def model_metadata(self, serving_model):
@@ -173,8 +184,22 @@ class App:
         raise NotImplementedError
 
     def predict(self, serving_model, inputs, args):
-        """Prints the predictions for `inputs` (raw strings or paths); returns them."""
+        """The predictions for `inputs` (raw strings, or paths for audio): one record (a dict of
+        JSON types) per input, in order. Prints nothing: the command line shows the records
+        (`show`, or JSON with --json) and the logged model returns them over REST
+        (`apps.serving`), so what is served is what `predict` prints."""
         raise NotImplementedError
+
+    def read_inputs(self, inputs):
+        """The command line's inputs as `predict` reads them (keywords: a named file's text). Not
+        applied to served requests: a server does not read its own files for a client."""
+        return inputs
+
+    def show(self, record, args):
+        """Prints one of `predict`'s records for a person (default: as JSON)."""
+        import json
+
+        print(json.dumps(record, ensure_ascii=False))
 
     def commands(self):
         """The app's own commands on a saved model (an auto-encoder's `encode`, `search`, ...):

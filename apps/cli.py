@@ -13,8 +13,7 @@ import argparse
 import math
 import sys
 
-from apps import run_owners, saved, training
-from apps.app import UserError
+from apps.app import UserError, WorkerLost
 from layers import CELL_KINDS
 from pipelines.sources import ChecksumError, DataFormatError, DataNotFoundError
 
@@ -226,6 +225,10 @@ def add_training_arguments(parser, app, several_models=True):
             "probabilities into one model, whose metrics, reports and model the parent run logs; "
             "N times the training time (default: %(default)s)",
         )
+    if several_models:  # train (tuning trials train one process each)
+        from apps import distributed
+
+        distributed.add_arguments(fit)
     fit.add_argument("--mixed-precision", action="store_true", help="compute in float16 (for GPUs with tensor cores)")
     fit.add_argument(
         "--xla",
@@ -334,6 +337,9 @@ def build_parser(app):
     )
     add_model_argument(predict)
     predict.add_argument("inputs", nargs="*", help="inputs to predict; none: read one per line from standard input")
+    predict.add_argument(
+        "--json", action="store_true", help="print one JSON object per input (what the served model answers)"
+    )
     app.add_predict_arguments(predict)
     add_unsafe_argument(predict)
     add_store_arguments(predict)
@@ -369,25 +375,31 @@ def build_parser(app):
 def main(app, argv=None):
     """Runs one command of `app`; returns the exit status (2 for a user's mistake, said plainly)."""
     args = build_parser(app).parse_args(argv)
+    # Each command imports what it uses: `predict` on a local .keras file starts without MLflow.
     try:
         if args.command == "train":
+            from apps import training
+
             training.train(app, args)
         elif args.command == "tune":
             from apps import tuning  # keras-tuner: imported by the command that uses it, not by every start
 
             tuning.tune(app, args)
-        elif args.command == "evaluate":
-            saved.evaluate(app, args)
-        elif args.command == "predict":
-            saved.predict(app, args)
         elif args.command == "runs":
+            from apps import run_owners
+
             run_owners.list_runs(app, args)
         else:
-            saved.run_command(app, args)
+            from apps import saved
+
+            {"evaluate": saved.evaluate, "predict": saved.predict}.get(args.command, saved.run_command)(app, args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
     except (UserError, DataFormatError, DataNotFoundError, ChecksumError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except WorkerLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0

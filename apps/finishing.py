@@ -12,7 +12,7 @@ import time
 
 import mlflow
 
-from apps import tracking
+from apps import serving, tracking
 from apps.training_loop import evaluate
 
 
@@ -38,7 +38,7 @@ def finish_model(app, args, model, data, folder, history, final=None, started=No
     metrics (`test_*`) and the baseline's, each name after `prefix` (`best_` for a tuning
     job), `train_seconds` since `started`, the learning curve of `history` ({metric: points}),
     the app's reports and assets, and the serving model, saved as FOLDER/model.keras and
-    logged as the run's `model`. Returns the metrics.
+    logged as the run's `model` (`apps.serving`). Returns the metrics.
     """
     final = dict(final or {})
     final.update(app.after_training(model, data))
@@ -63,18 +63,16 @@ def finish_model(app, args, model, data, folder, history, final=None, started=No
     if assets.exists():
         mlflow.log_artifacts(str(assets), "assets")
 
-    serving = app.serving_model(model, data, args)
+    serving_model = app.serving_model(model, data, args)
     local_model = folder / "model.keras"
     folder.mkdir(parents=True, exist_ok=True)
-    serving.save(local_model)
-    info = mlflow.keras.log_model(
-        serving,
-        name="model",
-        signature=app.signature(serving),
-        pip_requirements=tracking.model_requirements(),
+    serving_model.save(local_model)
+    info = serving.log_model(
+        app,
+        local_model,
         registered_model_name=args.register_model,
         # Plain JSON types: layer attributes are Keras-tracked lists and dicts.
-        metadata=json.loads(json.dumps(app.model_metadata(serving))),
+        metadata=json.loads(json.dumps(app.model_metadata(serving_model))),
     )
     run_id = mlflow.active_run().info.run_id
     summary = "  ".join(f"{k} {v:.4f}" for k, v in final.items() if isinstance(v, float))

@@ -32,10 +32,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
-from apps import characters, parts, runner, tracking
+from apps import characters, parts, runner
 from apps.app import model_state
 from apps.keywords_data import KeyphraseData
 from apps.parts import Parts
@@ -153,7 +151,6 @@ class Keywords(runner.App):
             default=10,
             help="key terms to print per document (default: %(default)s)",
         )
-        parser.add_argument("--json", action="store_true", help="print one JSON object per input")
 
     # Data --------------------------------------------------------------------------------
     def load_data(self, args):
@@ -204,6 +201,8 @@ class Keywords(runner.App):
                 f"occur (after tokenization, --max-length {args.max_length}), so there is nothing to learn: "
                 f"are the key files those of these documents?"
             )
+        from apps import tracking  # MLflow: imported by the commands that track, not by predict
+
         tracking.log_skipped(data.skipped, words=3)
         return data
 
@@ -332,13 +331,6 @@ class Keywords(runner.App):
         ranked = PhraseRanking(ranking_of(model), name=parts.PHRASE_RANKING)(probabilities)
         return keras.Model({"text": text}, ranked, name="keywords")
 
-    def signature(self, serving_model):
-        length = Parts(serving_model).tokenizer.max_length
-        return ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype(object), (-1,), "text")]),
-            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, length, len(TAGS)))]),
-        )
-
     def model_metadata(self, serving_model):
         return {"tags": list(TAGS), "output": "per word of the tokenized text: P(B), P(I), P(O)"}
 
@@ -362,19 +354,21 @@ class Keywords(runner.App):
                 rankings.append(ranked_keyphrases(tokens, row[: len(tokens)], ranking))
         return rankings
 
+    def read_inputs(self, inputs):
+        return [_text_or_file(item) for item in inputs]
+
     def predict(self, serving_model, inputs, args):
-        texts = [_text_or_file(item) for item in inputs]
         results = []
-        for item, ranking in zip(inputs, self.rank_texts(serving_model, texts)):
+        for text, ranking in zip(inputs, self.rank_texts(serving_model, inputs)):
             top = ranking[: args.top_k]
-            results.append({"input": item, "keyphrases": [{"phrase": p, "score": s} for p, s in top]})
-            if args.json:
-                print(json.dumps(results[-1], ensure_ascii=False))
-                continue
-            print(item if len(item) < 80 else item[:77] + "...")
-            for phrase, score in top:
-                print(f"  {score:.3f}  {phrase}")
+            results.append({"text": text, "keyphrases": [{"phrase": p, "score": float(s)} for p, s in top]})
         return results
+
+    def show(self, record, args):
+        text = " ".join(record["text"].split())
+        print(text if len(text) < 80 else text[:77] + "...")
+        for keyphrase in record["keyphrases"]:
+            print(f"  {keyphrase['score']:.3f}  {keyphrase['phrase']}")
 
 
 def _text_or_file(item):

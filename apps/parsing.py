@@ -17,15 +17,13 @@ beside a right-branching baseline on the same sentences.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 from nltk.tokenize import TreebankWordTokenizer
+from nltk.tree import Tree
 
 from apps import parts, runner, seq2seq
 from apps.parsing_data import (
@@ -61,6 +59,7 @@ def add_file_arguments(parser, splits=SPLITS):
 
 class Parsing(seq2seq.TokenSequenceApp):
     name = "parsing"
+    display_flags = ("bracketed",)
     description = __doc__
     datasets = ("treebank",)
     monitor = "val_f1"
@@ -105,7 +104,6 @@ class Parsing(seq2seq.TokenSequenceApp):
     def add_predict_arguments(self, parser):
         seq2seq.add_generation_arguments(parser)
         parser.add_argument("--bracketed", action="store_true", help="print each tree on one line, in Penn format")
-        parser.add_argument("--json", action="store_true", help="print one JSON object per input")
 
     # Data --------------------------------------------------------------------------------
     @staticmethod
@@ -201,14 +199,6 @@ class Parsing(seq2seq.TokenSequenceApp):
         logits = Metadata(settings, name=parts.SETTINGS)(model.output)
         return keras.Model(model.input, logits, name="parsing")
 
-    def signature(self, serving_model):
-        symbols = len(Vocabulary.from_dict(Parts(serving_model).settings.values["symbols"]))
-        inputs = [  # words, previous (and chars, with --char-features): int32 ids
-            TensorSpec(np.dtype("int32"), (-1,) * len(tensor.shape), name)
-            for name, tensor in serving_model.input.items()
-        ]
-        return ModelSignature(Schema(inputs), Schema([TensorSpec(np.dtype("float32"), (-1, -1, symbols))]))
-
     def model_metadata(self, serving_model):
         return {"symbols": Parts(serving_model).settings.values["symbols"]["tokens"]}
 
@@ -238,18 +228,14 @@ class Parsing(seq2seq.TokenSequenceApp):
             if not words:
                 raise runner.UserError(f"input {number} has no words to parse")
         trees, _ = parser.parse(sentences)
-        results = []
-        for text, tree in zip(inputs, trees):
-            plain = without_tags(tree)
-            results.append({"text": text, "tree": one_line(plain)})
-            if args.json:
-                print(json.dumps(results[-1], ensure_ascii=False))
-            elif args.bracketed:
-                print(one_line(plain))
-            else:
-                print(text)
-                plain.pretty_print()
-        return results
+        return [{"text": text, "tree": one_line(without_tags(tree))} for text, tree in zip(inputs, trees)]
+
+    def show(self, record, args):
+        if args.bracketed:
+            print(record["tree"])
+            return
+        print(record["text"])
+        Tree.fromstring(record["tree"]).pretty_print()
 
 
 def right_branching_metrics(gold):

@@ -2,7 +2,8 @@
 
 Only what the suite itself logs is loaded: a `.keras` file, read by Keras in safe mode (no
 Python code from the file: a `Lambda` layer's function is refused), alone or inside an MLflow
-model of the Keras flavor. Anything else, such as an MLflow model that asks for TensorFlow's
+model: the suite's pyfunc model (`apps.serving`; its code is not run here, only its `.keras`
+artifact is read) or, from older runs, the Keras flavor. Anything else, such as an MLflow model that asks for TensorFlow's
 SavedModel path (`save_exported_model: true`, whose graph and initializers run when it is
 loaded), is refused before any of it runs, unless the user passes `--unsafe-load`.
 """
@@ -12,14 +13,12 @@ import sys
 import zipfile
 from pathlib import Path
 
-import keras
-import mlflow
 import yaml
 
 from apps.app import UserError
 
 ACCEPTED = (
-    "the suite loads a .keras file, or an MLflow model of the Keras flavor holding one "
+    "the suite loads a .keras file, or an MLflow model a run of the suite logged holding one "
     "(a folder with an MLmodel file, runs:/RUN_ID/model, models:/NAME/VERSION)"
 )
 UNSAFE_HINT = "If you trust the file and its author, pass --unsafe-load to load it anyway."
@@ -34,8 +33,6 @@ def load_model(location, tracking_uri=None, unsafe=False):
     import layers  # noqa: F401  (registers the custom layers with Keras before loading)
     import pipelines.text  # noqa: F401
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
     path = Path(location)
     if path.is_file():
         if path.suffix != ".keras":
@@ -44,6 +41,10 @@ def load_model(location, tracking_uri=None, unsafe=False):
     if path.is_dir():
         return _load_mlflow_folder(path, location, unsafe)
     if "://" in location or location.startswith(("runs:/", "models:/")):
+        import mlflow  # only for a model in a store: a local file loads without it (predict's start-up)
+
+        if tracking_uri:
+            mlflow.set_tracking_uri(tracking_uri)
         try:
             # Files only: downloading runs nothing. The folder is then checked like a local one.
             folder = mlflow.artifacts.download_artifacts(artifact_uri=location)
@@ -65,16 +66,26 @@ def _load_mlflow_folder(folder, location, unsafe):
         flavors = (yaml.safe_load(description.read_text(encoding="utf-8")) or {}).get("flavors") or {}
     except (yaml.YAMLError, UnicodeDecodeError, AttributeError) as error:
         raise UserError(f"--model {location}: its MLmodel file is not readable YAML ({error})") from None
-    keras_flavor = flavors.get("keras") if isinstance(flavors, dict) else None
+    if not isinstance(flavors, dict):
+        flavors = {}
+    keras_flavor = flavors.get("keras")
+    suite_artifact = _suite_artifact(flavors.get("python_function"))
+    if not isinstance(keras_flavor, dict) and suite_artifact is None:
+        names = ", ".join(flavors) or "none"
+        raise UserError(
+            f"--model {location}: neither a model the suite logged nor of the Keras flavor (flavors: {names}); {ACCEPTED}"
+        )
     if not isinstance(keras_flavor, dict):
-        names = ", ".join(flavors) if isinstance(flavors, dict) and flavors else "none"
-        raise UserError(f"--model {location}: not an MLflow model of the Keras flavor (flavors: {names}); {ACCEPTED}")
+        return _load_keras_file(_inside(folder, folder / suite_artifact, location), location, unsafe)
     if keras_flavor.get("save_exported_model"):
         if not unsafe:
             raise UserError(
                 f"--model {location}: this MLflow model is a TensorFlow SavedModel (save_exported_model: "
                 f"true), whose graph runs as it loads, so it was not loaded; {ACCEPTED}. {UNSAFE_HINT}"
             )
+        import keras
+        import mlflow
+
         model = mlflow.keras.load_model(str(folder))
         if not isinstance(model, keras.Model):
             raise UserError(f"--model {location}: loaded (--unsafe-load), but it is not a Keras model the app can use")
@@ -84,11 +95,29 @@ def _load_mlflow_folder(folder, location, unsafe):
         raise UserError(f"--model {location}: its MLmodel names no usable Keras data path (data: {data_name!r})")
     data = folder / data_name
     keras_file = data / "model.keras" if data.is_dir() else data.with_name(data.name + ".keras")
+    return _load_keras_file(_inside(folder, keras_file, location), location, unsafe)
+
+
+def _suite_artifact(pyfunc_flavor):
+    """The path of the .keras artifact in the pyfunc flavor of a model the suite logged, or None."""
+    from apps.serving import KERAS_ARTIFACT
+
+    if not isinstance(pyfunc_flavor, dict) or not isinstance(pyfunc_flavor.get("artifacts"), dict):
+        return None
+    artifact = pyfunc_flavor["artifacts"].get(KERAS_ARTIFACT)
+    path = artifact.get("path") if isinstance(artifact, dict) else None
+    if not isinstance(path, str) or not path.strip() or "\x00" in path:
+        return None
+    return path
+
+
+def _inside(folder, keras_file, location):
+    """`keras_file` if it is a file inside the model folder, else a UserError."""
     if folder.resolve() not in keras_file.resolve().parents:
         raise UserError(f"--model {location}: its MLmodel points outside the model folder ({keras_file})")
     if not keras_file.is_file():
         raise UserError(f"--model {location}: the MLflow model has no Keras file (looked for {keras_file})")
-    return _load_keras_file(keras_file, location, unsafe)
+    return keras_file
 
 
 def _load_keras_file(path, location, unsafe):
@@ -98,6 +127,8 @@ def _load_keras_file(path, location, unsafe):
             f"this one is damaged, truncated or of another kind). Use the model.keras a run saved, "
             f"or the run's MLflow model (runs:/RUN_ID/model)."
         )
+    import keras
+
     try:
         return keras.saving.load_model(path, safe_mode=not unsafe)
     except ValueError as error:
@@ -136,9 +167,17 @@ def checked_inputs(inputs):
 
 
 def predict(app, args):
+    """`predict`: the app's records for the inputs, shown one by one (as JSON with --json)."""
     inputs = checked_inputs(args.inputs if args.inputs else [line.strip() for line in sys.stdin if line.strip()])
+    inputs = app.read_inputs(inputs)
     model = load_model(args.model, args.tracking_uri, args.unsafe_load)
-    return app.predict(model, inputs, args)
+    records = app.predict(model, inputs, args)
+    for record in records:
+        if args.json:
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            app.show(record, args)
+    return records
 
 
 def run_command(app, args):

@@ -17,16 +17,13 @@ per class, one example a line). Without --cv a fixed, seeded, stratified
 80/10/10 split; with --cv K, K folds.
 """
 
-import json
 import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
-from apps import parts, pretraining, runner, tracking
+from apps import parts, pretraining, runner
 from apps.parts import Parts
 from apps.sentiment_data import CHAR_NGRAMS_NBSVM, TextData, char_ngram_order
 from apps.text_backbone import text_backbone
@@ -152,12 +149,13 @@ class Sentiment(runner.App):
 
     def add_predict_arguments(self, parser):
         parser.add_argument("--explain", action="store_true", help="show how much each word counted (attention models)")
-        parser.add_argument("--json", action="store_true", help="print one JSON object per input")
 
     # Data --------------------------------------------------------------------------------
     def load_data(self, args):
         dataset = load_text_dataset(args.dataset, args.data_dir)
         print(dataset.summary())
+        from apps import tracking  # MLflow: imported by the commands that track, not by predict
+
         tracking.log_skipped(dataset.skipped, words=None, echo=False)  # the summary says it
         indices = split_indices([e.label for e in dataset.examples], args.seed, args.fold, args.cv or 10)
         splits = {name: [dataset.examples[i] for i in index] for name, index in indices.items()}
@@ -285,6 +283,8 @@ class Sentiment(runner.App):
 
     def reports(self, model, data, split):
         gold = [e.label for e in data.splits[split]]
+        from apps import tracking
+
         predicted = self.predicted_labels(model, data, split)
         labels = data.labels.tokens
         matrix = confusion_matrix(gold, predicted, labels)
@@ -313,13 +313,6 @@ class Sentiment(runner.App):
             scores[..., data.labels.num_special :]
         )
         return keras.Model({"text": text}, probabilities, name="sentiment")
-
-    def signature(self, serving_model):
-        classes = len(Parts(serving_model).probabilities.labels)
-        return ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype(object), (-1,), "text")]),
-            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, classes))]),
-        )
 
     def model_metadata(self, serving_model):
         return {"labels": list(Parts(serving_model).probabilities.labels)}
@@ -356,14 +349,12 @@ class Sentiment(runner.App):
             if weights is not None:
                 result["attention"] = weights[row]
             results.append(result)
-            if args.json:
-                print(json.dumps(result, ensure_ascii=False))
-                continue
-            print(f"{result['label']}  {result['probability']:.3f}  {text}")
-            if weights is not None:
-                for token, weight in sorted(weights[row], key=lambda pair: -pair[1])[:10]:
-                    print(f"    {weight:6.3f}  {'#' * int(round(40 * weight)):40s}  {token}")
         return results
+
+    def show(self, record, args):
+        print(f"{record['label']}  {record['probability']:.3f}  {record['text']}")
+        for token, weight in sorted(record.get("attention", []), key=lambda pair: -pair[1])[:10]:
+            print(f"    {weight:6.3f}  {'#' * int(round(40 * weight)):40s}  {token}")
 
     @staticmethod
     def attention_weights(serving_model, inputs):

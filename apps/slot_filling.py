@@ -15,10 +15,7 @@ import argparse
 import sys
 
 import keras
-import numpy as np
 import tensorflow as tf
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 from seqeval.metrics import classification_report
 
 from apps import characters, parts, runner
@@ -152,9 +149,6 @@ class SlotFilling(runner.App):
             "for each tag following each other tag, trained on the sentence's likelihood and "
             "used by the Viterbi decoding (default: %(default)s)",
         )
-
-    def add_predict_arguments(self, parser):
-        parser.add_argument("--json", action="store_true", help="print one JSON object per input")
 
     # Data --------------------------------------------------------------------------------
     def load_data(self, args):
@@ -294,15 +288,7 @@ class SlotFilling(runner.App):
             vocab.intents.specials + vocab.intents.tokens, vocab.intents.num_special, name=parts.INTENT_LABEL
         )(outputs["intent"])
         result = keras.ops.concatenate([keras.ops.expand_dims(intent, 1), tags], axis=1)
-        # Inputs as a dict: MLflow's pyfunc feeds {"text": ...} by the signature's name.
         return keras.Model({"text": text}, result, name="slot_filling")
-
-    def signature(self, serving_model):
-        width = Parts(serving_model).tokenizer.max_length + 1
-        return ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype(object), (-1,), "text")]),
-            outputs=Schema([TensorSpec(np.dtype(object), (-1, width))]),
-        )
 
     @staticmethod
     def vocabularies_of(serving_model):
@@ -338,8 +324,6 @@ class SlotFilling(runner.App):
         return self.evaluate(tagger, data, args.split)
 
     def predict(self, serving_model, inputs, args):
-        import json
-
         tokenizer = Parts(serving_model).tokenizer
         all_tokens = tokenizer.tokenize(tf.constant(inputs)).to_list()
         outputs = serving_model.predict_on_batch({"text": tf.constant(inputs)})
@@ -353,17 +337,15 @@ class SlotFilling(runner.App):
                 )
                 tokens = tokens[: tokenizer.max_length]
             tags = [t.decode("utf-8") for t in row[1 : 1 + len(tokens)]]
-            result = {"text": text, "words": tokens, "slots": tags, "intent": row[0].decode("utf-8")}
-            results.append(result)
-            if args.json:
-                print(json.dumps(result, ensure_ascii=False))
-                continue
-            print(text)
-            width = max((len(t) for t in tokens), default=0)
-            for token, tag in zip(tokens, tags):
-                print(f"  {token:<{width}}  {tag}")
-            print(f"  intent: {result['intent']}\n")
+            results.append({"text": text, "words": tokens, "slots": tags, "intent": row[0].decode("utf-8")})
         return results
+
+    def show(self, record, args):
+        print(record["text"])
+        width = max((len(t) for t in record["words"]), default=0)
+        for token, tag in zip(record["words"], record["slots"]):
+            print(f"  {token:<{width}}  {tag}")
+        print(f"  intent: {record['intent']}\n")
 
 
 APP = SlotFilling()

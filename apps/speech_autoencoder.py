@@ -16,14 +16,11 @@ the digit labels are used only to score. Each evaluation also scores the baselin
 queries: the averaged-MFCC vector and DTW over the MFCC sequences, with each method's time per query.
 """
 
-import json
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
 from apps import autoencoder, parts, runner
 from apps.speech_autoencoder_data import (
@@ -48,6 +45,7 @@ OUTPUT = "frames"
 
 class SpeechAutoencoder(runner.App):
     name = "speech_autoencoder"
+    input_kind = "audio"
     description = __doc__
     datasets = ("fsdd",)
     dataset_help = "fsdd, or folder:PATH (recordings named DIGIT_SPEAKER_TAKE.wav)"
@@ -85,9 +83,6 @@ class SpeechAutoencoder(runner.App):
         parser.add_argument("--test-speakers", help="comma-separated speakers held out as queries")
         self.add_dtw_argument(parser)
         parser.add_argument("--seed", type=runner.seed, default=0, help="draws DTW's queries (default: %(default)s)")
-
-    def add_predict_arguments(self, parser):
-        parser.add_argument("--json", action="store_true", help="print one JSON object per input")
 
     def commands(self):
         return {
@@ -170,10 +165,6 @@ class SpeechAutoencoder(runner.App):
         rebuilt = Metadata(settings, name=parts.SETTINGS)(model.output)
         return keras.Model(model.input, rebuilt, name="speech_autoencoder")
 
-    def signature(self, serving_model):
-        frames = TensorSpec(np.dtype("float32"), (-1, -1, CONFIG.dims), FEATURES)
-        return ModelSignature(Schema([frames]), Schema([TensorSpec(np.dtype("float32"), (-1, -1, CONFIG.dims))]))
-
     def evaluate_saved(self, serving_model, args):
         args.fold, args.cv, args.batch_size = None, None, 64
         data = self.load_data(args, scale_of(serving_model))
@@ -188,12 +179,11 @@ class SpeechAutoencoder(runner.App):
             code = encode_arrays(encoder, [values])[0]
             results.append({"file": path, "frames": len(values), "mse": reconstruction_error(serving_model, [values]),
                             "code": [round(float(v), 6) for v in code]})  # fmt: skip
-            if args.json:
-                print(json.dumps(results[-1]))
-            else:
-                print(f"{path}: {len(values)} frames, reconstruction MSE {results[-1]['mse']:.4f}, code "
-                      f"[{' '.join(f'{v:.2f}' for v in code[:8])} ...]")  # fmt: skip
         return results
+
+    def show(self, record, args):
+        code = " ".join(f"{v:.2f}" for v in record["code"][:8])
+        print(f"{record['file']}: {record['frames']} frames, reconstruction MSE {record['mse']:.4f}, code [{code} ...]")
 
 
 def reconstruction_error(model, arrays):

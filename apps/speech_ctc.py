@@ -27,10 +27,8 @@ from dataclasses import asdict
 import keras
 import numpy as np
 import tensorflow as tf
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
-from apps import parts, runner, tracking
+from apps import parts, runner
 from apps.parts import Parts
 from apps.speech_ctc_data import SpeechData, ctc_frames_needed, posteriorgram_figure, speaker_split, speech_metrics
 from layers import Metadata, RecurrentStack
@@ -50,6 +48,7 @@ SPLIT_SEEDS = {"train": 1, "valid": 2, "test": 3}  # utterance sets differ per s
 
 class SpeechCTC(runner.App):
     name = "speech_ctc"
+    input_kind = "audio"
     description = __doc__
     datasets = ("fsdd",)
     dataset_help = (
@@ -144,7 +143,6 @@ class SpeechCTC(runner.App):
             default=0,
             help="beam search width; 0: greedy (default: %(default)s)",
         )
-        parser.add_argument("--json", action="store_true", help="print one JSON object per file")
 
     # Data --------------------------------------------------------------------------------
     def split_recordings(self, recordings, args):
@@ -184,6 +182,8 @@ class SpeechCTC(runner.App):
             "utterances: " + ", ".join(f"{s} {len(u)}" for s, u in utterances.items())
             + f" ({len(recordings['train'])} training recordings); features {config.kind} x{config.dims}"
         )  # fmt: skip
+        from apps import tracking  # MLflow: imported by the commands that track, not by predict
+
         tracking.log_skipped(skipped, words=2)
         masking = {
             "bands": config.bands,
@@ -291,17 +291,6 @@ class SpeechCTC(runner.App):
         log_probabilities = keras.layers.Activation("log_softmax", name="log_probabilities")(model.output)
         return keras.Model(model.inputs, log_probabilities, name="speech_ctc")
 
-    def signature(self, serving_model):
-        dims = Parts(serving_model).settings.values["features"]
-        dims = FeatureConfig(**dims).dims
-        return ModelSignature(
-            inputs=Schema([
-                TensorSpec(np.dtype("float32"), (-1, -1, dims), "features"),
-                TensorSpec(np.dtype("int32"), (-1,), "frames"),
-            ]),
-            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, -1, CLASSES))]),
-        )  # fmt: skip
-
     def model_metadata(self, serving_model):
         settings = Parts(serving_model).settings.values
         return {**settings, "classes": ["blank"] + [str(d) for d in range(10)]}
@@ -324,14 +313,11 @@ class SpeechCTC(runner.App):
         return [[label - 1 for label in row] for row in labels]
 
     def predict(self, serving_model, inputs, args):
-        results = []
-        for path, digits in zip(inputs, self.transcribe(serving_model, inputs, args.beam_width)):
-            results.append({"file": path, "digits": digits})
-            if args.json:
-                print(json.dumps(results[-1]))
-            else:
-                print(f"{path}: {' '.join(map(str, digits)) or '(no digits)'}")
-        return results
+        digits = self.transcribe(serving_model, inputs, args.beam_width)
+        return [{"file": path, "digits": [int(d) for d in row]} for path, row in zip(inputs, digits)]
+
+    def show(self, record, args):
+        print(f"{record['file']}: {' '.join(map(str, record['digits'])) or '(no digits)'}")
 
     def evaluate_saved(self, serving_model, args):
         settings = Parts(serving_model).settings.values

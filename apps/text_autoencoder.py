@@ -21,19 +21,14 @@ greedily: exact reconstruction, token accuracy and BLEU, overall and by length.
 import sys
 
 import keras
-import numpy as np
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
 from apps import autoencoder, parts, runner
-from apps.parts import Parts
 from apps.seq2seq import PREVIOUS, SOURCE, TokenSequenceApp
 from apps.text_autoencoder_commands import COMMANDS
 from apps.text_autoencoder_data import LOGITS, TARGET_EMBEDDING, SentenceData, encode_ids, metrics_of, reconstructor
 from apps.text_backbone import text_backbone
 from layers import Metadata, SwapNeighbours
 from pipelines.reconstruction import by_length, length_figure
-from pipelines.vocab import Vocabulary
 
 TEXTS = "polarity+multi30k+treebank+atis+snips+inspec"
 SHOWN = 40  # reconstructions written to the report
@@ -153,11 +148,6 @@ class TextAutoencoder(TokenSequenceApp):
         logits = Metadata(settings, name=parts.SETTINGS)(model.output)
         return keras.Model(model.input, logits, name="text_autoencoder")
 
-    def signature(self, serving_model):
-        size = len(Vocabulary.from_dict(Parts(serving_model).settings.values["words"]))
-        inputs = [TensorSpec(np.dtype("int32"), (-1, -1), name) for name in serving_model.input]
-        return ModelSignature(Schema(inputs), Schema([TensorSpec(np.dtype("float32"), (-1, -1, size))]))
-
     def evaluate_saved(self, serving_model, args):
         from apps.text_autoencoder_commands import saved_data
 
@@ -169,6 +159,9 @@ class TextAutoencoder(TokenSequenceApp):
         from apps.text_autoencoder_commands import rebuild
 
         return rebuild(serving_model, inputs)
+
+    def show(self, record, args):
+        print(f"in:      {record['text']}\nread:    {record['read']}\nrebuilt: {record['rebuilt']}\n")
 
 
 APP = TextAutoencoder()

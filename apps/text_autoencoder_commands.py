@@ -43,7 +43,6 @@ def rebuild(serving_model, inputs):
     results = []
     for text, row, out in zip(inputs, rows, rebuilt):
         results.append({"text": text, "read": " ".join(words.decode(words.encode(row))), "rebuilt": " ".join(out)})
-        print(f"in:      {text}\nread:    {results[-1]['read']}\nrebuilt: {results[-1]['rebuilt']}\n")
     return results
 
 

@@ -22,8 +22,12 @@ except ImportError:  # Windows: no advisory locks; concurrent first use stays ML
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 LIBRARIES = ("tensorflow", "keras", "tensorflow-text", "mlflow", "numpy", "keras-tuner")
-# What a logged model needs to be loaded and run elsewhere.
-MODEL_REQUIREMENTS = ("tensorflow", "keras", "tensorflow-text", "numpy")
+# What a logged model needs to be loaded, run and served elsewhere: the network's libraries and
+# what the app modules it ships import (`apps.serving`); not the tuning, test or server extras.
+MODEL_REQUIREMENTS = (
+    "tensorflow", "keras", "tensorflow-text", "numpy", "mlflow", "seqeval", "sacrebleu", "sacremoses",
+    "scikit-learn", "scipy", "nltk", "librosa", "soundfile", "matplotlib", "tqdm", "PyYAML",
+)  # fmt: skip
 
 
 def configure(tracking_uri=None, experiment=None):

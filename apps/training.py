@@ -3,8 +3,8 @@
 Each `train` is one MLflow run: every CLI parameter as a param, per-epoch
 metrics, final test metrics, tags (app, dataset, cell, device, library
 versions, git commit), a learning-curve plot, the app's reports, and the model
-logged with `mlflow.keras.log_model` so it predicts from raw input after reload
-(`apps.finishing`). Checkpoints go to `--checkpoint-dir/RUN_ID`; an interrupted
+logged as an MLflow pyfunc model that predicts (and serves) from raw input
+(`apps.finishing`, `apps.serving`). Checkpoints go to `--checkpoint-dir/RUN_ID`; an interrupted
 or failed training continues with `train --resume RUN_ID`.
 """
 
@@ -30,7 +30,7 @@ from pipelines.sources import DATA_ENV, ChecksumError, DataFormatError, DataNotF
 # Resuming a run replays its saved arguments; these may differ in the new session.
 # Errors that resuming the run would meet again: no "--resume" hint for them.
 NOT_RESUMABLE = (UserError, DataFormatError, DataNotFoundError, ChecksumError)
-RESUME_OVERRIDES = ("resume", "tracking_uri", "checkpoint_dir", "verbose", "data_dir")
+RESUME_OVERRIDES = ("resume", "tracking_uri", "checkpoint_dir", "verbose", "data_dir", "workers", "worker_index")
 
 
 def saved_arguments(app, saved, overrides=None):
@@ -43,7 +43,7 @@ def saved_arguments(app, saved, overrides=None):
     return argparse.Namespace(**{**migrated, **(overrides or {})})
 
 
-def _restore_arguments(app, args):
+def restore_arguments(app, args):
     """For --resume: the interrupted run's own arguments, with this session's overrides."""
     saved_path = Path(args.checkpoint_dir) / args.resume / "args.json"
     if not saved_path.exists():
@@ -56,19 +56,29 @@ def _restore_arguments(app, args):
     return saved_arguments(app, saved, {k: v for k, v in overrides.items() if v is not None})
 
 
+def check_resumable(run_id):
+    """Refuses to resume a finished run, or one that a live process still trains."""
+    run = mlflow.get_run(run_id)
+    if run.info.status == "FINISHED":
+        raise UserError(f"run {run_id} has already finished; nothing to resume")
+    refusal = run_owners.refuse_if_owned(run)
+    if refusal:
+        raise UserError(refusal)
+
+
 def train(app, args):
-    """Trains one model (one MLflow run) or, with --cv K, K models (a parent run, K child runs)."""
+    """Trains one model (one MLflow run) or, with --cv K, K models (a parent run, K child runs);
+    with --distribute, one model on several replicas or workers (`apps.distributed`)."""
     resuming = bool(args.resume)
     if resuming:
-        args = _restore_arguments(app, args)
+        args = restore_arguments(app, args)
+    if args.distribute != "none":
+        from apps import distributed
+
+        return distributed.train(app, args)
     tracking.configure(args.tracking_uri, args.experiment)
     if resuming:
-        run = mlflow.get_run(args.resume)
-        if run.info.status == "FINISHED":
-            raise UserError(f"run {args.resume} has already finished; nothing to resume")
-        refusal = run_owners.refuse_if_owned(run)
-        if refusal:
-            raise UserError(refusal)
+        check_resumable(args.resume)
 
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy("mixed_float16" if args.mixed_precision else "float32")
@@ -83,13 +93,13 @@ def train(app, args):
         return _ensemble(app, args, resuming, verbose, data)
     args.fold = None
     name = args.run_name or run_name(args)
-    with _tracked_run(app, args, args.resume, name) as (run_id, checkpoint):
+    with tracked_run(app, args, args.resume, name) as (run_id, checkpoint):
         _train_in_run(app, args, run_id, checkpoint, resuming, verbose, data)
     return run_id
 
 
 @contextlib.contextmanager
-def _tracked_run(app, args, run_id, name, nested=False, resume_id=None):
+def tracked_run(app, args, run_id, name, nested=False, resume_id=None):
     """An MLflow run that ends FAILED (KILLED on Ctrl-C) on an exception, saying how to resume.
 
     Yields (run id, checkpoint folder). `resume_id` is the run to name in the
@@ -150,7 +160,7 @@ def _child_runs(app, args, parent_id, name, tag, children, verbose, first_data=N
         keras.utils.set_random_seed(seed)
         print(f"\n{label}", flush=True)
         child_id = child.info.run_id if child is not None else None
-        with _tracked_run(app, child_args, child_id, f"{name}-{word}{index}", nested=True, resume_id=parent_id) as (
+        with tracked_run(app, child_args, child_id, f"{name}-{word}{index}", nested=True, resume_id=parent_id) as (
             run_id,
             child_checkpoint,
         ):
@@ -176,9 +186,9 @@ def _child_runs(app, args, parent_id, name, tag, children, verbose, first_data=N
 def _cross_validate(app, args, resuming, verbose, first_data):
     """K folds, each a child run; the parent logs cv_<metric> (mean) and cv_<metric>_std."""
     name = args.run_name or f"{run_name(args)}-cv{args.cv}"
-    with _tracked_run(app, args, args.resume, name) as (parent_id, checkpoint):
+    with tracked_run(app, args, args.resume, name) as (parent_id, checkpoint):
         if not resuming:
-            _log_run_start(app, args, checkpoint, extra_tags={"cv_folds": args.cv})
+            log_run_start(app, args, checkpoint, extra_tags={"cv_folds": args.cv})
         folds = [(argparse.Namespace(**{**vars(args), "fold": fold}), args.seed + fold) for fold in range(args.cv)]
         results = [
             metrics for _, metrics in _child_runs(app, args, parent_id, name, "cv_fold", folds, verbose, first_data)
@@ -203,9 +213,9 @@ def _ensemble(app, args, resuming, verbose, data):
     single training's; it also logs the members' mean test metrics (members_test_<metric>)."""
     count = args.members
     name = args.run_name or f"{run_name(args)}-members{count}"
-    with _tracked_run(app, args, args.resume, name) as (parent_id, checkpoint):
+    with tracked_run(app, args, args.resume, name) as (parent_id, checkpoint):
         if not resuming:
-            _log_run_start(app, args, checkpoint, extra_tags={"ensemble_members": count})
+            log_run_start(app, args, checkpoint, extra_tags={"ensemble_members": count})
         members_args = [
             argparse.Namespace(**{**vars(args), "seed": args.seed * count + i, "members": 1}) for i in range(count)
         ]  # fmt: skip
@@ -244,7 +254,7 @@ def _ensemble(app, args, resuming, verbose, data):
     return parent_id
 
 
-def _log_run_start(app, args, checkpoint, extra_tags=None):
+def log_run_start(app, args, checkpoint, extra_tags=None):
     """Params, tags and the saved arguments (for --resume) of a new run."""
     checkpoint.mkdir(parents=True, exist_ok=True)
     saved = {k: v for k, v in vars(args).items() if k != "command"}
@@ -261,7 +271,7 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose, data=None):
     reads); returns its final metrics."""
     checkpoint.mkdir(parents=True, exist_ok=True)
     if not resuming:
-        _log_run_start(app, args, checkpoint)
+        log_run_start(app, args, checkpoint)
 
     started = time.perf_counter()
     data = data if data is not None else app.load_data(args)

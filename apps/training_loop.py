@@ -77,21 +77,25 @@ def rate_schedule(app, args):
     ]
 
 
-def fit_model(app, model, data, args, epochs, verbose, callbacks=(), after_logging=(), initial_epoch=0):
-    """`model.fit` on the app's pipelines with the shared callbacks (training runs and tuning trials).
-
-    Order: Ctrl-C at batch end, a NaN or infinite loss (the run fails), the app's validation metrics (so later callbacks
-    see them), `callbacks`, the --reduce-lr schedule, MLflow logging,
-    `after_logging`. With --ema, the validation metrics, `callbacks` and the
-    schedule see the averaged weights.
-    """
+def training_callbacks(app, model, data, args, callbacks=(), after_logging=()):
+    """The shared callbacks, in order: Ctrl-C at batch end, a NaN or infinite loss (the run
+    fails), the app's validation metrics (so later callbacks see them), `callbacks`, the
+    --reduce-lr schedule, MLflow logging, `after_logging`, the --time-limit. With --ema, the
+    validation metrics, `callbacks` and the schedule see the averaged weights. The first is the
+    interrupt handler, which the caller ends when training raises (Keras skips `on_train_end`)."""
     interrupt = InterruptAtBatchEnd()
     evaluated = [EpochEvaluation(lambda m: evaluate(app, m, data, "valid")), *callbacks, *rate_schedule(app, args)]
     if averages_weights(model):  # --ema: evaluate and keep the averaged weights
         evaluated = AveragedWeights().callbacks(evaluated)
     diverged = StopOnNonFiniteLoss(args.learning_rate, args.clipnorm)
     limit = [TimeLimit(args.time_limit)] if getattr(args, "time_limit", 0) else []
-    callbacks = [interrupt, diverged, *evaluated, MlflowEpochLogger(), *after_logging, *limit]
+    return [interrupt, diverged, *evaluated, MlflowEpochLogger(), *after_logging, *limit]
+
+
+def fit_model(app, model, data, args, epochs, verbose, callbacks=(), after_logging=(), initial_epoch=0):
+    """`model.fit` on the app's pipelines with the shared callbacks (`training_callbacks`), for
+    training runs and tuning trials."""
+    callbacks = training_callbacks(app, model, data, args, callbacks, after_logging)
     try:
         return model.fit(
             app.fit_dataset(data, "train"),
@@ -103,4 +107,4 @@ def fit_model(app, model, data, args, epochs, verbose, callbacks=(), after_loggi
             shuffle=False,  # the app's pipeline shuffles
         )
     finally:
-        interrupt.on_train_end()  # Keras skips it when fit raises
+        callbacks[0].on_train_end()  # the interrupt handler: Keras skips it when fit raises

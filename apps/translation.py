@@ -14,15 +14,12 @@ beam search (`layers.generation`), never OOV. Metrics: sacreBLEU's BLEU and chrF
 references (cased, sacreBLEU's 13a tokenization; the signatures are logged with each test score).
 """
 
-import json
 import sys
 import textwrap
 
 import keras
 import numpy as np
 import sacrebleu
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
 from apps import parts, runner, seq2seq
 from apps.app import model_state
@@ -101,7 +98,6 @@ class Translation(seq2seq.TokenSequenceApp):
 
     def add_predict_arguments(self, parser):
         seq2seq.add_generation_arguments(parser, beam_width=5, alpha=1.0)
-        parser.add_argument("--json", action="store_true", help="print one JSON object per input")
 
     # Data --------------------------------------------------------------------------------
     def load_data(self, args):
@@ -164,14 +160,6 @@ class Translation(seq2seq.TokenSequenceApp):
         logits = Metadata(settings, name=parts.SETTINGS)(logits)
         return keras.Model({"text": text, seq2seq.PREVIOUS: previous}, logits, name="translation")
 
-    def signature(self, serving_model):
-        size = len(Vocabulary.from_dict(Parts(serving_model).settings.values["target_units"]))
-        inputs = [
-            TensorSpec(np.dtype(object), (-1,), "text"),
-            TensorSpec(np.dtype("int32"), (-1, -1), seq2seq.PREVIOUS),
-        ]
-        return ModelSignature(Schema(inputs), Schema([TensorSpec(np.dtype("float32"), (-1, -1, size))]))
-
     def model_metadata(self, serving_model):
         settings = Parts(serving_model).settings.values
         return {"source": settings["source"], "target": settings["target"], "unit": settings["unit"]}
@@ -191,11 +179,11 @@ class Translation(seq2seq.TokenSequenceApp):
         for number, text in enumerate(inputs, start=1):
             if not text.strip():
                 raise runner.UserError(f"input {number} is empty: give a sentence to translate")
-        results = []
-        for text, translation in zip(inputs, saved_translations(serving_model, inputs, args)):
-            results.append({"text": text, "translation": translation})
-            print(json.dumps(results[-1], ensure_ascii=False) if args.json else translation)
-        return results
+        translations = saved_translations(serving_model, inputs, args)
+        return [{"text": text, "translation": translation} for text, translation in zip(inputs, translations)]
+
+    def show(self, record, args):
+        print(record["translation"])
 
 
 def saved_translations(serving_model, texts, args):

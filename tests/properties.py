@@ -28,7 +28,8 @@ class Tally:
 
 def check_predictions(app, model, inputs, validate, name, extra=(), examples=40):
     """Hypothesis's `inputs` (lists of predict inputs) through `predict`'s own checks and the app's
-    `predict` on `model`: each ends in predictions `validate(inputs, results)` accepts, or in the
+    `predict` on `model`, as the command line runs them (`read_inputs` first): each ends in
+    predictions `validate(inputs as read, results)` accepts, or in the
     project's own error; anything else fails the test. Returns the tally."""
     from hypothesis import HealthCheck, given, settings
 
@@ -43,7 +44,7 @@ def check_predictions(app, model, inputs, validate, name, extra=(), examples=40)
     @given(inputs)
     def check(items):
         try:
-            items = saved.checked_inputs(items)
+            items = app.read_inputs(saved.checked_inputs(items))
             results = app.predict(model, items, args)
         except (UserError, DataFormatError) as error:
             tally.refused(error)

@@ -1,26 +1,18 @@
-"""Real servers for the team-mode tests: PostgreSQL (Debian's package) and `mlflow server`."""
+"""Real servers for the tests: PostgreSQL (Debian's package), `mlflow server`, `mlflow models serve`."""
 
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmarks.serving import free_port, invoke, model_server, running_server  # noqa: F401  (the tests' helpers too)
 from tests.support import require
 
 INSTALL_HINT = "install Debian's postgresql package (`apt-get install postgresql`; .ci/run does)"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def postgres_bin():
@@ -77,35 +69,13 @@ def mlflow_server(backend_store_uri, artifacts, log_path, extra=(), env=None):
     """`mlflow server` on a loopback port over `backend_store_uri`, serving artifacts from `artifacts`
     (`extra`: more of its flags; `env`: more environment variables)."""
     port = free_port()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
-             "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "2", *extra],
-            stdout=log, stderr=subprocess.STDOUT,
-            # MLflow's job runner (huey workers for its GenAI jobs) is not what these tests use.
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})},
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"mlflow server did not start; its log:\n{Path(log_path).read_text()[-3000:]}")
-            time.sleep(0.5)
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
+               "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "2", *extra]  # fmt: skip
+    # MLflow's job runner (huey workers for its GenAI jobs) is not what these tests use.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
+    with running_server(command, port, "/health", log_path, "mlflow server", timeout=120, env=env) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def chromium(*arguments, timeout=120):
@@ -123,3 +93,39 @@ def chromium(*arguments, timeout=120):
     if result.returncode:
         raise RuntimeError(f"chromium {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
     return result.stdout
+
+
+def check_served_as_predicted(app, model_uri, tracking_uri, inputs, log_path, capsys, params=None, flags=(), then=None):
+    """A real `mlflow models serve` of `model_uri` answers `inputs` (texts, or wav paths for the
+    speech apps, sent as base64 bytes) with the records `predict --json FLAGS` prints; `params`
+    are the request's parameters matching FLAGS; `then(url)`: more checks on the same server.
+    Returns the records."""
+    import base64
+    import json
+
+    from tests.support import run_main
+
+    result = run_main(app, "predict", "--model", model_uri, "--tracking-uri", tracking_uri, "--json", *flags,
+                      *inputs, capsys=capsys)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(expected) == len(inputs)
+    if app.input_kind == "audio":
+        payload = {"dataframe_split": {"columns": ["audio"],
+                                       "data": [[base64.b64encode(Path(p).read_bytes()).decode()] for p in inputs]}}  # fmt: skip
+        for number, record in enumerate(expected, start=1):
+            record["file"] = f"input {number}"
+    else:
+        payload = {"inputs": {"text": list(inputs)}}
+    if params:
+        payload["params"] = params
+    with model_server(model_uri, tracking_uri, log_path) as url:
+        status, answer = invoke(url, payload)
+        assert status == 200, answer
+        assert answer["predictions"] == expected
+        # A bad request is a 400 that says what is wrong.
+        status, answer = invoke(url, {"inputs": {"wrong": ["x"]}})
+        assert status == 400 and ("audio" if app.input_kind == "audio" else "text") in answer["message"], answer
+        if then is not None:
+            then(url)
+    return expected

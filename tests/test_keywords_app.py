@@ -1,7 +1,10 @@
 """The key term extraction app end to end: a short real training on Inspec, tracked in MLflow."""
 
+import json
+
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 from apps import runner, saved
@@ -58,7 +61,12 @@ def test_training_logs_keyphrase_metrics_beside_the_tfidf_baseline(trained):
 def test_reloaded_model_scores_words_and_reproduces_the_test_metrics(trained):
     run = trained["run"]
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
-    probabilities = model.predict(np.array([ABSTRACT], dtype=object))
+    (record,) = model.predict(pd.DataFrame({"text": [ABSTRACT]}))
+    scores = [k["score"] for k in record["keyphrases"]]
+    assert record["text"] == ABSTRACT and 0 < len(scores) <= 10 and scores == sorted(scores, reverse=True)
+    # The saved network's word probabilities (an independent path: the .keras file called directly).
+    local = saved.load_model(str(trained["root"] / "checkpoints" / run.info.run_id / "model.keras"))
+    probabilities = local({"text": np.array([ABSTRACT], dtype=object)}).numpy()
     assert probabilities.shape == (1, 256, 3)
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
     args = runner.build_parser(APP).parse_args([
@@ -78,17 +86,28 @@ def test_reloaded_model_scores_words_and_reproduces_the_test_metrics(trained):
 def test_predict_reads_a_file_or_a_string_and_prints_ranked_terms(trained, tmp_path):
     paper = tmp_path / "paper.txt"
     paper.write_text(ABSTRACT)
-    result = cli(
-        "keywords", "predict", "--model", f"runs:/{trained['run'].info.run_id}/model", "--top-k", "5",
-        "--tracking-uri", trained["tracking_uri"], str(paper), ABSTRACT,
-    )  # fmt: skip
+    model = f"runs:/{trained['run'].info.run_id}/model"
+    result = cli("keywords", "predict", "--model", model, "--top-k", "5", "--tracking-uri", trained["tracking_uri"],
+                 str(paper), ABSTRACT)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    blocks = result.stdout.strip().split("\n" + ABSTRACT[:77])
-    header = blocks[0].splitlines()[0]  # the input's name, long ones shortened with "..."
-    assert len(blocks) == 2 and str(paper).startswith(header.removesuffix("...")) and len(header) > 20
+    blocks = result.stdout.strip().split("\n" + " ".join(ABSTRACT.split())[:77])
+    assert len(blocks) == 2  # the text's beginning, long ones shortened with "...", then its terms
     for block in blocks:
         scores = [float(line.split()[0]) for line in block.splitlines()[1:]]
         assert 0 < len(scores) <= 5 and scores == sorted(scores, reverse=True)
+    as_json = cli("keywords", "predict", "--model", model, "--json", "--tracking-uri", trained["tracking_uri"],
+                  str(paper), ABSTRACT)  # fmt: skip
+    from_file, from_text = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert from_file == from_text and from_file["text"] == ABSTRACT
+
+
+def test_mlflow_models_serve_answers_as_predict_prints(trained, tmp_path, capsys):
+    from tests.servers import check_served_as_predicted
+
+    check_served_as_predicted(
+        APP, f"runs:/{trained['run'].info.run_id}/model", trained["tracking_uri"], [ABSTRACT, "recurrent networks"],
+        tmp_path / "serve.log", capsys, params={"top_k": 3}, flags=["--top-k", "3"],
+    )  # fmt: skip
 
 
 def test_scores_against_all_and_uncontrolled_keyphrases_by_hand():
@@ -139,7 +158,7 @@ def test_predict_takes_any_text_or_says_why(trained, tmp_path):
     model = saved.load_model(f"runs:/{trained['run'].info.run_id}/model", trained["tracking_uri"])
 
     def valid(texts, results):
-        assert [r["input"] for r in results] == texts
+        assert [r["text"] for r in results] == texts
         for result in results:
             scores = [k["score"] for k in result["keyphrases"]]
             assert len(scores) <= 10 and scores == sorted(scores, reverse=True)

@@ -119,13 +119,18 @@ def test_a_damaged_keras_file_says_so(tmp_path, damage):
     assert str(path) in message and "not found" not in message.lower()
 
 
-def test_a_model_folder_pointing_outside_itself_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "flavors",
+    [{"keras": {"data": "../outside"}},
+     {"python_function": {"artifacts": {"keras_model": {"path": "../outside.keras"}}, "model_code_path": "x.py"}}],
+)  # fmt: skip
+def test_a_model_folder_pointing_outside_itself_is_refused(tmp_path, flavors):
     from apps import saved
 
     folder = tmp_path / "model"
     folder.mkdir()
     _lambda_model(tmp_path / "outside.keras")
-    (folder / "MLmodel").write_text(yaml.safe_dump({"flavors": {"keras": {"data": "../outside"}}}))
+    (folder / "MLmodel").write_text(yaml.safe_dump({"flavors": flavors}))
     with pytest.raises(runner.UserError, match="outside the model folder"):
         saved.load_model(str(folder))
 

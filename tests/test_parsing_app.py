@@ -155,9 +155,17 @@ def test_predict_json_and_an_input_without_words(trained, capsys):
     assert result.returncode == 2 and "error:" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_logged_model_carries_its_symbols(trained):
+def test_logged_model_carries_its_symbols_and_serves_trees_as_predict_prints(trained, tmp_path, capsys):
+    from nltk import Tree
+
+    from tests.servers import check_served_as_predicted
+
     model = mlflow.pyfunc.load_model(trained["uri"])
     assert "XX" in model.metadata.metadata["symbols"]
+    records = check_served_as_predicted(APP, trained["uri"], trained["tracking_uri"], [SENTENCE, "Stocks fell ."],
+                                        tmp_path / "serve.log", capsys, params={"beam_width": 3},
+                                        flags=["--beam-width", "3"])  # fmt: skip
+    assert Tree.fromstring(records[1]["tree"]).leaves() == ["Stocks", "fell", "."]
 
 
 def test_a_file_range_without_trees_is_a_clear_error(tmp_path, capsys):

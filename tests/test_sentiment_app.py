@@ -4,6 +4,7 @@ import csv
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 from apps import runner, saved
@@ -59,12 +60,24 @@ def test_training_logs_accuracy_macro_f1_and_a_confusion_matrix(trained):
 def test_logged_model_takes_strings_and_gives_label_probabilities(trained):
     run_id = trained["run"].info.run_id
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    probabilities = model.predict(np.array(REVIEWS, dtype=object))
-    assert probabilities.shape == (2, 2)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    records = model.predict(pd.DataFrame({"text": REVIEWS}))
     assert model.metadata.metadata["labels"] == ["neg", "pos"]
     local = saved.load_model(str(trained["root"] / "checkpoints" / run_id / "model.keras"))
-    np.testing.assert_allclose(local({"text": np.array(REVIEWS, dtype=object)}).numpy(), probabilities, rtol=1e-6)
+    probabilities = local({"text": np.array(REVIEWS, dtype=object)}).numpy()
+    for record, row in zip(records, probabilities):
+        assert [record["probabilities"][label] for label in ("neg", "pos")] == pytest.approx(row.tolist(), rel=1e-6)
+        assert record["label"] == ("neg", "pos")[int(np.argmax(row))]
+        assert record["probability"] == pytest.approx(float(row.max()), rel=1e-6)
+
+
+def test_mlflow_models_serve_answers_as_predict_prints_with_its_flags_as_params(trained, tmp_path, capsys):
+    from tests.servers import check_served_as_predicted
+
+    records = check_served_as_predicted(
+        APP, f"runs:/{trained['run'].info.run_id}/model", trained["tracking_uri"], REVIEWS,
+        tmp_path / "serve.log", capsys, params={"explain": True}, flags=["--explain"],
+    )  # fmt: skip
+    assert all("attention" in record for record in records)
 
 
 def test_evaluate_reproduces_the_logged_test_metrics(trained):

@@ -105,18 +105,27 @@ def test_logged_model_predicts_from_raw_text_after_reload(trained):
     run_id = trained["run"].info.run_id
     local = keras.saving.load_model(trained["root"] / "checkpoints" / run_id / "model.keras")
     expected = local({"text": np.array(SENTENCES, dtype=object)}).numpy()
+    assert expected.shape == (2, 65)
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    predicted = pyfunc.predict(np.array(SENTENCES, dtype=object))
-    np.testing.assert_array_equal(predicted, expected)
-    from_frame = pyfunc.predict(pd.DataFrame({"text": SENTENCES}))
-    np.testing.assert_array_equal(np.asarray(from_frame), expected)
-    assert predicted.shape == (2, 65)
+    records = pyfunc.predict(pd.DataFrame({"text": SENTENCES}))
+    # The records are the saved network's rows, decoded: the intent, then a tag per word read.
+    for record, row in zip(records, expected):
+        assert record["intent"] == row[0].decode()
+        assert record["slots"] == [t.decode() for t in row[1 : 1 + len(record["words"])]]
+        assert all(t == b"" for t in row[1 + len(record["words"]) :])
+    assert records[0]["words"] == SENTENCES[0].split()
     intents = {e.intent for e in read_split(SHARED_DATA / "atis" / "train")}
-    assert predicted[0, 0].decode() in intents
-    # One tag per word, "" after the sentence's end.
-    assert all(t != b"" for t in predicted[0, 1:13]) and all(t == b"" for t in predicted[0, 13:])
-    registered = mlflow.pyfunc.load_model("models:/atis-tagger/1")
-    np.testing.assert_array_equal(registered.predict(np.array(SENTENCES, dtype=object)), expected)
+    assert records[0]["intent"] in intents
+    assert mlflow.pyfunc.load_model("models:/atis-tagger/1").predict(pd.DataFrame({"text": SENTENCES})) == records
+
+
+def test_mlflow_models_serve_answers_as_predict_prints(trained, tmp_path, capsys):
+    from tests.servers import check_served_as_predicted
+
+    check_served_as_predicted(
+        APP, f"runs:/{trained['run'].info.run_id}/model", trained["tracking_uri"], SENTENCES,
+        tmp_path / "serve.log", capsys,
+    )  # fmt: skip
 
 
 def test_evaluate_on_the_reloaded_model_gives_the_logged_test_metrics(trained, capsys):

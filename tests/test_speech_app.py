@@ -2,6 +2,7 @@
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -40,13 +41,30 @@ def test_training_learns_and_logs_error_rates_and_a_posteriorgram(trained):
     assert {"reports/posteriorgram_test.png", "reports/decoded_test.txt"} <= reports
 
 
-def test_logged_model_gives_frame_log_probabilities(trained):
-    model = mlflow.pyfunc.load_model(f"runs:/{trained['run'].info.run_id}/model")
+def test_logged_model_gives_frame_log_probabilities_and_digits_from_wav_bytes(trained):
+    run_id = trained["run"].info.run_id
+    local = saved.load_model(str(trained["root"] / "checkpoints" / run_id / "model.keras"))
     features = np.random.default_rng(0).normal(size=(2, 50, 120)).astype("float32")
-    log_probabilities = model.predict({"features": features, "frames": np.array([50, 30], dtype="int32")})
+    log_probabilities = local.predict({"features": features, "frames": np.array([50, 30], dtype="int32")}, verbose=0)
     assert log_probabilities.shape == (2, 25, 11)
     np.testing.assert_allclose(np.exp(log_probabilities).sum(-1), 1.0, rtol=1e-4)
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     assert model.metadata.metadata["classes"][0] == "blank"
+    wav = SHARED_DATA / "fsdd" / "recordings" / "7_lucas_2.wav"
+    (record,) = model.predict(pd.DataFrame({"audio": [wav.read_bytes()]}))
+    assert record["file"] == "input 1"
+    assert record["digits"] == APP.predict(local, [str(wav)], runner.build_parser(APP).parse_args(
+        ["predict", "--model", "unused"]))[0]["digits"]  # fmt: skip
+
+
+def test_mlflow_models_serve_answers_as_predict_prints(trained, tmp_path, capsys):
+    from tests.servers import check_served_as_predicted
+
+    recordings = [SHARED_DATA / "fsdd" / "recordings" / name for name in ("7_lucas_2.wav", "3_theo_10.wav")]
+    check_served_as_predicted(
+        APP, f"runs:/{trained['run'].info.run_id}/model", trained["tracking_uri"], [str(r) for r in recordings],
+        tmp_path / "serve.log", capsys, params={"beam_width": 4}, flags=["--beam-width", "4"],
+    )  # fmt: skip
 
 
 def test_evaluate_reproduces_the_logged_test_metrics(trained):

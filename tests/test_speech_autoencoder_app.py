@@ -80,6 +80,22 @@ def test_search_finds_the_query_itself_first(trained, capsys):
     assert len(ranked) == 5
 
 
+def test_mlflow_models_serve_answers_as_predict_prints_and_refuses_bytes_that_are_not_audio(trained, tmp_path, capsys):
+    import base64
+
+    from tests.servers import check_served_as_predicted, invoke
+
+    def not_audio(url):
+        bad = base64.b64encode(b"not audio at all\n").decode()
+        status, answer = invoke(url, {"dataframe_split": {"columns": ["audio"], "data": [[bad]]}})
+        assert status == 400 and "not readable as audio" in answer["message"], answer
+
+    recordings = [str(SHARED_DATA / "fsdd" / "recordings" / "4_theo_1.wav")]
+    records = check_served_as_predicted(APP, trained["uri"], trained["tracking_uri"], recordings,
+                                        tmp_path / "serve.log", capsys, then=not_audio)  # fmt: skip
+    assert records[0]["frames"] > 0 and records[0]["mse"] >= 0
+
+
 def test_bad_files_get_an_error_naming_them(trained, tmp_path, capsys):
     short = tmp_path / "short.wav"
     soundfile.write(short, np.zeros(50, "float32"), 8000)

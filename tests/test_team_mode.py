@@ -7,6 +7,7 @@ import urllib.request
 import keras
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 import layers  # noqa: F401  (registers the custom layers the logged models hold)
@@ -80,7 +81,9 @@ def test_the_registered_model_loads_by_name_and_version_and_predicts_as_the_loca
     versions = mlflow.MlflowClient().search_model_versions("name = 'team-sentiment'")
     assert [v.version for v in versions] == ["1"]
     served = mlflow.pyfunc.load_model("models:/team-sentiment/1")
-    probabilities = np.asarray(served.predict(np.array(TEXTS, dtype=object)))
+    records = served.predict(pd.DataFrame({"text": TEXTS}))
+    labels = served.metadata.metadata["labels"]
+    probabilities = np.array([[r["probabilities"][label] for label in labels] for r in records])
     assert probabilities.shape == (2, 2)
     # Independent path: the serving model the run saved on local disk.
     local = keras.saving.load_model(next((trained["folder"] / "checkpoints").rglob("model.keras")))

@@ -104,6 +104,14 @@ def test_probe_scores_codes_beside_averaged_embeddings(trained, capsys):
     assert "mean_embedding" in capsys.readouterr().out
 
 
+def test_mlflow_models_serve_rebuilds_sentences_as_predict_prints(trained, tmp_path, capsys):
+    from tests.servers import check_served_as_predicted
+
+    records = check_served_as_predicted(APP, trained["uri"], trained["tracking_uri"], ["a fine film", "dull ."],
+                                        tmp_path / "serve.log", capsys)  # fmt: skip
+    assert records[0]["read"] and records[0]["rebuilt"] is not None
+
+
 def test_bad_input_gets_an_error_naming_it(trained, tmp_path, capsys):
     result = run_main(APP, "predict", "--model", trained["uri"], "fine", "   ", "--tracking-uri",
                       trained["tracking_uri"], capsys=capsys)  # fmt: skip

@@ -194,6 +194,21 @@ def test_predict_translates_raw_text_from_the_logged_model(trained, capsys):
     assert result.returncode == 2 and "error:" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_mlflow_models_serve_translates_as_predict_prints_and_checks_its_params(trained, tmp_path, capsys):
+    from tests.servers import check_served_as_predicted, invoke
+
+    def bad_requests(url):
+        status, answer = invoke(url, {"inputs": {"text": ["the dog."]}, "params": {"beam_width": -1}})
+        assert status == 400 and "params beam_width" in answer["message"], answer
+        status, answer = invoke(url, {"inputs": {"text": ["   "]}})
+        assert status == 400 and "input 1 is empty" in answer["message"], answer
+
+    records = check_served_as_predicted(APP, trained["uri"], trained["tracking_uri"], ["the big dog sleeps now."],
+                                        tmp_path / "serve.log", capsys, params={"beam_width": 3, "length_alpha": 0.5},
+                                        flags=["--beam-width", "3", "--length-alpha", "0.5"], then=bad_requests)  # fmt: skip
+    assert records[0]["translation"] == "der große Hund schläft jetzt."
+
+
 def test_evaluate_scores_the_saved_model_as_sacrebleu_does(trained):
     result = cli("translation", "evaluate", "--model", trained["uri"], "--tracking-uri", trained["tracking_uri"],
                  "--dataset", f"folder:{trained['root'] / 'toy'}", "--beam-width", "3", "--json")  # fmt: skip

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import mlflow
-import numpy as np
+import pandas as pd
 import pytest
 
 from apps import runner
@@ -87,7 +87,8 @@ def test_a_failing_trial_is_failed_and_the_job_goes_on(tmp_path, reviews):
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)}
     assert "trials.png" in artifacts  # (the model is an MLflow 3 logged model, loaded below)
     model = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model")
-    assert model.predict(np.array(["a fine film"], dtype=object)).shape == (1, 2)
+    (record,) = model.predict(pd.DataFrame({"text": ["a fine film"]}))
+    assert set(record["probabilities"]) == {"neg", "pos"} and record["text"] == "a fine film"
 
 
 def test_resume_continues_a_job_without_redoing_finished_trials(tmp_path, reviews):

@@ -13,8 +13,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
 from apps import runner
 from layers import RecurrentStack
@@ -103,12 +101,6 @@ class Toy(runner.App):
         digits = keras.Input((None,), dtype="int32", name="digits")
         return keras.Model(digits, keras.layers.Softmax(name="probabilities")(model(digits)), name="toy")
 
-    def signature(self, serving_model):
-        return ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype("int32"), (-1, -1), "digits")]),
-            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, len(LABELS)))]),
-        )
-
     def evaluate_saved(self, serving_model, args):
         labels, sequences = read_digits(Path(args.data_dir or ".") / "digits.tsv")
         data = DigitData(split_data(labels, sequences, args.seed), batch_size=256, seed=args.seed)
@@ -126,11 +118,13 @@ class Toy(runner.App):
                 raise runner.UserError(f"{text!r}: expected digits separated by spaces")
             sequences.append([int(d) + 1 for d in text.split()])
         probabilities = serving_model.predict(keras.utils.pad_sequences(sequences, padding="post"), verbose=0)
-        results = []
-        for text, row in zip(inputs, probabilities):
-            results.append((LABELS[int(np.argmax(row))], float(np.max(row))))
-            print(f"{results[-1][0]}  {results[-1][1]:.3f}  {text}")
-        return results
+        return [
+            {"text": text, "label": LABELS[int(np.argmax(row))], "probability": float(np.max(row))}
+            for text, row in zip(inputs, probabilities)
+        ]
+
+    def show(self, record, args):
+        print(f"{record['label']}  {record['probability']:.3f}  {record['text']}")
 
 
 APP = Toy()

@@ -1,0 +1,321 @@
+"""Data-parallel training with tf.distribute: `train --distribute mirrored|multi-worker`.
+
+    python -m apps.slot_filling train --distribute mirrored                      # the GPUs of this machine
+    python -m apps.slot_filling train --distribute multi-worker \\
+        --workers host1:2222,host2:2222 --worker-index 0                          # on host1 (the chief)
+    python -m apps.slot_filling train --distribute multi-worker \\
+        --workers host1:2222,host2:2222 --worker-index 1                          # on host2, same flags
+
+`--batch-size` is each worker's batch; a step trains on the global batch, that times the workers,
+split between all replicas (logged as `global_batch_size`). Every worker reads the whole data set
+and keeps its share of each global batch (tf.data's DATA sharding).
+
+Keras' `Model.fit` fails under MultiWorkerMirroredStrategy in this stack (keras-team/keras issue
+20585: a PerReplica value converted to a tensor), so this path runs its own epoch loop around
+Keras' own training step, `strategy.run(model.train_step, ...)` over
+`experimental_distribute_dataset`; the optimizer all-reduces the gradients. What a single-process
+training gives besides (validation metric per epoch, best checkpoint, early stopping, the rate
+schedule, the time limit, MLflow logging, backup and resume) is the same Keras callbacks, run by
+the chief on a *shadow* model: an undistributed copy that receives the trained weights and the
+optimizer's state at each epoch's end. The chief's decisions (stop, learning rate) and, at the
+start, its state (weights, optimizer, epoch: a new model's or its backup's) reach the other
+workers through all-reduces, so every worker runs the same steps from the same state.
+
+Only the chief (worker 0) tracks and writes: one MLflow run for the job, tagged `distribute`,
+`workers` and `replicas`. The other workers log nothing and write nothing. A worker that stops
+answering makes the others fail with `WorkerLost`; the chief's run is marked FAILED, and starting
+the workers again (the chief with `--resume RUN_ID`, the others with their first command) resumes
+from the chief's last backup.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from apps.app import UserError, WorkerLost
+
+KINDS = ("none", "mirrored", "multi-worker")
+
+
+def add_arguments(group):
+    group.add_argument(
+        "--distribute",
+        choices=KINDS,
+        default="none",
+        help="data-parallel training with tf.distribute: mirrored (the GPUs of this machine) or "
+        "multi-worker (several processes or machines, see --workers) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--workers",
+        metavar="HOST:PORT,...",
+        help="with --distribute multi-worker: every worker's address, the chief's first; the same "
+        "list on every worker (it becomes TF_CONFIG)",
+    )
+    group.add_argument(
+        "--worker-index",
+        type=int,
+        metavar="I",
+        help="with --distribute multi-worker: this process's place in --workers (0: the chief, which tracks)",
+    )
+
+
+def checked_workers(args):
+    """The --workers addresses, checked with --distribute and --worker-index; a UserError says what is wrong."""
+    if args.distribute != "none":
+        for flag, value in (("--cv", args.cv), ("--members", args.members > 1), ("--ema", args.ema)):
+            if value:
+                raise UserError(f"{flag} is not supported with --distribute yet: train without one or the other")
+    if args.distribute != "multi-worker":
+        if args.workers or args.worker_index is not None:
+            raise UserError("--workers and --worker-index go with --distribute multi-worker")
+        return []
+    if not args.workers or args.worker_index is None:
+        raise UserError(
+            "--distribute multi-worker needs --workers HOST:PORT,HOST:PORT (every worker, the chief first) "
+            "and --worker-index I (this worker's place in that list)"
+        )
+    workers = [w.strip() for w in args.workers.split(",") if w.strip()]
+    for worker in workers:
+        host, _, port = worker.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UserError(f"--workers: {worker!r} is not HOST:PORT (e.g. 10.0.0.5:2222)")
+    if len(set(workers)) != len(workers):
+        raise UserError(f"--workers lists an address twice ({args.workers})")
+    if not 0 <= args.worker_index < len(workers):
+        raise UserError(
+            f"--worker-index {args.worker_index}: --workers has {len(workers)} workers (0 to {len(workers) - 1})"
+        )
+    return workers
+
+
+def make_strategy(args):
+    """(strategy, workers, this worker's index) for --distribute. Called before any TensorFlow
+    operation: a multi-worker strategy configures the runtime's collectives when it is created."""
+    import tensorflow as tf
+
+    workers = checked_workers(args)
+    if args.distribute == "mirrored":
+        return tf.distribute.MirroredStrategy(), 1, 0
+    os.environ["TF_CONFIG"] = json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": args.worker_index}}
+    )
+    # No timeout on the collectives: a worker may wait for the chief's validation (minutes for a
+    # generating app). A dead peer is found by the strategy's own health check (every 30 s),
+    # which aborts the collectives. Creating the strategy waits until every worker is up.
+    return tf.distribute.MultiWorkerMirroredStrategy(), len(workers), args.worker_index
+
+
+def broadcast_from_chief(strategy, arrays, chief):
+    """`arrays` (NumPy) as the chief has them, on every worker: an all-reduce to which only the
+    chief's first replica contributes. Every worker must call it, with arrays of the same shapes."""
+    import tensorflow as tf
+
+    sent = [np.asarray(a, dtype="float64") * (1.0 if chief else 0.0) for a in arrays]
+
+    def replica_function(*values):
+        context = tf.distribute.get_replica_context()
+        first = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), "float64")
+        return context.all_reduce("sum", [value * first for value in values])
+
+    @tf.function  # not eagerly: TensorFlow warns that an eager collective is slow
+    def broadcast(values):
+        return strategy.run(replica_function, args=tuple(values))
+
+    try:
+        result = broadcast([tf.constant(a) for a in sent])
+    except tf.errors.OpError as error:
+        raise WorkerLost(lost_message(error)) from None
+    local = strategy.experimental_local_results(result)[0]
+    return [np.asarray(value).astype(np.asarray(a).dtype) for value, a in zip(local, arrays)]
+
+
+def lost_message(error):
+    return (
+        f"a worker stopped answering ({type(error).__name__}: {str(error).splitlines()[0][:300]}). Start every "
+        f"worker again: the chief with --resume RUN_ID (the run it printed), the others with their first command"
+    )
+
+
+def fingerprint(model):
+    """A number that differs between models of other shapes: workers started with other flags."""
+    shapes = ";".join(f"{w.path}:{tuple(w.shape)}" for w in model.weights)
+    return float(int(hashlib.sha256(shapes.encode()).hexdigest()[:12], 16))
+
+
+def weights_digest(model):
+    """A short hash of the weights' values: equal on workers that trained in step (printed)."""
+    digest = hashlib.sha256()
+    for array in model.get_weights():
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def copy_state(source, target):
+    """`source`'s weights and optimizer variables into `target`, a model of the same build."""
+    target.set_weights(source.get_weights())
+    for mine, theirs in zip(target.optimizer.variables, source.optimizer.variables):
+        mine.assign(np.asarray(theirs))
+
+
+def sharded(dataset, replicas):
+    """The training pipeline for `experimental_distribute_dataset`: DATA sharding (each worker
+    keeps its share of every global batch) and no batch too small to give every replica a row."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    large = dataset.filter(lambda *batch: tf.shape(tf.nest.flatten(batch)[0])[0] >= replicas)
+    return large.with_options(options)
+
+
+def fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks=(), after_logging=()):
+    """The distributed epoch loop (see the module's docstring) of one of `workers` processes.
+    `model` was built and compiled in the strategy's scope; `shadow` (the chief's; None on the
+    other workers) outside it, for the callbacks."""
+    import keras
+    import tensorflow as tf
+
+    from apps.callbacks import InterruptAtBatchEnd
+    from apps.training_loop import training_callbacks
+
+    chief = shadow is not None
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+    if chief:
+        shadow.optimizer.build(shadow.trainable_variables)
+        objects = training_callbacks(app, shadow, data, args, callbacks, after_logging)
+    else:
+        objects = [InterruptAtBatchEnd()]
+    watched = shadow if chief else model
+    callback_list = keras.callbacks.CallbackList(
+        objects, add_history=True, add_progbar=bool(verbose) and chief, model=watched, verbose=verbose,
+        epochs=args.epochs, steps=None,
+    )  # fmt: skip
+    dataset = strategy.experimental_distribute_dataset(
+        sharded(app.fit_dataset(data, "train"), strategy.num_replicas_in_sync)
+    )
+
+    def replica_step(batch):
+        examples = tf.shape(tf.nest.flatten(batch)[0])[0]
+        return model.train_step(batch)["loss"], examples
+
+    @tf.function(reduce_retracing=True)
+    def step(batch):
+        loss, examples = strategy.run(replica_step, args=(batch,))
+        return strategy.reduce("MEAN", loss, axis=None), strategy.reduce("SUM", examples, axis=None)
+
+    try:
+        callback_list.on_train_begin()  # the chief's backup, if any, is restored into the shadow here
+        # The chief's state (a new model's, or its backup's: weights, optimizer, next epoch) on
+        # every worker. Every worker runs the same assignments, so none waits on another.
+        source = shadow if chief else model
+        state = [*source.get_weights(), *(np.asarray(v) for v in source.optimizer.variables)]
+        initial = [float(getattr(shadow, "_initial_epoch", None) or 0) if chief else 0.0]
+        if workers > 1:
+            (chief_print,) = broadcast_from_chief(strategy, [np.array(fingerprint(model))], chief)
+            if float(chief_print) != fingerprint(model):
+                raise UserError(
+                    "this worker built another model than the chief: start every worker with the same flags"
+                )
+            *state, initial = broadcast_from_chief(strategy, [*state, np.array(initial)], chief)
+        count = len(model.get_weights())
+        model.set_weights(state[:count])
+        for variable, value in zip(model.optimizer.variables, state[count:]):
+            variable.assign(value)
+        logs = {}
+        for epoch in range(int(initial[0]), args.epochs):
+            model.reset_metrics()
+            callback_list.on_epoch_begin(epoch)
+            losses, examples, started = [], 0, time.perf_counter()
+            for index, batch in enumerate(dataset):
+                callback_list.on_train_batch_begin(index)
+                loss, count = step(batch)
+                losses.append(float(loss))
+                examples += int(count)
+                callback_list.on_train_batch_end(index, {"loss": losses[-1]})
+            # Every worker's examples per second of training (evaluation apart): the job's speed.
+            speed = examples / (time.perf_counter() - started)
+            logs = {"loss": float(np.mean(losses)) if losses else float("nan"), "train_examples_per_s": speed}
+            if chief:
+                copy_state(model, shadow)
+                logs["val_loss"] = shadow.evaluate(app.fit_dataset(data, "valid"), verbose=0, return_dict=True)["loss"]
+            callback_list.on_epoch_end(epoch, logs)
+            rate = float(keras.ops.convert_to_numpy(watched.optimizer.learning_rate))
+            decision = [np.array([float(watched.stop_training), rate])]
+            stop, rate = broadcast_from_chief(strategy, decision, chief)[0] if workers > 1 else decision[0]
+            model.optimizer.learning_rate = rate
+            if stop:
+                break
+        callback_list.on_train_end(logs)
+    except tf.errors.OpError as error:
+        raise WorkerLost(lost_message(error)) from None
+    finally:
+        objects[0].on_train_end()  # the interrupt handler
+
+
+def train(app, args):
+    """`train --distribute ...` (with a resumed run's arguments already restored): one model,
+    trained by every worker; the chief tracks and finishes it."""
+    import keras
+    import mlflow
+
+    from apps import tracking, training
+    from apps.callbacks import BestCheckpoint
+    from apps.finishing import curve_keys, finish_model, run_name
+    from apps.training_loop import compile_model
+
+    strategy, workers, index = make_strategy(args)
+    chief = index == 0
+    resuming = bool(args.resume)
+    if resuming and not chief:
+        raise UserError(
+            "--resume goes to the chief (--worker-index 0); start the other workers with their first command"
+        )
+    if chief:
+        tracking.configure(args.tracking_uri, args.experiment)
+        if resuming:
+            training.check_resumable(args.resume)
+    keras.utils.set_random_seed(args.seed)
+    keras.mixed_precision.set_global_policy("mixed_float16" if args.mixed_precision else "float32")
+    verbose = args.verbose if args.verbose is not None else 2
+    tracking.forget_unlogged_skips()
+    # Each step reads a global batch: every worker's batch together.
+    data = app.load_data(argparse.Namespace(**{**vars(args), "batch_size": args.batch_size * workers}))
+    args.fold = None
+    replicas = strategy.num_replicas_in_sync
+    print(f"worker {index} of {workers} ({'chief' if chief else 'worker'}), {replicas} replicas in sync; "
+          f"global batch {args.batch_size * workers}", flush=True)  # fmt: skip
+    with strategy.scope():
+        model = app.build_model(args, data)
+        compile_model(app, model, args, data)
+    if not chief:
+        fit(app, model, None, data, args, strategy, workers, verbose)
+        print(f"worker {index}: training done, weights {weights_digest(model)} (the chief logs the run)")
+        return None
+    name = args.run_name or run_name(args)
+    with training.tracked_run(app, args, args.resume, name) as (run_id, checkpoint):
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        if not resuming:
+            extra = {"distribute": args.distribute, "workers": workers, "replicas": replicas}
+            training.log_run_start(app, args, checkpoint, extra_tags=extra)
+            mlflow.log_params({"global_batch_size": args.batch_size * workers})
+        started = time.perf_counter()
+        shadow = app.build_model(args, data)
+        backup_folder = checkpoint / "backup"
+        if not backup_folder.exists():
+            app.start_weights(shadow, args, data)
+        compile_model(app, shadow, args, data)
+        best = BestCheckpoint(checkpoint, app.monitor, mode=app.monitor_mode, patience=args.patience)
+        backup = keras.callbacks.BackupAndRestore(str(backup_folder))
+        fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks=[best], after_logging=[backup])
+        print(f"worker 0: training done, weights {weights_digest(model)}", flush=True)
+        best.restore(shadow)
+        final = {f"best_{app.monitor}": best.state["best"], "best_epoch": best.state["best_epoch"] + 1}
+        history = tracking.metric_history(run_id, curve_keys(app))
+        finish_model(app, args, shadow, data, Path(checkpoint), history, final, started)
+    return run_id
