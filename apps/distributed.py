@@ -43,6 +43,8 @@ KINDS = ("none", "mirrored", "multi-worker")
 
 
 def add_arguments(group):
+    from apps.cli import non_negative_int
+
     group.add_argument(
         "--distribute",
         choices=KINDS,
@@ -58,7 +60,7 @@ def add_arguments(group):
     )
     group.add_argument(
         "--worker-index",
-        type=int,
+        type=non_negative_int,
         metavar="I",
         help="with --distribute multi-worker: this process's place in --workers (0: the chief, which tracks)",
     )

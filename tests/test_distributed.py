@@ -107,3 +107,20 @@ def test_a_killed_worker_fails_the_job_clearly_and_starting_the_workers_again_re
     run = single_run(tracking_uri, "slot_filling")
     history = MlflowClient(tracking_uri).get_metric_history(run.info.run_id, "val_slot_f1")
     assert run.info.status == "FINISHED" and sorted({m.step for m in history}) == [0, 1, 2]
+
+
+def test_mirrored_trains_in_one_process_with_the_runners_callbacks(tmp_path):
+    """`--distribute mirrored` on this CPU: one replica, the same loop without broadcasts."""
+    data = write_atis_subset(tmp_path / "data", sentences=(200, 40, 40))
+    tracking_uri = new_store(tmp_path, "slot_filling")
+    code = runner.main(APP, [
+        "train", "--data-dir", str(data), "--epochs", "2", "--units", "16", "--embedding-dim", "16",
+        "--distribute", "mirrored", "--tracking-uri", tracking_uri, "--checkpoint-dir", str(tmp_path / "checkpoints"),
+        "--verbose", "0",
+    ])  # fmt: skip
+    assert code == 0
+    run = single_run(tracking_uri, "slot_filling")
+    assert run.info.status == "FINISHED" and run.data.tags["distribute"] == "mirrored"
+    assert run.data.tags["workers"] == "1" and run.data.params["global_batch_size"] == run.data.params["batch_size"]
+    history = MlflowClient(tracking_uri).get_metric_history(run.info.run_id, "val_slot_f1")
+    assert sorted(m.step for m in history) == [0, 1] and "test_slot_f1" in run.data.metrics
