@@ -137,9 +137,13 @@ def broadcast_from_chief(strategy, arrays, chief):
 
 
 def lost_message(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # TensorFlow's message starts with where it happened; the cause (a peer "is down", "Socket
+    # closed") is further down.
+    cause = next((line for line in lines if "aborted" in line or "is down" in line), lines[-1] if lines else "")
     return (
-        f"a worker stopped answering ({type(error).__name__}: {str(error).splitlines()[0][:300]}). Start every "
-        f"worker again: the chief with --resume RUN_ID (the run it printed), the others with their first command"
+        f"a worker stopped answering ({type(error).__name__}: {cause[:300]}). Start every worker again: "
+        f"the chief with --resume RUN_ID (the run it printed), the others with their first command"
     )
 
 
@@ -206,10 +210,16 @@ def fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks=()
         examples = tf.shape(tf.nest.flatten(batch)[0])[0]
         return model.train_step(batch)["loss"], examples
 
-    @tf.function(reduce_retracing=True)
-    def step(batch):
-        loss, examples = strategy.run(replica_step, args=(batch,))
-        return strategy.reduce("MEAN", loss, axis=None), strategy.reduce("SUM", examples, axis=None)
+    @tf.function
+    def step(iterator):
+        # The next batch is taken inside the graph: iterated from Python, a distributed dataset
+        # checks for more data with an eager all-reduce on every step (slower, and its thread
+        # pool is left behind when a peer dies).
+        batch = iterator.get_next_as_optional()
+        if batch.has_value():
+            loss, examples = strategy.run(replica_step, args=(batch.get_value(),))
+            return True, strategy.reduce("MEAN", loss, axis=None), strategy.reduce("SUM", examples, axis=None)
+        return False, tf.constant(0.0), tf.constant(0)
 
     try:
         callback_list.on_train_begin()  # the chief's backup, if any, is restored into the shadow here
@@ -234,12 +244,16 @@ def fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks=()
             model.reset_metrics()
             callback_list.on_epoch_begin(epoch)
             losses, examples, started = [], 0, time.perf_counter()
-            for index, batch in enumerate(dataset):
+            iterator, index = iter(dataset), 0
+            while True:
                 callback_list.on_train_batch_begin(index)
-                loss, count = step(batch)
+                more, loss, count = step(iterator)
+                if not more:
+                    break
                 losses.append(float(loss))
                 examples += int(count)
                 callback_list.on_train_batch_end(index, {"loss": losses[-1]})
+                index += 1
             # Every worker's examples per second of training (evaluation apart): the job's speed.
             speed = examples / (time.perf_counter() - started)
             logs = {"loss": float(np.mean(losses)) if losses else float("nan"), "train_examples_per_s": speed}
