@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -161,11 +160,17 @@ def weights_digest(model):
     return digest.hexdigest()[:16]
 
 
-def copy_state(source, target):
-    """`source`'s weights and optimizer variables into `target`, a model of the same build."""
-    target.set_weights(source.get_weights())
-    for mine, theirs in zip(target.optimizer.variables, source.optimizer.variables):
-        mine.assign(np.asarray(theirs))
+def state_of(model):
+    """A compiled model's weights and optimizer variables, as NumPy arrays."""
+    return [*model.get_weights(), *(np.asarray(v) for v in model.optimizer.variables)]
+
+
+def set_state(model, arrays):
+    """`state_of` arrays (of a model of the same build) into `model`."""
+    count = len(model.weights)
+    model.set_weights(arrays[:count])
+    for variable, value in zip(model.optimizer.variables, arrays[count:]):
+        variable.assign(value)
 
 
 def sharded(dataset, replicas):
@@ -225,8 +230,7 @@ def fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks=()
         callback_list.on_train_begin()  # the chief's backup, if any, is restored into the shadow here
         # The chief's state (a new model's, or its backup's: weights, optimizer, next epoch) on
         # every worker. Every worker runs the same assignments, so none waits on another.
-        source = shadow if chief else model
-        state = [*source.get_weights(), *(np.asarray(v) for v in source.optimizer.variables)]
+        state = state_of(watched)
         initial = [float(getattr(shadow, "_initial_epoch", None) or 0) if chief else 0.0]
         if workers > 1:
             (chief_print,) = broadcast_from_chief(strategy, [np.array(fingerprint(model))], chief)
@@ -235,10 +239,7 @@ def fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks=()
                     "this worker built another model than the chief: start every worker with the same flags"
                 )
             *state, initial = broadcast_from_chief(strategy, [*state, np.array(initial)], chief)
-        count = len(model.get_weights())
-        model.set_weights(state[:count])
-        for variable, value in zip(model.optimizer.variables, state[count:]):
-            variable.assign(value)
+        set_state(model, state)
         logs = {}
         for epoch in range(int(initial[0]), args.epochs):
             model.reset_metrics()
@@ -258,7 +259,7 @@ def fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks=()
             speed = examples / (time.perf_counter() - started)
             logs = {"loss": float(np.mean(losses)) if losses else float("nan"), "train_examples_per_s": speed}
             if chief:
-                copy_state(model, shadow)
+                set_state(shadow, state_of(model))
                 logs["val_loss"] = shadow.evaluate(app.fit_dataset(data, "valid"), verbose=0, return_dict=True)["loss"]
             callback_list.on_epoch_end(epoch, logs)
             rate = float(keras.ops.convert_to_numpy(watched.optimizer.learning_rate))
@@ -276,13 +277,9 @@ def fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks=()
 
 def train(app, args):
     """`train --distribute ...` (with a resumed run's arguments already restored): one model,
-    trained by every worker; the chief tracks and finishes it."""
-    import keras
-    import mlflow
-
-    from apps import tracking, training
-    from apps.callbacks import BestCheckpoint
-    from apps.finishing import curve_keys, finish_model, run_name
+    trained by every worker; the chief tracks it as `apps.training` tracks any training."""
+    from apps import training
+    from apps.finishing import run_name
     from apps.training_loop import compile_model
 
     strategy, workers, index = make_strategy(args)
@@ -292,14 +289,7 @@ def train(app, args):
         raise UserError(
             "--resume goes to the chief (--worker-index 0); start the other workers with their first command"
         )
-    if chief:
-        tracking.configure(args.tracking_uri, args.experiment)
-        if resuming:
-            training.check_resumable(args.resume)
-    keras.utils.set_random_seed(args.seed)
-    keras.mixed_precision.set_global_policy("mixed_float16" if args.mixed_precision else "float32")
-    verbose = args.verbose if args.verbose is not None else 2
-    tracking.forget_unlogged_skips()
+    verbose = training.start_session(args, resuming, tracks=chief)
     # Each step reads a global batch: every worker's batch together.
     data = app.load_data(argparse.Namespace(**{**vars(args), "batch_size": args.batch_size * workers}))
     args.fold = None
@@ -309,29 +299,18 @@ def train(app, args):
     with strategy.scope():
         model = app.build_model(args, data)
         compile_model(app, model, args, data)
+
+    def train_and_report(shadow=None, callbacks=(), after_logging=()):
+        fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks, after_logging)
+        print(f"worker {index}: training done, weights {weights_digest(model)}"
+              + ("" if chief else " (the chief logs the run)"), flush=True)  # fmt: skip
+
     if not chief:
-        fit(app, model, None, data, args, strategy, workers, verbose)
-        print(f"worker {index}: training done, weights {weights_digest(model)} (the chief logs the run)")
-        return None
-    name = args.run_name or run_name(args)
-    with training.tracked_run(app, args, args.resume, name) as (run_id, checkpoint):
-        checkpoint.mkdir(parents=True, exist_ok=True)
-        if not resuming:
-            extra = {"distribute": args.distribute, "workers": workers, "replicas": replicas}
-            training.log_run_start(app, args, checkpoint, extra_tags=extra)
-            mlflow.log_params({"global_batch_size": args.batch_size * workers})
-        started = time.perf_counter()
-        shadow = app.build_model(args, data)
-        backup_folder = checkpoint / "backup"
-        if not backup_folder.exists():
-            app.start_weights(shadow, args, data)
-        compile_model(app, shadow, args, data)
-        best = BestCheckpoint(checkpoint, app.monitor, mode=app.monitor_mode, patience=args.patience)
-        backup = keras.callbacks.BackupAndRestore(str(backup_folder))
-        fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks=[best], after_logging=[backup])
-        print(f"worker 0: training done, weights {weights_digest(model)}", flush=True)
-        best.restore(shadow)
-        final = {f"best_{app.monitor}": best.state["best"], "best_epoch": best.state["best_epoch"] + 1}
-        history = tracking.metric_history(run_id, curve_keys(app))
-        finish_model(app, args, shadow, data, Path(checkpoint), history, final, started)
+        return train_and_report()
+    with training.tracked_run(app, args, args.resume, args.run_name or run_name(args)) as (run_id, checkpoint):
+        training.train_in_run(
+            app, args, run_id, checkpoint, resuming, verbose, data, fit=train_and_report,
+            extra_tags={"distribute": args.distribute, "workers": workers, "replicas": replicas},
+            extra_params={"global_batch_size": args.batch_size * workers},
+        )  # fmt: skip
     return run_id

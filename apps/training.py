@@ -66,6 +66,19 @@ def check_resumable(run_id):
         raise UserError(refusal)
 
 
+def start_session(args, resuming, tracks=True):
+    """What a training process does before it reads its data: the store checked (and a resumed
+    run with it) when it `tracks`, the seed, the precision policy; returns Keras' verbosity."""
+    if tracks:
+        tracking.configure(args.tracking_uri, args.experiment)
+        if resuming:
+            check_resumable(args.resume)
+    keras.utils.set_random_seed(args.seed)
+    keras.mixed_precision.set_global_policy("mixed_float16" if args.mixed_precision else "float32")
+    tracking.forget_unlogged_skips()
+    return args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+
+
 def train(app, args):
     """Trains one model (one MLflow run) or, with --cv K, K models (a parent run, K child runs);
     with --distribute, one model on several replicas or workers (`apps.distributed`)."""
@@ -76,16 +89,9 @@ def train(app, args):
         from apps import distributed
 
         return distributed.train(app, args)
-    tracking.configure(args.tracking_uri, args.experiment)
-    if resuming:
-        check_resumable(args.resume)
-
-    keras.utils.set_random_seed(args.seed)
-    keras.mixed_precision.set_global_policy("mixed_float16" if args.mixed_precision else "float32")
-    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    verbose = start_session(args, resuming)
     # The data is read before any run exists: a bad file or data set ends with its error, not
     # with a FAILED run (that --resume would only fail on again). Cross-validation reads fold 0.
-    tracking.forget_unlogged_skips()
     data = app.load_data(argparse.Namespace(**{**vars(args), "fold": 0}) if args.cv else args)
     if args.cv:
         return _cross_validate(app, args, resuming, verbose, data)
@@ -94,7 +100,7 @@ def train(app, args):
     args.fold = None
     name = args.run_name or run_name(args)
     with tracked_run(app, args, args.resume, name) as (run_id, checkpoint):
-        _train_in_run(app, args, run_id, checkpoint, resuming, verbose, data)
+        train_in_run(app, args, run_id, checkpoint, resuming, verbose, data)
     return run_id
 
 
@@ -169,7 +175,7 @@ def _child_runs(app, args, parent_id, name, tag, children, verbose, first_data=N
             results.append(
                 (
                     run_id,
-                    _train_in_run(
+                    train_in_run(
                         app,
                         child_args,
                         run_id,
@@ -254,7 +260,7 @@ def _ensemble(app, args, resuming, verbose, data):
     return parent_id
 
 
-def log_run_start(app, args, checkpoint, extra_tags=None):
+def log_run_start(app, args, checkpoint, extra_tags=None, extra_params=None):
     """Params, tags and the saved arguments (for --resume) of a new run."""
     checkpoint.mkdir(parents=True, exist_ok=True)
     saved = {k: v for k, v in vars(args).items() if k != "command"}
@@ -262,16 +268,19 @@ def log_run_start(app, args, checkpoint, extra_tags=None):
     saved["data_dir"] = args.data_dir or os.environ.get(DATA_ENV)
     (checkpoint / "args.json").write_text(json.dumps(saved, indent=1))
     mlflow.log_params({k: ("" if v is None else v) for k, v in saved.items()})
-    mlflow.log_params({"dtype_policy": keras.mixed_precision.dtype_policy().name})
+    mlflow.log_params({"dtype_policy": keras.mixed_precision.dtype_policy().name, **(extra_params or {})})
     mlflow.set_tags({**tracking.run_tags(app.name, args.dataset, args.cell), **(extra_tags or {})})
 
 
-def _train_in_run(app, args, run_id, checkpoint, resuming, verbose, data=None):
+def train_in_run(app, args, run_id, checkpoint, resuming, verbose, data=None, fit=None, extra_tags=None,
+                 extra_params=None):  # fmt: skip
     """Trains, evaluates and logs one model in the active run (on `data`, else the data it
-    reads); returns its final metrics."""
+    reads); returns its final metrics. `fit(model, callbacks, after_logging)` trains the model
+    with the runner's checkpoint callbacks (default: `fit_model`; `apps.distributed` passes its
+    own loop); `extra_tags` and `extra_params` go to a new run."""
     checkpoint.mkdir(parents=True, exist_ok=True)
     if not resuming:
-        log_run_start(app, args, checkpoint)
+        log_run_start(app, args, checkpoint, extra_tags, extra_params)
 
     started = time.perf_counter()
     data = data if data is not None else app.load_data(args)
@@ -285,7 +294,10 @@ def _train_in_run(app, args, run_id, checkpoint, resuming, verbose, data=None):
 
     best = BestCheckpoint(checkpoint, app.monitor, mode=app.monitor_mode, patience=args.patience)
     backup = keras.callbacks.BackupAndRestore(str(backup_folder))
-    fit_model(app, model, data, args, args.epochs, verbose, callbacks=[best], after_logging=[backup])
+    if fit is None:
+        fit_model(app, model, data, args, args.epochs, verbose, callbacks=[best], after_logging=[backup])
+    else:
+        fit(model, [best], [backup])
     best.restore(model)
     final = {f"best_{app.monitor}": best.state["best"], "best_epoch": best.state["best_epoch"] + 1}
     history = tracking.metric_history(run_id, curve_keys(app))

@@ -141,3 +141,17 @@ def sweep(app, configurations, options, base=()):
         for name, arguments in configurations.items():
             if f"{name}-s{seed}" not in finished_runs(options.experiment):
                 train_run(app, name, [*base, *arguments], seed, options.experiment, options.tracking_uri, options.extra)
+
+
+def write_atis_subset(source, folder, sentences=(600, 100, 100)):
+    """The first train, valid and test sentences of ATIS (in `source`/atis) as a data folder
+    (`--data-dir FOLDER`); returns `folder`."""
+    from pathlib import Path
+
+    source, folder = Path(source), Path(folder)
+    for split, count in zip(("train", "valid", "test"), sentences):
+        (folder / "atis" / split).mkdir(parents=True, exist_ok=True)
+        for name in ("seq.in", "seq.out", "label"):
+            lines = (source / "atis" / split / name).read_text().splitlines()[:count]
+            (folder / "atis" / split / name).write_text("\n".join(lines) + "\n")
+    return folder

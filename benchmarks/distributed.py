@@ -68,17 +68,12 @@ def main(argv=None):
     parser.add_argument("train_flags", nargs="*", help="more train flags, after --")
     args = parser.parse_args(argv)
 
-    from benchmarks.common import device, print_results
+    from benchmarks.common import device, print_results, write_atis_subset
 
     source = Path(args.data_dir or os.environ.get("RNN_SUITE_DATA", REPOSITORY.parent / "shared" / "data"))
     results = []
     with tempfile.TemporaryDirectory() as temporary:
-        data_dir = Path(temporary) / "data"
-        for split, count in (("train", args.sentences), ("valid", 200), ("test", 200)):
-            (data_dir / "atis" / split).mkdir(parents=True)
-            for name in ("seq.in", "seq.out", "label"):
-                lines = (source / "atis" / split / name).read_text().splitlines()[:count]
-                (data_dir / "atis" / split / name).write_text("\n".join(lines) + "\n")
+        data_dir = write_atis_subset(source, Path(temporary) / "data", (args.sentences, 200, 200))
         for workers in args.workers:
             print(f"{workers} worker(s)...", file=sys.stderr, flush=True)
             results.append(run_job(Path(temporary) / f"job{workers}", data_dir, workers, args))

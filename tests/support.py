@@ -168,9 +168,6 @@ def tune_and_evaluate(app, tmp_path, train_flags, evaluate_flags):
 
 def write_atis_subset(folder, sentences=(600, 100, 100)):
     """The first train, valid and test sentences of ATIS as a data folder (`--data-dir FOLDER`)."""
-    for split, count in zip(("train", "valid", "test"), sentences):
-        (folder / "atis" / split).mkdir(parents=True, exist_ok=True)
-        for name in ("seq.in", "seq.out", "label"):
-            lines = (SHARED_DATA / "atis" / split / name).read_text().splitlines()[:count]
-            (folder / "atis" / split / name).write_text("\n".join(lines) + "\n")
-    return folder
+    from benchmarks.common import write_atis_subset as write
+
+    return write(SHARED_DATA, folder, sentences)
