@@ -20,6 +20,7 @@ import functools
 import importlib
 import os
 import re
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -84,7 +85,7 @@ def log_model(app, local_model, registered_model_name=None, metadata=None):
             python_model=str(MODEL_CODE),
             artifacts={KERAS_ARTIFACT: str(local_model)},
             code_paths=code,
-            model_config={"app": type(app).__module__},
+            model_config={"app": app_module(app)},
             signature=signature(app),
             pip_requirements=tracking.model_requirements(),
             registered_model_name=registered_model_name,
@@ -97,6 +98,18 @@ def _clean_copy(package, folder):
     import shutil
 
     return str(shutil.copytree(package, folder / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")))
+
+
+def app_module(app):
+    """The importable name of `app`'s module: under `python -m apps.APP` the class lives in
+    `__main__`, which a server could not import; the module's spec keeps its real name."""
+    name = type(app).__module__
+    if name == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        if spec is None or not spec.name:
+            raise UserError("log the model from `python -m apps.APP` or an imported app module, not a script")
+        name = spec.name
+    return name
 
 
 def app_of(module_name):

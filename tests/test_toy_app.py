@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -127,3 +128,20 @@ def test_bad_data_is_a_clear_error_naming_file_and_line(tmp_path, capsys):
         APP, "train", "--data-dir", tmp_path, "--tracking-uri", f"sqlite:///{tmp_path}/m.db", capsys=capsys
     )
     assert result.returncode == 2 and "digits.tsv, line 2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_model_trained_by_python_m_names_its_app_module_and_loads_through_mlflow(tmp_path, data_dir):
+    """`python -m tests.toy_app train` runs the app as `__main__`: the logged model must name the
+    module a server can import, and load and predict through MLflow's pyfunc."""
+    import pandas as pd
+
+    tracking_uri, flags = common(tmp_path, data_dir)
+    env = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    result = subprocess.run([sys.executable, "-m", "tests.toy_app", "train", "--epochs", "1", *flags], cwd=REPOSITORY,
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    uri = f"runs:/{single_run(tracking_uri, 'toy').info.run_id}/model"
+    info = mlflow.models.get_model_info(uri)
+    assert info.flavors["python_function"]["config"] == {"app": "tests.toy_app"}
+    (record,) = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"text": ["9 9 8 9"]}))
+    assert record["text"] == "9 9 8 9" and record["label"] in ("low", "high")
