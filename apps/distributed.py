@@ -29,6 +29,7 @@ from the chief's last backup.
 """
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -127,10 +128,13 @@ def broadcast_from_chief(strategy, arrays, chief):
     def broadcast(values):
         return strategy.run(replica_function, args=tuple(values))
 
+    lost = None
     try:
         result = broadcast([tf.constant(a) for a in sent])
     except tf.errors.OpError as error:
-        raise WorkerLost(lost_message(error)) from None
+        lost = lost_message(error)
+    if lost is not None:
+        raise_lost(lost)
     local = strategy.experimental_local_results(result)[0]
     return [np.asarray(value).astype(np.asarray(a).dtype) for value, a in zip(local, arrays)]
 
@@ -144,6 +148,14 @@ def lost_message(error):
         f"a worker stopped answering ({type(error).__name__}: {cause[:300]}). Start every worker again: "
         f"the chief with --resume RUN_ID (the run it printed), the others with their first command"
     )
+
+
+def raise_lost(message):
+    """Raises WorkerLost, once TensorFlow's error is released: its traceback holds the thread pool
+    of an eager all-reduce, whose finalizer, run only at exit, would print a traceback of its own
+    (its pipes already closed). Collected now, it closes quietly."""
+    gc.collect()
+    raise WorkerLost(message)
 
 
 def fingerprint(model):
@@ -270,9 +282,13 @@ def fit(app, model, shadow, data, args, strategy, workers, verbose, callbacks=()
                 break
         callback_list.on_train_end(logs)
     except tf.errors.OpError as error:
-        raise WorkerLost(lost_message(error)) from None
+        lost = lost_message(error)
+    else:
+        lost = None
     finally:
         objects[0].on_train_end()  # the interrupt handler
+    if lost is not None:
+        raise_lost(lost)
 
 
 def train(app, args):
