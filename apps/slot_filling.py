@@ -16,7 +16,6 @@ import sys
 
 import keras
 import tensorflow as tf
-from seqeval.metrics import classification_report
 
 from apps import characters, parts, runner
 from apps.app import model_state
@@ -260,6 +259,8 @@ class SlotFilling(runner.App):
         return slot_metrics(data.examples[split], tags, intents)
 
     def reports(self, model, data, split):
+        from seqeval.metrics import classification_report  # imports scikit-learn: not at every start
+
         tags, intents = predict_examples(model, data, split)
         gold = [list(e.tags) for e in data.examples[split]]
         return {

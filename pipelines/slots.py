@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from seqeval.metrics import f1_score
 
 from pipelines.sources import DataFormatError, DataNotFoundError, RemoteDataset, locate
 from pipelines.text import (
@@ -237,6 +236,8 @@ def drop_words(rate, oov_id, seed=None):
 
 def slot_metrics(examples, tags, intents):
     """Slot F1 (conlleval semantics), intent accuracy, sentence accuracy (all slots and intent right)."""
+    from seqeval.metrics import f1_score  # imports scikit-learn (1.3 s): not at every start
+
     gold_tags = [list(e.tags) for e in examples]
     intent_right = [e.intent == intent for e, intent in zip(examples, intents)]
     sentence_right = [ok and list(p) == g for ok, p, g in zip(intent_right, tags, gold_tags)]
