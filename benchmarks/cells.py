@@ -3,6 +3,7 @@
     python -m benchmarks.cells                          # batch 64, 50 steps, 100 inputs, 128 units
     python -m benchmarks.cells --peers                  # and PyTorch's nn.LSTM / nn.GRU / nn.RNN
     python -m benchmarks.cells --kinds lstm peephole_lstm --steps 100 --repeat 5 --json
+    python -m benchmarks.cells --peers --unroll --threads 1 2   # unrolled loops; TensorFlow's thread pools
 
 For each kind and with / without XLA (`jit_compile`): one recurrent layer
 (return_sequences) and a mean-squared loss on its outputs, one Adam step per
@@ -98,10 +99,11 @@ def cell_flops(kind, batch, steps, inputs, units):
     return 3 * forward * steps
 
 
-def keras_step(kind, xla, batch, steps, inputs, units, seed=0):
+def keras_step(kind, xla, batch, steps, inputs, units, unroll=False, seed=0):
     """One Adam step of one recurrent layer under a mean-squared loss, as a call."""
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((steps, inputs)), RecurrentStack(kind, units)], name=kind)
+    layer = RecurrentStack(kind, units, cell_kwargs={"unroll": True} if unroll else None)
+    model = keras.Sequential([keras.Input((steps, inputs)), layer], name=kind)
     model.compile(optimizer="adam", loss="mse", jit_compile=xla)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch, steps, inputs)).astype("float32")
@@ -135,6 +137,16 @@ def torch_step(peer, batch, steps, inputs, units, seed=0):
     return step
 
 
+def set_threads(intra, inter):
+    """TensorFlow's thread pools, before its first operation (the other backends: not supported)."""
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit("--threads sets TensorFlow's thread pools: run it on the TensorFlow backend")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+
+
 def spread(numerators, denominators):
     """A ratio of medians, and the smallest and largest ratio of one round."""
     rounds = [n / d for n, d in zip(numerators, denominators)]
@@ -157,16 +169,28 @@ def main(argv=None):
     )  # fmt: skip
     parser.add_argument("--xla", choices=("both", "on", "off"), default="both")
     parser.add_argument(
+        "--unroll", action="store_true",
+        help="unroll every layer's time loop (Keras' `unroll`): one graph node per step, no loop",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, nargs=2, metavar=("INTRA", "INTER"),
+        help="TensorFlow's intra-op and inter-op thread pools (default: TensorFlow's choice)",
+    )  # fmt: skip
+    parser.add_argument(
         "--peers", action="store_true", help="also PyTorch's nn.LSTM / nn.GRU / nn.RNN at the same shape"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per measurement")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON list to FILE")
     options = parser.parse_args(argv)
+    if options.threads:
+        set_threads(*options.threads)
 
     gflops = matmul_gflops()
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[options.xla]
     shape = dict(batch=options.batch, steps=options.steps, inputs=options.inputs, units=options.units)
-    calls = {(kind, xla): keras_step(kind, xla, **shape) for kind in options.kinds for xla in modes}
+    calls = {
+        (kind, xla): keras_step(kind, xla, **shape, unroll=options.unroll) for kind in options.kinds for xla in modes
+    }
     if options.peers:
         for peer in sorted({PEERS[kind] for kind in options.kinds}):
             calls[(f"torch.nn.{peer}", None)] = torch_step(peer, **shape)
@@ -186,7 +210,7 @@ def main(argv=None):
         result = {
             "cell": cell, "xla": xla, "ms_per_step": ms, "round_ms": times, "tokens_per_s": options.batch * options.steps / (ms / 1000),
             "gflops": cell_flops(kind, **shape) / (ms / 1000) / 1e9, **shape, "matmul_gflops": gflops,
-            **machine,
+            "unroll": options.unroll, "threads": options.threads, **machine,
         }  # fmt: skip
         result["flop_fraction"] = result["gflops"] / gflops
         if lstm_key in rounds:
@@ -201,7 +225,8 @@ def main(argv=None):
     if options.json:
         print(json.dumps(results, indent=1))
         return 0
-    print(f"\nshape: batch {options.batch}, {options.steps} steps, {options.inputs} inputs, {options.units} units; "
+    print(f"\nshape: batch {options.batch}, {options.steps} steps, {options.inputs} inputs, {options.units} units"
+          f"{', unrolled' if options.unroll else ''}{', threads %d/%d' % tuple(options.threads) if options.threads else ''}; "
           f"{options.repeat} rounds of {options.repeats} calls; matmul {gflops:.1f} GFLOP/s (fp32, 2048³); "
           f"{results[0]['device']}; Keras {keras.__version__}, {keras.backend.backend()} backend\n")  # fmt: skip
     print(

@@ -48,6 +48,18 @@ def test_cells_benchmark_reports_each_kind_and_mode_as_json(capsys):
     assert results[2]["x_keras_lstm"] == pytest.approx([1.0, 1.0, 1.0])
 
 
+def test_cells_benchmark_trains_unrolled_layers_and_says_so(capsys):
+    assert cells.main(["--kinds", "peephole_lstm", "gru", "--batch", "4", "--steps", "3", "--inputs", "5",
+                       "--units", "6", "--warmup", "1", "--repeats", "2", "--repeat", "1", "--xla", "off",
+                       "--unroll", "--json"]) == 0  # fmt: skip
+    results = json.loads(capsys.readouterr().out)
+    assert [(r["cell"], r["unroll"], r["threads"]) for r in results] == [
+        ("peephole_lstm", True, None),
+        ("gru", True, None),
+    ]
+    assert all(r["ms_per_step"] > 0 for r in results)
+
+
 def test_cells_benchmark_names_the_optional_pytorch_requirement(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
     with pytest.raises(SystemExit, match="requirements-peers.txt"):

@@ -113,8 +113,9 @@ def keras_run(layer, x, mask):
 X = RNG.normal(size=(BATCH, TIME, FEATURES)).astype("float32")
 
 
-def test_elman_cell_matches_numpy_equations():
-    layer = Elman(UNITS, return_sequences=True, return_state=True)
+@pytest.mark.parametrize("unroll", [False, True])  # unrolled: one graph node per step, same equations
+def test_elman_cell_matches_numpy_equations(unroll):
+    layer = Elman(UNITS, return_sequences=True, return_state=True, unroll=unroll)
     layer.build(X.shape)
     w = randomize(layer)
     reference = NumpyElman(w["kernel"], w["recurrent_kernel"], w["bias"])
@@ -124,9 +125,10 @@ def test_elman_cell_matches_numpy_equations():
     np.testing.assert_allclose(states[0], expected_state[0], atol=1e-5)
 
 
-def test_jordan_cell_matches_numpy_equations_and_feeds_back_its_output():
+@pytest.mark.parametrize("unroll", [False, True])  # unrolled: one graph node per step, same equations
+def test_jordan_cell_matches_numpy_equations_and_feeds_back_its_output(unroll):
     output_units = 3
-    layer = Jordan(UNITS, output_units=output_units, return_sequences=True, return_state=True)
+    layer = Jordan(UNITS, output_units=output_units, return_sequences=True, return_state=True, unroll=unroll)
     layer.build(X.shape)
     w = randomize(layer)
     assert w["recurrent_kernel"].shape == (output_units, UNITS)
@@ -139,8 +141,9 @@ def test_jordan_cell_matches_numpy_equations_and_feeds_back_its_output():
     np.testing.assert_allclose(states[0].sum(axis=-1), 1.0, atol=1e-5)
 
 
-def test_peephole_lstm_cell_matches_numpy_equations():
-    layer = PeepholeLSTM(UNITS, return_sequences=True, return_state=True)
+@pytest.mark.parametrize("unroll", [False, True])  # unrolled: one graph node per step, same equations
+def test_peephole_lstm_cell_matches_numpy_equations(unroll):
+    layer = PeepholeLSTM(UNITS, return_sequences=True, return_state=True, unroll=unroll)
     layer.build(X.shape)
     w = randomize(layer)
     reference = NumpyPeepholeLSTM(
