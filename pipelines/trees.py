@@ -196,9 +196,12 @@ def load_treebank(data_dir=None, files=None):
     default `DEFAULT_FILES`)."""
     reader = nltk_corpus("treebank", data_dir)
     available = sorted(reader.fileids())
+    # Every range is checked before any file is parsed: a wrong one is said at once, not after
+    # reading the training files (seconds).
+    names = {split: file_range(spec, available) for split, spec in (DEFAULT_FILES if files is None else files).items()}
     splits = {}
-    for split, spec in (DEFAULT_FILES if files is None else files).items():
-        trees = [tree for f in file_range(spec, available) for tree in read_treebank_file(reader, f)]
+    for split, fileids in names.items():
+        trees = [tree for f in fileids for tree in read_treebank_file(reader, f)]
         splits[split] = [tree for tree in trees if tree is not None]
     return splits
 
