@@ -10,6 +10,7 @@ loaded), is refused before any of it runs, unless the user passes `--unsafe-load
 
 import json
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -45,12 +46,15 @@ def load_model(location, tracking_uri=None, unsafe=False):
 
         if tracking_uri:
             mlflow.set_tracking_uri(tracking_uri)
-        try:
-            # Files only: downloading runs nothing. The folder is then checked like a local one.
-            folder = mlflow.artifacts.download_artifacts(artifact_uri=location)
-        except Exception as error:  # MLflow raises several types for a missing model
-            raise UserError(f"--model {location}: cannot load it from MLflow ({error})") from None
-        return _load_mlflow_folder(Path(folder), location, unsafe)
+        # Downloaded into a folder removed once the model is in memory (MLflow's own default is a
+        # temporary folder nobody removes: a copy of the model left behind by every command).
+        with tempfile.TemporaryDirectory(prefix="rnn-suite-model-") as download:
+            try:
+                # Files only: downloading runs nothing. The folder is then checked like a local one.
+                folder = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=download)
+            except Exception as error:  # MLflow raises several types for a missing model
+                raise UserError(f"--model {location}: cannot load it from MLflow ({error})") from None
+            return _load_mlflow_folder(Path(folder), location, unsafe)
     raise UserError(
         f"--model {location}: no such file or MLflow model. Pass a .keras file, an MLflow model "
         f"folder, or a URI such as runs:/RUN_ID/model or models:/NAME/VERSION."

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 
 import mlflow
 import numpy as np
@@ -37,7 +38,7 @@ def common(tmp_path, data_dir):
     ]  # fmt: skip
 
 
-def test_train_evaluate_and_predict(tmp_path, data_dir, capsys):
+def test_train_evaluate_and_predict(tmp_path, data_dir, capsys, monkeypatch):
     tracking_uri, flags = common(tmp_path, data_dir)
     assert runner.main(APP, ["train", *flags]) == 0
     run = single_run(tracking_uri, "toy")
@@ -58,6 +59,12 @@ def test_train_evaluate_and_predict(tmp_path, data_dir, capsys):
     assert [line.split()[0] for line in result.stdout.splitlines() if "  " in line][-2:] == ["high", "low"]
     bad = run_main(APP, "predict", "--model", model, "--tracking-uri", tracking_uri, "nine", capsys=capsys)
     assert bad.returncode == 2 and "expected digits" in bad.stderr
+    # A model read from the store is loaded from a download that is removed, not left behind.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert saved.load_model(model, tracking_uri).name == "toy"
+    assert list(scratch.iterdir()) == []
 
 
 def test_an_interrupted_training_resumes_where_it_stopped(tmp_path, data_dir):
