@@ -7,6 +7,7 @@ and the serving model saved and logged to MLflow. So the model a tuning job logs
 is the model `train` would log with the same flags.
 """
 
+import contextlib
 import json
 import time
 
@@ -66,7 +67,8 @@ def finish_model(app, args, model, data, folder, history, final=None, started=No
     serving_model = app.serving_model(model, data, args)
     local_model = folder / "model.keras"
     folder.mkdir(parents=True, exist_ok=True)
-    serving_model.save(local_model)
+    with _as_uncompiled(model):
+        serving_model.save(local_model)
     info = serving.log_model(
         app,
         local_model,
@@ -84,3 +86,20 @@ def finish_model(app, args, model, data, folder, history, final=None, started=No
     else:
         print(f"MLflow UI: mlflow ui --backend-store-uri {uri}  -> http://127.0.0.1:5000")
     return final
+
+
+@contextlib.contextmanager
+def _as_uncompiled(model):
+    """`model` as if never compiled, for a while. A serving model holds the trained network, and
+    Keras would save the network's optimizer state with it (Adam's: twice the weights, which
+    tripled the file and slowed every load) and its compile settings, which make the loaded network
+    build an optimizer of its own and warn that the saved one does not fit."""
+    if not getattr(model, "compiled", False):  # e.g. an ensemble built from its members
+        yield
+        return
+    optimizer = model.optimizer
+    model.optimizer, model.compiled = None, False
+    try:
+        yield
+    finally:
+        model.optimizer, model.compiled = optimizer, True

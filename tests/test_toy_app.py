@@ -1,12 +1,15 @@
 """The minimal app of docs/writing-an-app.md through the real runner: train, evaluate, predict,
 tune, an interrupted training resumed, --cv; on data the test writes, seconds to train."""
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import zipfile
 
+import h5py
 import mlflow
 import numpy as np
 import pytest
@@ -59,6 +62,12 @@ def test_train_evaluate_and_predict(tmp_path, data_dir, capsys, monkeypatch):
     assert [line.split()[0] for line in result.stdout.splitlines() if "  " in line][-2:] == ["high", "low"]
     bad = run_main(APP, "predict", "--model", model, "--tracking-uri", tracking_uri, "nine", capsys=capsys)
     assert bad.returncode == 2 and "expected digits" in bad.stderr
+    # The saved serving model holds the trained network's weights but not its optimizer's state.
+    with zipfile.ZipFile(tmp_path / "checkpoints" / run.info.run_id / "model.keras") as archive:
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
+            names = []
+            weights.visit(names.append)
+    assert any("layers" in n for n in names) and not any("optimizer" in n for n in names)
     # A model read from the store is loaded from a download that is removed, not left behind.
     scratch = tmp_path / "scratch"
     scratch.mkdir()
