@@ -127,7 +127,7 @@ def predict_arguments(app, params):
     """`predict`'s arguments with `params` (the request's parameters) in place of the defaults,
     each checked by its flag's own type and choices; a bad one is a UserError naming it."""
     actions = predict_parameters(app)
-    args = argparse.Namespace(**{name: action.default for name, action in actions.items()}, json=True)
+    args = argparse.Namespace(**{name: action.default for name, action in actions.items()})
     for name, value in (params or {}).items():
         action = actions.get(name)
         if action is None:
